@@ -1,0 +1,206 @@
+#include "backbones/revcol.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/init.h>
+
+#include <map>
+
+#include "core/error.h"
+#include "core/init.h"
+
+namespace revkit {
+namespace {
+
+// Per-sample stochastic depth: zero a sample's branch with probability p, scale survivors by 1/(1-p).
+at::Tensor drop_path(const at::Tensor& x, double p, bool training) {
+  if (p <= 0.0 || !training) return x;
+  const double keep = 1.0 - p;
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  at::Tensor mask = at::empty(shape, x.options()).bernoulli_(keep);
+  if (keep > 0.0) mask.div_(keep);
+  return x * mask;
+}
+
+}  // namespace
+
+LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", at::ones({channels}));
+  bias = register_parameter("bias", at::zeros({channels}));
+}
+
+at::Tensor LayerNorm2dImpl::forward(const at::Tensor& x) {
+  return at::layer_norm(x.permute({0, 2, 3, 1}), {weight.size(0)}, weight, bias, eps).permute({0, 3, 1, 2});
+}
+
+ConvNextBlockImpl::ConvNextBlockImpl(int64_t channels, int64_t kernel_size, double layer_scale_init,
+                                     double drop_path_)
+    : drop_path(drop_path_) {
+  gamma = register_parameter("gamma", at::full({channels}, layer_scale_init));
+  dwconv = register_module("dwconv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, kernel_size)
+                                                           .padding((kernel_size - 1) / 2)
+                                                           .groups(channels)));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({channels}).eps(1e-6)));
+  pwconv1 = register_module("pwconv1", torch::nn::Linear(channels, 4 * channels));
+  pwconv2 = register_module("pwconv2", torch::nn::Linear(4 * channels, channels));
+}
+
+at::Tensor ConvNextBlockImpl::forward(const at::Tensor& x) {
+  at::Tensor y = dwconv->forward(x).permute({0, 2, 3, 1});
+  y = pwconv2->forward(at::gelu(pwconv1->forward(norm->forward(y))));
+  y = (gamma * y).permute({0, 3, 1, 2});
+  return x + revkit::drop_path(y, drop_path, is_training());
+}
+
+UpSampleConvnextImpl::UpSampleConvnextImpl(int64_t ratio, int64_t in_channels, int64_t out_channels)
+    : scale(int64_t{1} << ratio) {
+  channel_reschedule = register_module(
+      "channel_reschedule",
+      torch::nn::Sequential(torch::nn::Linear(in_channels, out_channels),
+                            torch::nn::LayerNorm(torch::nn::LayerNormOptions({out_channels}).eps(1e-6))));
+}
+
+at::Tensor UpSampleConvnextImpl::forward(const at::Tensor& x) {
+  at::Tensor y = channel_reschedule->forward(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
+  return at::upsample_nearest2d(y, {y.size(2) * scale, y.size(3) * scale});
+}
+
+FusionImpl::FusionImpl(int64_t level_, const std::vector<int64_t>& channels, bool first_column_)
+    : level(level_), first_column(first_column_) {
+  if (level > 0)
+    down = register_module(
+        "down", torch::nn::Sequential(
+                    torch::nn::Conv2d(torch::nn::Conv2dOptions(channels[level - 1], channels[level], 2).stride(2)),
+                    LayerNorm2d(channels[level])));
+  if (!first_column && level < 3) up = register_module("up", UpSampleConvnext(1, channels[level + 1], channels[level]));
+}
+
+at::Tensor FusionImpl::forward(const at::Tensor& down_input, const at::Tensor& up_input) {
+  at::Tensor x = down ? down->forward(down_input) : down_input;
+  if (up) x = up->forward(up_input) + x;
+  return x;
+}
+
+RevColLevel::RevColLevel(int64_t level, const std::vector<int64_t>& channels, const std::vector<int64_t>& layers,
+                         int64_t kernel_size, bool first_column, const std::vector<double>& drop_path_rates,
+                         double layer_scale_init) {
+  fusion = register_module("fusion", Fusion(level, channels, first_column));
+  blocks = register_module("blocks", torch::nn::Sequential());
+  int64_t first_block = 0;
+  for (int64_t k = 0; k < level; ++k) first_block += layers[k];
+  for (int64_t i = 0; i < layers[level]; ++i)
+    blocks->push_back(ConvNextBlock(channels[level], kernel_size, layer_scale_init, drop_path_rates[first_block + i]));
+}
+
+at::Tensor RevColLevel::forward(const at::Tensor& lower, const at::Tensor& upper) {
+  return blocks->forward(fusion->forward(lower, upper));
+}
+
+namespace {
+
+// One column ("subnet" in the seed): four alphas and four levels.
+class RevColColumnImpl : public torch::nn::Module {
+ public:
+  RevColColumnImpl(const RevColOptions& o, bool first_column, const std::vector<double>& rates) {
+    for (int64_t k = 0; k < 4; ++k)
+      alphas.push_back(register_parameter("alpha" + std::to_string(k),
+                                          at::full({1, o.channels()[k], 1, 1}, o.alpha_init())));
+    for (int64_t k = 0; k < 4; ++k)
+      levels.push_back(register_module("level" + std::to_string(k),
+                                       std::make_shared<RevColLevel>(k, o.channels(), o.layers(), o.kernel_size(),
+                                                                     first_column, rates, o.layer_scale_init())));
+  }
+  std::vector<at::Tensor> alphas;
+  std::vector<std::shared_ptr<reversible::ReversibleLevel>> levels;
+};
+
+struct Variant {
+  std::vector<int64_t> channels, layers;
+  int64_t columns;
+  double drop_path;
+};
+
+const std::map<std::string, Variant>& variants() {
+  static const std::map<std::string, Variant> table = {
+      {"tiny", {{64, 128, 256, 512}, {2, 2, 4, 2}, 4, 0.1}},
+      {"small", {{64, 128, 256, 512}, {2, 2, 4, 2}, 8, 0.3}},
+      {"base", {{72, 144, 288, 576}, {1, 1, 3, 2}, 16, 0.4}},
+      {"large", {{128, 256, 512, 1024}, {1, 2, 6, 2}, 8, 0.5}},
+      {"xlarge", {{224, 448, 896, 1792}, {1, 2, 6, 2}, 8, 0.5}},
+  };
+  return table;
+}
+
+}  // namespace
+
+RevColOptions revcol_variant(const std::string& name) {
+  auto it = variants().find(name);
+  if (it == variants().end()) {
+    std::string known;
+    for (const auto& kv : variants()) known += (known.empty() ? "" : ", ") + kv.first;
+    throw UnknownNameError("unknown RevCol variant '" + name + "' (known: " + known + ")");
+  }
+  return RevColOptions(it->second.channels, it->second.layers, it->second.columns).drop_path(it->second.drop_path);
+}
+
+std::vector<std::string> revcol_variant_names() { return {"tiny", "small", "base", "large", "xlarge"}; }
+
+RevColImpl::RevColImpl(RevColOptions opts) : options(std::move(opts)) {
+  const auto& ch = options.channels();
+  const auto& ly = options.layers();
+  TORCH_CHECK(ch.size() == 4 && ly.size() == 4, "RevCol: channels and layers need four entries each, got ",
+              ch.size(), " and ", ly.size());
+  TORCH_CHECK(options.columns() >= 1, "RevCol: columns must be at least 1, got ", options.columns());
+  TORCH_CHECK(options.kernel_size() >= 1 && options.kernel_size() % 2 == 1,
+              "RevCol: kernel_size must be odd and positive, got ", options.kernel_size());
+  TORCH_CHECK(options.drop_path() >= 0.0 && options.drop_path() < 1.0, "RevCol: drop_path must be in [0, 1), got ",
+              options.drop_path());
+  for (int64_t k = 0; k < 4; ++k)
+    TORCH_CHECK(ch[k] > 0 && ly[k] >= 0, "RevCol: level ", k, " needs channels > 0 and layers >= 0");
+  options_ = options.column_options();
+
+  stem = register_module("stem", torch::nn::Sequential(
+                                     torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), ch[0], 4).stride(4)),
+                                     LayerNorm2d(ch[0])));
+  const int64_t total_blocks = ly[0] + ly[1] + ly[2] + ly[3];
+  std::vector<double> rates;  // the seed's torch.linspace(0, drop_path, sum(layers))
+  for (int64_t i = 0; i < total_blocks; ++i)
+    rates.push_back(total_blocks > 1 ? options.drop_path() * static_cast<double>(i) / (total_blocks - 1) : 0.0);
+  for (int64_t j = 0; j < options.columns(); ++j) {
+    auto column = register_module("subnet" + std::to_string(j), std::make_shared<RevColColumnImpl>(options, j == 0, rates));
+    grid_.levels.push_back(column->levels);
+    grid_.alphas.push_back(column->alphas);
+  }
+  reset_parameters();
+}
+
+void RevColImpl::reset_parameters() {
+  at::NoGradGuard no_grad;
+  for (const auto& m : modules(/*include_self=*/false)) {
+    at::Tensor weight, bias;
+    if (auto* conv = m->as<torch::nn::Conv2d>()) {
+      weight = conv->weight;
+      bias = conv->bias;
+    } else if (auto* linear = m->as<torch::nn::Linear>()) {
+      weight = linear->weight;
+      bias = linear->bias;
+    } else {
+      continue;
+    }
+    init::trunc_normal_(weight, 0.0, 0.02);
+    if (bias.defined()) bias.zero_();
+  }
+}
+
+at::Tensor RevColImpl::column_input(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "RevCol: expected input of shape [N, ",
+              options.in_channels(), ", H, W], got ", x.sizes());
+  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0,
+              "RevCol: input height and width must be multiples of 32, got ", x.size(2), "x", x.size(3));
+  return stem->forward(x);
+}
+
+std::vector<at::Tensor> RevColImpl::forward(const at::Tensor& x) { return run_columns(column_input(x)); }
+
+}  // namespace revkit

@@ -1,0 +1,137 @@
+// revkit check: gradient equivalence of RevCol against a reference fixture, or of a backbone's reversible
+// memory modes against plain autograd, with the drift monitor's per-column reconstruction error.
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <iostream>
+
+#include "backbones/revcol_fixture.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "reversible/reversible_module.h"
+
+namespace revkit::cli {
+namespace {
+
+using reversible::MemoryMode;
+
+struct CheckArgs {
+  std::string fixture, backbone, memory_mode = "all", dtype = "float64";
+  int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0;
+  double drop_path = 0.1, alpha_init = 0.5;
+  uint64_t seed = 0;
+};
+
+std::vector<MemoryMode> modes_of(const std::string& text, bool include_off) {
+  if (text != "all") return {reversible::parse_memory_mode(text)};
+  std::vector<MemoryMode> all{MemoryMode::Column, MemoryMode::Full};
+  if (include_off) all.insert(all.begin(), MemoryMode::Off);
+  return all;
+}
+
+// Prints one mode's worst differences per category; returns whether they are within tolerance.
+bool print_report(const std::string& mode, const reversible::EquivalenceReport& report, double tolerance) {
+  bool ok = report.rng_stream_equal;
+  for (const auto& category : report.categories()) {
+    const auto worst = report.worst(category);
+    const bool within = worst.relative <= tolerance;
+    ok = ok && within;
+    std::cout << fmt::format("{:<7} {:<20} {:>10.3e}  {:>8.0e}  {:<4}  {}\n", mode, category, worst.relative, tolerance,
+                             within ? "ok" : "FAIL", worst.name);
+  }
+  if (!report.rng_stream_equal) std::cout << fmt::format("{:<7} RNG stream after backward differs from the reference run  FAIL\n", mode);
+  return ok;
+}
+
+void print_header() {
+  std::cout << fmt::format("{:<7} {:<20} {:>10}  {:>8}  {:<4}  {}\n", "mode", "category", "worst rel", "tol", "", "tensor");
+}
+
+int check_fixture(const CheckArgs& a) {
+  const RevColFixture fixture = load_revcol_fixture(a.fixture);
+  std::cout << fmt::format("fixture {}: {}, channels {}, layers {}, {} columns, input {}\n", a.fixture,
+                           c10::toString(fixture.dtype), fixture.options.channels(), fixture.options.layers(),
+                           fixture.options.columns(), fixture.input.sizes().vec());
+  print_header();
+  bool ok = true;
+  for (MemoryMode mode : modes_of(a.memory_mode, /*include_off=*/true)) {
+    const auto report = check_revcol_fixture(fixture, mode);
+    ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, fixture.dtype)) && ok;
+  }
+  std::cout << (ok ? "check passed\n" : "check FAILED\n");
+  return ok ? 0 : 1;
+}
+
+int check_backbone(const CheckArgs& a) {
+  c10::ScalarType dtype;
+  if (a.dtype == "float64")
+    dtype = at::kDouble;
+  else if (a.dtype == "float32")
+    dtype = at::kFloat;
+  else
+    throw InputError("--dtype must be float32 or float64, got '" + a.dtype + "'");
+  BackboneArgs args;
+  if (a.columns > 0) args.columns = a.columns;
+  args.drop_path = a.drop_path;
+  args.alpha_init = a.alpha_init;
+  const auto& entry = backbone_registry().at(a.backbone);
+  at::manual_seed(a.seed);
+  std::shared_ptr<Backbone> model = entry.factory(args);
+  if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
+    throw InputError(fmt::format("--imgsz must be a positive multiple of {} for {}, got {}", model->size_divisor(),
+                                 a.backbone, a.imgsz));
+  model->to(dtype);
+  model->train();
+  at::Tensor input = at::randn({a.batch, 3, a.imgsz, a.imgsz}, at::TensorOptions().dtype(dtype));
+  auto forward = [&](const at::Tensor& x) { return model->forward(x); };
+
+  auto parts = reversible::reversible_modules(*model);
+  std::cout << fmt::format("backbone {}: {}, {} reversible part(s), input {}, drop path {}, alpha init {}\n", a.backbone,
+                           a.dtype, parts.size(), input.sizes().vec(), a.drop_path, a.alpha_init);
+  print_header();
+  bool ok = true;
+  for (MemoryMode mode : modes_of(a.memory_mode, /*include_off=*/false)) {
+    if (mode == MemoryMode::Off) continue;
+    reversible::ModeComparison cmp;
+    cmp.mode = mode;
+    cmp.store_every = a.store_every;
+    cmp.seed = a.seed;
+    const auto report = reversible::compare_memory_modes(*model, forward, input, cmp);
+    ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, dtype)) && ok;
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto drift = reversible::measure_drift(*parts[i], input);
+    std::string cells;
+    for (size_t j = 0; j < drift.size(); ++j) cells += fmt::format("  col {}: {:.2e}", j, drift[j]);
+    std::cout << fmt::format("drift (reconstruction error per column, full inverse from the last){}{}\n",
+                             parts.size() > 1 ? fmt::format(" part {}", i) : "", cells.empty() ? "  (one column)" : cells);
+  }
+  std::cout << (ok ? "check passed\n" : "check FAILED\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+Command add_check(CLI::App& app) {
+  auto a = std::make_shared<CheckArgs>();
+  auto* cmd = app.add_subcommand("check", "gradient equivalence: a fixture from the seed's Python, or memory modes against plain autograd");
+  auto* fixture = cmd->add_option("--fixture", a->fixture, "a fixture written by make_fixture.py (safetensors)");
+  auto* backbone = cmd->add_option("--backbone", a->backbone, "a registered backbone, e.g. revcol_tiny");
+  fixture->excludes(backbone);
+  cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or all")->capture_default_str();
+  cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
+  cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
+  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  return [a] {
+    if (a->fixture.empty() == a->backbone.empty()) throw InputError("check needs one of --fixture FILE or --backbone NAME");
+    return a->fixture.empty() ? check_backbone(*a) : check_fixture(*a);
+  };
+}
+
+}  // namespace revkit::cli

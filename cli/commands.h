@@ -1,0 +1,15 @@
+#pragma once
+// The revkit subcommands. Each adds itself to the CLI11 app and returns the exit code through `run`:
+// 0 success, 1 a check that failed, 2 bad input.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace revkit::cli {
+
+using Command = std::function<int()>;
+
+Command add_check(CLI::App& app);
+Command add_bench(CLI::App& app);
+
+}  // namespace revkit::cli

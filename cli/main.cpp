@@ -1,0 +1,48 @@
+// revkit: train, validate and check reversible networks from the command line.
+#include <c10/util/Exception.h>
+
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"revkit: memory-saving reversible backpropagation on LibTorch"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  std::map<CLI::App*, revkit::cli::Command> commands;
+  auto add = [&](auto adder) {
+    const size_t before = app.get_subcommands({}).size();
+    auto command = adder(app);
+    commands[app.get_subcommands({}).at(before)] = command;
+  };
+  add(revkit::cli::add_check);
+  add(revkit::cli::add_bench);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "revkit: error: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    revkit::set_log_level(log_level);
+    for (auto& [sub, command] : commands)
+      if (sub->parsed()) return command();
+  } catch (const revkit::InputError& e) {
+    std::cerr << "revkit: error: " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::string message = e.what_without_backtrace();
+    std::cerr << "revkit: error: " << message.substr(0, message.find('\n')) << "\n";
+    return 2;
+  }
+  return 2;
+}

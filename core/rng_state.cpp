@@ -1,0 +1,57 @@
+#include "core/rng_state.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/Generator.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "core/compat.h"
+
+namespace revkit {
+namespace {
+at::Tensor get_state(c10::Device device) {
+  at::Generator gen = compat::default_generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+void set_state(c10::Device device, const at::Tensor& state) {
+  at::Generator gen = compat::default_generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+}  // namespace
+
+std::vector<int> cuda_devices_of(at::ArrayRef<at::Tensor> tensors) {
+  std::vector<int> devices;
+  for (const auto& t : tensors)
+    if (t.defined() && t.is_cuda()) devices.push_back(t.get_device());
+  std::sort(devices.begin(), devices.end());
+  devices.erase(std::unique(devices.begin(), devices.end()), devices.end());
+  return devices;
+}
+
+RngState RngState::capture(const std::vector<int>& cuda_devices) {
+  RngState s;
+  s.cpu_ = get_state(c10::Device(c10::kCPU));
+  s.cuda_devices_ = cuda_devices;
+  for (int d : cuda_devices) s.cuda_.push_back(get_state(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d))));
+  return s;
+}
+
+bool RngState::operator==(const RngState& other) const {
+  if (empty() || other.empty()) return empty() == other.empty();
+  if (cuda_devices_ != other.cuda_devices_ || !at::equal(cpu_, other.cpu_)) return false;
+  for (size_t i = 0; i < cuda_.size(); ++i)
+    if (!at::equal(cuda_[i], other.cuda_[i])) return false;
+  return true;
+}
+
+void RngState::restore() const {
+  if (empty()) return;
+  set_state(c10::Device(c10::kCPU), cpu_);
+  for (size_t i = 0; i < cuda_devices_.size(); ++i)
+    set_state(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(cuda_devices_[i])), cuda_[i]);
+}
+
+}  // namespace revkit

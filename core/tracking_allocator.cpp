@@ -1,0 +1,94 @@
+#include "core/tracking_allocator.h"
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "core/compat.h"
+
+namespace revkit {
+namespace {
+
+// Allocates through c10::alloc_cpu with a 64-byte header in front of each block that records its size, so
+// the data pointer is also the deleter's context, as raw_allocate() requires.
+class CountingAllocator final : public c10::Allocator {
+ public:
+  static constexpr size_t kHeader = 64;  // keeps c10's 64-byte alignment for the data
+
+#if REVKIT_TORCH_AT_LEAST(2, 3)
+  c10::DataPtr allocate(size_t n) override { return allocate_block(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#else
+  c10::DataPtr allocate(size_t n) const override { return allocate_block(n); }
+#endif
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+
+  static std::atomic<int64_t> current;
+  static std::atomic<int64_t> peak;
+
+ private:
+  static c10::DataPtr allocate_block(size_t n) {
+    auto* base = static_cast<char*>(c10::alloc_cpu(n + kHeader));
+    *reinterpret_cast<size_t*>(base) = n;
+    const auto bytes = static_cast<int64_t>(n);
+    const int64_t now = current.fetch_add(bytes) + bytes;
+    int64_t seen = peak.load();
+    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+    }
+    void* data = base + kHeader;
+    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  static void release(void* data) {
+    if (!data) return;
+    char* base = static_cast<char*>(data) - kHeader;
+    current.fetch_sub(static_cast<int64_t>(*reinterpret_cast<size_t*>(base)));
+    c10::free_cpu(base);
+  }
+};
+
+std::atomic<int64_t> CountingAllocator::current{0};
+std::atomic<int64_t> CountingAllocator::peak{0};
+
+std::atomic<CountingAllocator*> g_allocator{nullptr};
+std::once_flag g_install_once;
+
+}  // namespace
+
+void TrackingAllocator::install() {
+  std::call_once(g_install_once, [] {
+    // Never destroyed: blocks handed out must be able to report back until the process ends.
+    auto* a = new CountingAllocator();
+    c10::SetCPUAllocator(a, /*priority=*/100);
+    g_allocator.store(a);
+  });
+}
+
+bool TrackingAllocator::installed() { return g_allocator.load() != nullptr; }
+
+int64_t TrackingAllocator::current_bytes() {
+  auto* a = g_allocator.load();
+  return a ? a->current.load() : 0;
+}
+
+int64_t TrackingAllocator::peak_bytes() {
+  auto* a = g_allocator.load();
+  return a ? a->peak.load() : 0;
+}
+
+void TrackingAllocator::reset_peak() {
+  if (auto* a = g_allocator.load()) a->peak.store(a->current.load());
+}
+
+ActivationMeter::ActivationMeter() {
+  TrackingAllocator::install();
+  TrackingAllocator::reset_peak();
+  start_ = TrackingAllocator::current_bytes();
+}
+
+int64_t ActivationMeter::peak_bytes() const { return TrackingAllocator::peak_bytes() - start_; }
+
+}  // namespace revkit

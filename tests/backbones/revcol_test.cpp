@@ -1,0 +1,119 @@
+#include "backbones/revcol.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "core/safetensors.h"
+
+using namespace revkit;
+
+namespace {
+int64_t count_parameters(torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+}  // namespace
+
+TEST_CASE("the seed's five variants have the seed's parameter counts") {
+  const std::vector<std::pair<std::string, int64_t>> expected = {{"tiny", 29942144},   {"small", 60054400},
+                                                                 {"base", 138038256},  {"large", 272068352},
+                                                                 {"xlarge", 832010816}};
+  for (const auto& [name, count] : expected) {
+    INFO(name);
+    RevCol model(revcol_variant(name));
+    CHECK(count_parameters(*model) == count);
+  }
+  const auto small = revcol_variant("small");
+  CHECK(small.columns() == 8);
+  CHECK(small.drop_path() == doctest::Approx(0.3));
+  CHECK(revcol_variant("base").channels() == std::vector<int64_t>{72, 144, 288, 576});
+  CHECK_THROWS_WITH_AS(revcol_variant("huge"), doctest::Contains("unknown RevCol variant 'huge'"), UnknownNameError);
+}
+
+TEST_CASE("parameter names equal the seed's state_dict keys") {
+  const auto fixture = read_safetensors(std::string(REVKIT_TEST_FIXTURES) + "/revcol_mini_f64.safetensors");
+  std::set<std::string> seed_names;
+  for (const auto& [name, t] : fixture.tensors)
+    if (name.rfind("param/", 0) == 0) seed_names.insert(name.substr(6));
+  RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 2, 1}, 3));
+  std::set<std::string> names;
+  for (const auto& p : model->named_parameters()) {
+    names.insert(p.key());
+    CHECK(p.value().sizes() == fixture.tensors.at("param/" + p.key()).sizes());
+  }
+  CHECK(names == seed_names);
+  CHECK(names.count("subnet1.level0.fusion.up.channel_reschedule.0.weight") == 1);
+  CHECK(names.count("subnet0.level0.fusion.up.channel_reschedule.0.weight") == 0);  // no up in the first column
+}
+
+TEST_CASE("initialisation as the seed: truncated normal 0.02 weights, zero biases, alpha 0.5, gamma 1e-6") {
+  at::manual_seed(0);
+  RevCol model(revcol_variant("tiny").columns(2));
+  for (const auto& p : model->named_parameters()) {
+    const std::string& name = p.key();
+    const at::Tensor& t = p.value();
+    INFO(name);
+    if (name.find(".alpha") != std::string::npos) {
+      CHECK(at::all(t == 0.5).item<bool>());
+    } else if (name.size() > 6 && name.substr(name.size() - 6) == ".gamma") {
+      CHECK(at::allclose(t, at::full_like(t, 1e-6)));
+    } else if (name.find("norm") != std::string::npos || name == "stem.1.weight" || name.find("down.1.") != std::string::npos ||
+               name.find("channel_reschedule.1.") != std::string::npos) {
+      // LayerNorm: ones and zeros
+      CHECK(at::all(t == (name.substr(name.size() - 4) == "bias" ? 0.0 : 1.0)).item<bool>());
+    } else if (name.substr(name.size() - 4) == "bias") {
+      CHECK(at::all(t == 0).item<bool>());
+    } else if (t.numel() > 10000) {
+      CHECK(t.std().item<double>() == doctest::Approx(0.02).epsilon(0.05));
+      CHECK(t.abs().max().item<double>() <= 2.0);
+    }
+  }
+}
+
+TEST_CASE("four feature maps at strides 4 to 32, known without a forward") {
+  RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 1, 1}, 2));
+  CHECK(model->out_channels() == std::vector<int64_t>{8, 16, 24, 32});
+  CHECK(model->strides() == std::vector<int64_t>{4, 8, 16, 32});
+  CHECK(model->size_divisor() == 32);
+  const auto outs = model->forward(at::randn({2, 3, 64, 96}));
+  REQUIRE(outs.size() == 4);
+  for (size_t k = 0; k < 4; ++k) {
+    CHECK(outs[k].size(1) == model->out_channels()[k]);
+    CHECK(outs[k].size(2) == 64 / model->strides()[k]);
+    CHECK(outs[k].size(3) == 96 / model->strides()[k]);
+  }
+}
+
+TEST_CASE("an input whose sides are not multiples of 32 is a clear error") {
+  RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 1, 1}, 1));
+  CHECK_THROWS_WITH(model->forward(at::randn({1, 3, 64, 48})),
+                    doctest::Contains("RevCol: input height and width must be multiples of 32, got 64x48"));
+  CHECK_THROWS_WITH(model->forward(at::randn({1, 4, 64, 64})), doctest::Contains("expected input of shape [N, 3, H, W]"));
+}
+
+TEST_CASE("drop-path rates rise linearly over the blocks, as the seed's linspace") {
+  RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 2, 1}, 1).drop_path(0.4));
+  std::vector<double> rates;
+  for (const auto& m : model->modules())
+    if (auto* block = m->as<ConvNextBlock>()) rates.push_back(block->drop_path);
+  REQUIRE(rates.size() == 5);
+  for (size_t i = 0; i < rates.size(); ++i) CHECK(rates[i] == doctest::Approx(0.1 * i));
+}
+
+TEST_CASE("the backbone registry has the five variants, with options applied") {
+  const auto names = backbone_registry().names();
+  for (const char* n : {"revcol_tiny", "revcol_small", "revcol_base", "revcol_large", "revcol_xlarge"})
+    CHECK(std::find(names.begin(), names.end(), n) != names.end());
+  BackboneArgs args;
+  args.columns = 2;
+  args.memory_mode = reversible::MemoryMode::Full;
+  auto model = backbone_registry().factory("revcol_tiny")(args);
+  auto* rev = dynamic_cast<reversible::ReversibleModule*>(model.get());
+  REQUIRE(rev);
+  CHECK(rev->column_grid().columns() == 2);
+  CHECK(rev->column_options().memory_mode() == reversible::MemoryMode::Full);
+  CHECK_FALSE(backbone_registry().at("revcol_tiny").description.empty());
+}

@@ -1,0 +1,51 @@
+#include "reversible/drift.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include "backbones/revcol.h"
+#include "core/rng_state.h"
+#include "toy_levels.h"
+
+using namespace revkit;
+
+namespace {
+std::vector<double> revcol_t_drift(int64_t columns, double alpha) {
+  at::manual_seed(0);
+  // RevCol-T channels and layers, float32, a 64x64 input: the setting of the drift table in DESIGN.md.
+  RevCol model(revcol_variant("tiny").columns(columns).drop_path(0.0).alpha_init(alpha));
+  at::Tensor x = at::randn({1, 3, 64, 64});
+  return reversible::measure_drift(*model, x);
+}
+}  // namespace
+
+TEST_CASE("drift at the seed's alpha 0.5 grows from the last column to the first; at alpha 1 it stays small") {
+  const auto half = revcol_t_drift(8, 0.5);
+  const auto one = revcol_t_drift(8, 1.0);
+  REQUIRE(half.size() == 7);
+  REQUIRE(one.size() == 7);
+  INFO("alpha 0.5: column 0 ", half[0], ", column 6 ", half[6], "; alpha 1: column 0 ", one[0]);
+  // Each inverse divides by alpha = 0.5, so error compounds toward column 0.
+  CHECK(half[0] > 100 * half[6]);
+  CHECK(half[0] > 1e-3);
+  for (double e : one) CHECK(e < 1e-4);
+}
+
+TEST_CASE("drift in float64 is tiny, and the check run leaves the RNG stream and buffers alone") {
+  at::manual_seed(1);
+  testing::ToyStack toy(testing::ToyOptions{3, 2, 4, 0.5, 0.3, true});
+  toy->to(at::kDouble);
+  at::Tensor x = at::randn({2, 3, 6, 6}, at::kDouble);
+  std::vector<at::Tensor> before;
+  for (const auto& b : toy->buffers()) before.push_back(b.clone());
+  const at::Tensor next_draw = [] {
+    RngForkGuard fork;
+    return at::rand({4});
+  }();
+  const auto drift = reversible::measure_drift(*toy, x);
+  CHECK(drift.size() == 3);
+  for (double e : drift) CHECK(e < 1e-12);
+  CHECK(at::equal(at::rand({4}), next_draw));
+  size_t i = 0;
+  for (const auto& b : toy->buffers()) CHECK(at::equal(b, before[i++]));
+}

@@ -1,0 +1,261 @@
+#include "reversible/reversible_function.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include "backbones/revcol.h"
+#include "core/autocast_state.h"
+#include "core/tracking_allocator.h"
+#include "reversible/testing.h"
+#include "toy_levels.h"
+
+using namespace revkit;
+using reversible::MemoryMode;
+using testing::ToyOptions;
+using testing::ToyStack;
+
+namespace {
+
+reversible::EquivalenceReport compare(torch::nn::Module& model, const reversible::ForwardFn& forward,
+                                      const at::Tensor& input, MemoryMode mode, int64_t store_every = 0) {
+  reversible::ModeComparison cmp;
+  cmp.mode = mode;
+  cmp.store_every = store_every;
+  cmp.seed = 7;
+  return reversible::compare_memory_modes(model, forward, input, cmp);
+}
+
+void check_modes(torch::nn::Module& model, const reversible::ForwardFn& forward, const at::Tensor& input,
+                 bool check_full = true) {
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+    if (mode == MemoryMode::Full && !check_full) continue;
+    const auto report = compare(model, forward, input, mode);
+    const double tol = reversible::default_tolerance(mode, input.scalar_type());
+    INFO("mode ", reversible::to_string(mode), ": worst ", report.worst_overall());
+    CHECK(report.rng_stream_equal);
+    CHECK(report.worst_overall() <= tol);
+    CHECK(report.differences.size() > 4);
+  }
+}
+
+RevCol small_revcol(int64_t columns, double drop_path, double alpha_init = 0.5) {
+  return RevCol(RevColOptions({8, 16, 24, 32}, {1, 1, 2, 1}, columns).drop_path(drop_path).alpha_init(alpha_init));
+}
+
+}  // namespace
+
+TEST_CASE("memory modes parse and print") {
+  CHECK(reversible::parse_memory_mode("full") == MemoryMode::Full);
+  CHECK(reversible::to_string(MemoryMode::Column) == "column");
+  CHECK_THROWS_WITH_AS(reversible::parse_memory_mode("half"), "unknown memory mode 'half' (expected off, column or full)",
+                       InputError);
+}
+
+TEST_CASE("stored columns: column keeps all, full keeps the last and every k-th back from it") {
+  using V = std::vector<bool>;
+  CHECK(reversible::stored_columns(reversible::ColumnOptions(MemoryMode::Column), 3) == V{true, true, true});
+  CHECK(reversible::stored_columns(reversible::ColumnOptions(MemoryMode::Full), 4) == V{false, false, false, true});
+  CHECK(reversible::stored_columns(reversible::ColumnOptions(MemoryMode::Full).store_every(2), 5) ==
+        V{true, false, true, false, true});
+}
+
+TEST_CASE("alpha clamp keeps the sign and lifts zero to the floor") {
+  ToyStack toy(ToyOptions{});
+  at::Tensor a = toy->column_grid().alphas[1][0];
+  {
+    at::NoGradGuard g;
+    a.copy_(at::tensor({-1e-5, 0.0, 0.5}, at::kFloat).view({1, 3, 1, 1}));
+  }
+  reversible::clamp_alphas(toy->column_grid(), 1e-3);
+  CHECK(a.flatten()[0].item<float>() == doctest::Approx(-1e-3));
+  CHECK(a.flatten()[1].item<float>() == doctest::Approx(1e-3));
+  CHECK(a.flatten()[2].item<float>() == doctest::Approx(0.5));
+}
+
+TEST_CASE("L = 2 additive coupling with dropout: every mode equals plain autograd, RNG stream untouched") {
+  for (auto dtype : {at::kDouble, at::kFloat})
+    for (int64_t columns : {1, 2, 5}) {
+      INFO("dtype ", std::string(c10::toString(dtype)), ", columns ", columns);
+      at::manual_seed(1);
+      ToyStack toy(ToyOptions{3, 2, columns, 1.0, 0.2});
+      toy->to(dtype);
+      at::Tensor x = at::randn({2, 3, 8, 8}, at::TensorOptions().dtype(dtype));
+      check_modes(*toy, [&](const at::Tensor& in) { return toy->forward(in); }, x);
+    }
+}
+
+TEST_CASE("RevCol (L = 4) with drop path: every mode equals plain autograd") {
+  for (int64_t columns : {1, 2, 5}) {
+    INFO("columns ", columns);
+    at::manual_seed(2);
+    RevCol model = small_revcol(columns, 0.2);
+    model->to(at::kDouble);
+    at::Tensor x = at::randn({2, 3, 64, 64}, at::kDouble);
+    check_modes(*model, [&](const at::Tensor& in) { return model->forward(in); }, x);
+  }
+  for (int64_t columns : {1, 2, 5}) {
+    INFO("float32, columns ", columns);
+    at::manual_seed(3);
+    // Full mode in float32 divides by alpha every column: at the seed's 0.5 it stays within 2e-4 up to four
+    // columns (see the drift table); with alpha 1 it holds at five.
+    RevCol model = small_revcol(columns, 0.2, columns > 4 ? 1.0 : 0.5);
+    at::Tensor x = at::randn({2, 3, 64, 64});
+    check_modes(*model, [&](const at::Tensor& in) { return model->forward(in); }, x);
+  }
+}
+
+TEST_CASE("full mode with store-every equals plain autograd") {
+  at::manual_seed(4);
+  RevCol model = small_revcol(5, 0.1);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({1, 3, 32, 32}, at::kDouble);
+  const auto report = compare(*model, [&](const at::Tensor& in) { return model->forward(in); }, x, MemoryMode::Full, 2);
+  CHECK(report.worst_overall() <= 1e-8);
+}
+
+TEST_CASE("a loss on some outputs only: states no cell rebuilt are rebuilt on demand") {
+  at::manual_seed(5);
+  RevCol model = small_revcol(3, 0.1);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({1, 3, 32, 32}, at::kDouble);
+  auto first_only = [&](const at::Tensor& in) { return std::vector<at::Tensor>{model->forward(in)[0]}; };
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+    CHECK(compare(*model, first_only, x, mode).worst_overall() <= 1e-8);
+}
+
+TEST_CASE("a level with BatchNorm: running statistics move once per step, as in plain autograd") {
+  at::manual_seed(6);
+  ToyOptions o{3, 2, 3, 1.0, 0.0, true};
+  ToyStack toy(o);
+  toy->to(at::kDouble);
+  at::Tensor x = at::randn({4, 3, 6, 6}, at::kDouble);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+    const auto report = compare(*toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, mode);
+    CHECK(report.worst("buffers").relative <= 1e-12);
+    CHECK(!report.worst("buffers").name.empty());
+    CHECK(report.worst_overall() <= 1e-8);
+  }
+  // One reversible step from fresh statistics: each BatchNorm counted exactly one batch.
+  ToyStack fresh(o, MemoryMode::Full);
+  fresh->to(at::kDouble);
+  auto outs = fresh->forward(x);
+  (outs[0].sum() + outs[1].sum()).backward();
+  for (const auto& b : fresh->named_buffers())
+    if (b.key().find("num_batches_tracked") != std::string::npos) CHECK(b.value().item<int64_t>() == 1);
+}
+
+TEST_CASE("CPU bf16 autocast: the recompute runs under the forward's autocast state") {
+  at::manual_seed(8);
+  ToyStack toy(ToyOptions{4, 2, 3, 1.0, 0.0});
+  at::Tensor x = at::randn({2, 4, 8, 8});
+  AutocastState bf16;
+  bf16.cpu_enabled = true;
+  bf16.cpu_dtype = at::kBFloat16;
+
+  auto run = [&](MemoryMode mode) {
+    reversible::set_memory_mode(*toy, mode);
+    for (auto& p : toy->parameters()) p.mutable_grad() = at::Tensor();
+    for (auto& l : toy->all_levels) l->seen_with_grad.clear();
+    at::Tensor in = x.clone().requires_grad_(true);
+    std::vector<at::Tensor> outs;
+    {
+      AutocastStateGuard autocast(bf16);
+      outs = toy->forward(in);
+    }
+    (outs[0].to(at::kFloat).sum() + outs[1].to(at::kFloat).pow(2).sum()).backward();  // backward outside autocast
+    std::vector<at::Tensor> grads{in.grad()};
+    for (const auto& p : toy->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    return grads;
+  };
+  const auto plain = run(MemoryMode::Off);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+    const auto grads = run(mode);
+    size_t recomputes = 0;
+    for (const auto& l : toy->all_levels)
+      for (auto dtype : l->seen_with_grad) {
+        CHECK((dtype == at::kBFloat16));
+        ++recomputes;
+      }
+    CHECK(recomputes == toy->all_levels.size());  // every level recomputed once, in bf16
+    for (size_t i = 0; i < grads.size(); ++i) CHECK(reversible::relative_difference(grads[i], plain[i]) <= 2e-2);
+  }
+  CHECK((AutocastState::current() == AutocastState{}));  // nothing leaked out of backward
+}
+
+TEST_CASE("gradient accumulation over three steps equals plain autograd") {
+  at::manual_seed(9);
+  RevCol model = small_revcol(3, 0.2);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({1, 3, 32, 32}, at::kDouble);
+  auto accumulate = [&](MemoryMode mode) {
+    reversible::set_memory_mode(*model, mode);
+    for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
+    at::manual_seed(10);
+    for (int step = 0; step < 3; ++step) {
+      auto outs = model->forward(x * (step + 1));
+      at::Tensor loss = at::zeros({}, at::kDouble);
+      for (const auto& o : outs) loss = loss + o.pow(2).mean();
+      loss.backward();
+    }
+    std::map<std::string, at::Tensor> grads;
+    for (const auto& p : model->named_parameters()) grads[p.key()] = p.value().grad().defined() ? p.value().grad().clone() : at::Tensor();
+    return grads;
+  };
+  const auto plain = accumulate(MemoryMode::Off);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+    auto grads = accumulate(mode);
+    double worst = 0;
+    for (const auto& [name, g] : plain) worst = std::max(worst, reversible::relative_difference(grads[name], g));
+    CHECK(worst <= 1e-8);
+  }
+}
+
+TEST_CASE("a second backward through one graph is a clear error") {
+  ToyStack toy(ToyOptions{});
+  at::Tensor x = at::randn({1, 3, 4, 4}, at::TensorOptions().requires_grad(true));
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+    reversible::set_memory_mode(*toy, mode);
+    auto outs = toy->forward(x);
+    at::Tensor loss = outs[0].sum() + outs[1].sum();
+    loss.backward({}, /*retain_graph=*/true);
+    CHECK_THROWS_WITH(loss.backward(), doctest::Contains("backward through a reversible column stack a second time"));
+  }
+}
+
+TEST_CASE("no grad: a plain forward with the same outputs and no graph") {
+  at::manual_seed(11);
+  RevCol model = small_revcol(2, 0.0);
+  at::Tensor x = at::randn({1, 3, 32, 32});
+  auto with_graph = model->forward(x);
+  at::NoGradGuard no_grad;
+  auto plain = model->forward(x);
+  for (size_t k = 0; k < plain.size(); ++k) {
+    CHECK(!plain[k].requires_grad());
+    CHECK(at::equal(plain[k], with_graph[k].detach()));
+  }
+}
+
+TEST_CASE("activation memory: full is flat in columns, column is below off") {
+  auto activation_bytes = [](int64_t columns, MemoryMode mode) {
+    at::manual_seed(12);
+    RevCol model(RevColOptions({16, 32, 48, 64}, {1, 1, 1, 1}, columns).alpha_init(1.0));
+    reversible::set_memory_mode(*model, mode);
+    at::Tensor x = at::randn({2, 3, 128, 128});
+    auto step = [&] {
+      auto outs = model->forward(x);
+      at::Tensor loss = at::zeros({});
+      for (const auto& o : outs) loss = loss + o.pow(2).mean();
+      loss.backward();
+    };
+    step();  // gradients exist from here on, as in training
+    ActivationMeter meter;
+    step();
+    return meter.peak_bytes();
+  };
+  const int64_t full2 = activation_bytes(2, MemoryMode::Full), full8 = activation_bytes(8, MemoryMode::Full);
+  const int64_t column8 = activation_bytes(8, MemoryMode::Column), off8 = activation_bytes(8, MemoryMode::Off);
+  INFO("full 2: ", full2, ", full 8: ", full8, ", column 8: ", column8, ", off 8: ", off8);
+  CHECK(full8 <= 1.10 * full2);
+  CHECK(column8 < off8);
+  CHECK(full8 < column8);
+}
