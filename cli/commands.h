@@ -11,5 +11,7 @@ using Command = std::function<int()>;
 
 Command add_check(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_info(CLI::App& app);
+Command add_list(CLI::App& app);
 
 }  // namespace revkit::cli

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   };
   add(revkit::cli::add_check);
   add(revkit::cli::add_bench);
+  add(revkit::cli::add_info);
+  add(revkit::cli::add_list);
 
   try {
     app.parse(argc, argv);

@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
 
 #include "core/error.h"
 
@@ -62,6 +63,6 @@ at::Generator default_generator(c10::Device device) {
   return at::globalContext().defaultGenerator(device);
 }
 
-int cuda_device_count() { return at::globalContext().hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0; }
+int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 
 }  // namespace revkit::compat

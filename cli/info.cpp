@@ -1,0 +1,102 @@
+// revkit info: a model's layer table, parameters, GFLOPs and output shapes; revkit list: every module.
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/flops.h"
+#include "core/logging.h"
+#include "engine/detection_model.h"
+
+namespace revkit::cli {
+namespace {
+
+struct InfoArgs {
+  std::string model, memory_mode;
+  int64_t nc = 0, imgsz = 640;
+  bool json = false;
+};
+
+int info(const InfoArgs& a) {
+  ModelOverrides overrides;
+  if (a.nc != 0) {
+    if (a.nc < 0) throw InputError(fmt::format("--nc must be positive, got {}", a.nc));
+    overrides.num_classes = a.nc;
+  }
+  if (!a.memory_mode.empty()) overrides.memory_mode = reversible::parse_memory_mode(a.memory_mode);
+  if (a.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", a.imgsz));
+  at::manual_seed(0);
+  DetectionModel model = build_model(a.model, overrides);
+  int64_t imgsz = a.imgsz;
+  if (imgsz % model->size_divisor() != 0) {
+    const int64_t rounded = (imgsz + model->size_divisor() - 1) / model->size_divisor() * model->size_divisor();
+    logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", imgsz, model->size_divisor(), rounded);
+    imgsz = rounded;
+  }
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  std::vector<at::Tensor> outputs;
+  int64_t flops = 0;
+  {
+    at::NoGradGuard no_grad;
+    model->train();  // training-mode outputs: the head's raw maps
+    const at::Tensor images = at::zeros({1, 3, imgsz, imgsz});
+    flops = count_flops([&] { outputs = model->forward(images); });
+  }
+  const double gflops = static_cast<double>(flops) / 1e9;
+
+  if (a.json) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& l : model->layers())
+      layers.push_back({{"row", l.row}, {"position", l.position}, {"from", l.from}, {"repeats", l.repeats},
+                        {"params", l.params}, {"module", l.module}, {"args", l.args}, {"out_channels", l.out_channels}});
+    nlohmann::json shapes = nlohmann::json::array();
+    for (const auto& o : outputs) shapes.push_back(o.sizes().vec());
+    nlohmann::json j = {{"model", a.model},    {"params", params},   {"gflops", std::round(gflops * 1000) / 1000},
+                        {"imgsz", imgsz},      {"outputs", shapes},  {"strides", model->strides()},
+                        {"nc", model->num_classes()}, {"layers", layers}};
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", "pos", "from", "n", "params", "module", "arguments");
+  for (const auto& l : model->layers()) {
+    const std::string pos = l.out_channels.size() > 1 ? fmt::format("{}-{}", l.position, l.position + l.out_channels.size() - 1)
+                                                      : fmt::format("{}", l.position);
+    std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", pos, l.from_text, l.repeats, l.params, l.module, l.args);
+  }
+  std::cout << fmt::format("{}: {} layers, {} parameters, {:.1f} GFLOPs at {}x{}\n", a.model, model->layers().size(), params,
+                           gflops, imgsz, imgsz);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    std::cout << fmt::format("output {}: {} (stride {})\n", i, outputs[i].sizes().vec(), model->strides()[i]);
+  return 0;
+}
+
+}  // namespace
+
+Command add_info(CLI::App& app) {
+  auto a = std::make_shared<InfoArgs>();
+  auto* cmd = app.add_subcommand("info", "a model's layer table, parameters, GFLOPs and output shapes");
+  cmd->add_option("--model", a->model, "a model config (.yaml, .json) or a built-in name")->required();
+  cmd->add_option("--nc", a->nc, "number of classes (default: the config's)");
+  cmd->add_option("--imgsz", a->imgsz, "image side for GFLOPs and output shapes")->capture_default_str();
+  cmd->add_option("--memory-mode", a->memory_mode, "off, column or full for reversible backbones");
+  cmd->add_flag("--json", a->json, "print one JSON object");
+  return [a] { return info(*a); };
+}
+
+Command add_list(CLI::App& app) {
+  app.add_subcommand("list", "every registered module, and the built-in model configs");
+  return [] {
+    std::cout << "modules:\n";
+    for (const auto& e : module_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
+    std::cout << "built-in models:\n";
+    for (const auto& name : builtin_model_names()) std::cout << "  " << name << "\n";
+    return 0;
+  };
+}
+
+}  // namespace revkit::cli

@@ -1,0 +1,11 @@
+# Writes OUTPUT, a C++ source defining revkit::builtin_configs() from the YAML files in CONFIG_DIR.
+file(GLOB configs "${CONFIG_DIR}/*.yaml")
+list(SORT configs)
+set(body "")
+foreach(path ${configs})
+  get_filename_component(name ${path} NAME_WE)
+  file(READ ${path} text)
+  string(APPEND body "      {\"${name}\", R\"revkit_config(${text})revkit_config\"},\n")
+endforeach()
+file(WRITE ${OUTPUT}.tmp "// Generated from configs/*.yaml by cmake/embed_configs.cmake.\n#include \"engine/builtin_configs.h\"\n\nnamespace revkit {\n\nconst std::vector<std::pair<std::string, std::string>>& builtin_configs() {\n  static const std::vector<std::pair<std::string, std::string>> configs = {\n${body}  };\n  return configs;\n}\n\n}  // namespace revkit\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUTPUT}.tmp ${OUTPUT})

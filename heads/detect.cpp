@@ -1,0 +1,135 @@
+#include "heads/detect.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/conv.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace revkit {
+
+DetectImpl::DetectImpl(const DetectOptions& o) : nc(o.num_classes()) {
+  TORCH_CHECK(nc > 0, "Detect: the number of classes must be positive, got ", nc);
+  TORCH_CHECK(!o.anchors().empty() && o.anchors().size() == o.in_channels().size(), "Detect: ", o.anchors().size(),
+              " anchor levels for ", o.in_channels().size(), " inputs");
+  nl = static_cast<int64_t>(o.anchors().size());
+  na = static_cast<int64_t>(o.anchors()[0].size() / 2);
+  TORCH_CHECK(na > 0, "Detect: each level needs at least one anchor (w, h)");
+  std::vector<double> flat;
+  for (const auto& level : o.anchors()) {
+    TORCH_CHECK(static_cast<int64_t>(level.size()) == 2 * na, "Detect: every level needs ", na, " anchors (", 2 * na,
+                " numbers), got ", level.size());
+    flat.insert(flat.end(), level.begin(), level.end());
+  }
+  anchors = register_buffer("anchors", at::tensor(flat, at::kFloat).view({nl, na, 2}));
+  stride = register_buffer("stride", at::zeros({nl}));
+  m = register_module("m", torch::nn::ModuleList());
+  for (int64_t c : o.in_channels()) m->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(c, na * (nc + 5), 1)));
+}
+
+void DetectImpl::set_strides(const std::vector<double>& strides) {
+  TORCH_CHECK(static_cast<int64_t>(strides.size()) == nl, "Detect: ", strides.size(), " strides for ", nl, " levels");
+  at::NoGradGuard no_grad;
+  const bool first_time = stride.sum().item<double>() == 0.0;
+  at::Tensor s = at::tensor(strides, at::kFloat).to(stride.device());
+  if (first_time) {
+    anchors.div_(s.view({-1, 1, 1}));
+    for (int64_t i = 0; i < nl; ++i) {
+      at::Tensor b = m[i]->as<torch::nn::Conv2d>()->bias.view({na, -1});
+      b.select(1, 4).add_(std::log(8.0 / std::pow(640.0 / strides[i], 2)));
+      b.narrow(1, 5, nc).add_(std::log(0.6 / (nc - 0.99)));
+    }
+  }
+  stride.copy_(s);
+}
+
+std::vector<at::Tensor> DetectImpl::forward(const std::vector<at::Tensor>& features) {
+  TORCH_CHECK(static_cast<int64_t>(features.size()) == nl, "Detect: expected ", nl, " feature maps, got ", features.size());
+  std::vector<at::Tensor> raw;
+  for (int64_t i = 0; i < nl; ++i) {
+    at::Tensor y = m[i]->as<torch::nn::Conv2d>()->forward(features[i]);
+    const int64_t bs = y.size(0), ny = y.size(2), nx = y.size(3);
+    raw.push_back(y.view({bs, na, nc + 5, ny, nx}).permute({0, 1, 3, 4, 2}).contiguous());
+  }
+  if (is_training()) return raw;
+  return {decode(raw)};
+}
+
+at::Tensor DetectImpl::decode(const std::vector<at::Tensor>& raw) const {
+  std::vector<at::Tensor> out;
+  for (int64_t i = 0; i < nl; ++i) {
+    const at::Tensor& r = raw[i];
+    const int64_t bs = r.size(0), ny = r.size(2), nx = r.size(3);
+    auto opts = r.options();
+    at::Tensor yv = at::arange(ny, opts).view({ny, 1}).expand({ny, nx});
+    at::Tensor xv = at::arange(nx, opts).view({1, nx}).expand({ny, nx});
+    at::Tensor grid = at::stack({xv, yv}, -1).view({1, 1, ny, nx, 2}) - 0.5;
+    at::Tensor anchor_px = (anchors[i] * stride[i]).to(r.dtype()).view({1, na, 1, 1, 2});
+    at::Tensor p = r.sigmoid();
+    at::Tensor xy = (p.narrow(-1, 0, 2) * 2 + grid) * stride[i].to(r.dtype());
+    at::Tensor wh = (p.narrow(-1, 2, 2) * 2).pow(2) * anchor_px;
+    out.push_back(at::cat({xy, wh, p.narrow(-1, 4, nc + 1)}, -1).view({bs, -1, nc + 5}));
+  }
+  return at::cat(out, 1);
+}
+
+at::Tensor box_iou(const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor area_a = (a.select(1, 2) - a.select(1, 0)) * (a.select(1, 3) - a.select(1, 1));
+  at::Tensor area_b = (b.select(1, 2) - b.select(1, 0)) * (b.select(1, 3) - b.select(1, 1));
+  at::Tensor lt = at::max(a.narrow(1, 0, 2).unsqueeze(1), b.narrow(1, 0, 2).unsqueeze(0));
+  at::Tensor rb = at::min(a.narrow(1, 2, 2).unsqueeze(1), b.narrow(1, 2, 2).unsqueeze(0));
+  at::Tensor wh = (rb - lt).clamp_min(0);
+  at::Tensor inter = wh.select(2, 0) * wh.select(2, 1);
+  return inter / (area_a.unsqueeze(1) + area_b.unsqueeze(0) - inter + 1e-9);
+}
+
+std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold, double iou_threshold,
+                                            int64_t max_det) {
+  at::NoGradGuard no_grad;
+  constexpr int64_t kMaxCandidates = 30000;  // as Ultralytics: the best 30000 boxes go into NMS
+  std::vector<at::Tensor> results;
+  const int64_t nc = predictions.size(2) - 5;
+  for (int64_t b = 0; b < predictions.size(0); ++b) {
+    at::Tensor p = predictions[b].to(at::kCPU, at::kFloat);
+    p = p.index({p.select(1, 4) > conf_threshold});
+    at::Tensor scores = p.narrow(1, 5, nc) * p.narrow(1, 4, 1);  // class confidence = objectness * class
+    auto [conf, cls] = scores.max(1);
+    at::Tensor keep = conf > conf_threshold;
+    p = p.index({keep});
+    conf = conf.index({keep});
+    cls = cls.index({keep});
+    at::Tensor order = conf.argsort(0, /*descending=*/true);
+    if (order.size(0) > kMaxCandidates) order = order.narrow(0, 0, kMaxCandidates);
+    at::Tensor xy = p.narrow(1, 0, 2).index({order}), half = p.narrow(1, 2, 2).index({order}) / 2;
+    at::Tensor boxes = at::cat({xy - half, xy + half}, 1).contiguous();
+    conf = conf.index({order}).contiguous();
+    cls = cls.index({order}).contiguous();
+
+    // Greedy, class-aware: a box suppresses later boxes of its own class that overlap it by more than the
+    // threshold. O(n * kept) time, O(n) memory.
+    const int64_t n = boxes.size(0);
+    const float* bx = boxes.data_ptr<float>();
+    const int64_t* c = cls.data_ptr<int64_t>();
+    std::vector<char> removed(n, 0);
+    std::vector<int64_t> kept;
+    for (int64_t i = 0; i < n && static_cast<int64_t>(kept.size()) < max_det; ++i) {
+      if (removed[i]) continue;
+      kept.push_back(i);
+      const float* a = bx + 4 * i;
+      const float area_a = (a[2] - a[0]) * (a[3] - a[1]);
+      for (int64_t j = i + 1; j < n; ++j) {
+        if (removed[j] || c[j] != c[i]) continue;
+        const float* o = bx + 4 * j;
+        const float w = std::min(a[2], o[2]) - std::max(a[0], o[0]), h = std::min(a[3], o[3]) - std::max(a[1], o[1]);
+        if (w <= 0 || h <= 0) continue;
+        const float inter = w * h;
+        if (inter / (area_a + (o[2] - o[0]) * (o[3] - o[1]) - inter + 1e-9f) > iou_threshold) removed[j] = 1;
+      }
+    }
+    at::Tensor idx = at::tensor(kept, at::kLong);
+    results.push_back(at::cat({boxes.index({idx}), conf.index({idx}).unsqueeze(1), cls.index({idx}).unsqueeze(1).to(at::kFloat)}, 1));
+  }
+  return results;
+}
+
+}  // namespace revkit

@@ -1,0 +1,52 @@
+#pragma once
+// YOLOv5's Detect head: one 1x1 convolution per level to na * (nc + 5) channels. In training it returns the raw
+// maps, [batch, na, ny, nx, nc + 5] per level; in eval, boxes decoded to input pixels, [batch, boxes, nc + 5]
+// (xywh, objectness, class scores, all after sigmoid).
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include <vector>
+
+namespace revkit {
+
+struct DetectOptions {
+  DetectOptions(int64_t num_classes, std::vector<std::vector<double>> anchors, std::vector<int64_t> in_channels)
+      : num_classes_(num_classes), anchors_(std::move(anchors)), in_channels_(std::move(in_channels)) {}
+  TORCH_ARG(int64_t, num_classes);
+  TORCH_ARG(std::vector<std::vector<double>>, anchors);  // per level: w0, h0, w1, h1, ... in input pixels
+  TORCH_ARG(std::vector<int64_t>, in_channels);           // per level
+};
+
+class DetectImpl : public torch::nn::Module {
+ public:
+  explicit DetectImpl(const DetectOptions& options);
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& features);
+
+  // Sets the strides (input pixels per cell of each level), turns the anchors into grid units, and applies
+  // Ultralytics' bias initialisation: objectness log(8 / (640 / s)^2), classes log(0.6 / (nc - 0.99)).
+  void set_strides(const std::vector<double>& strides);
+  // Decodes raw maps into [batch, boxes, nc + 5]: xy = (2 sigmoid - 0.5 + grid) * stride,
+  // wh = (2 sigmoid)^2 * anchor.
+  at::Tensor decode(const std::vector<at::Tensor>& raw) const;
+
+  int64_t num_classes() const { return nc; }
+  int64_t num_outputs() const { return nc + 5; }
+  int64_t num_levels() const { return nl; }
+  int64_t num_anchors() const { return na; }
+
+  int64_t nc, nl, na;
+  at::Tensor anchors;  // buffer [nl, na, 2], in grid units once strides are set
+  at::Tensor stride;   // buffer [nl]
+  torch::nn::ModuleList m{nullptr};
+};
+TORCH_MODULE(Detect);
+
+// Class-aware non-maximum suppression on decoded predictions [batch, boxes, nc + 5]. Returns per image a
+// [k, 6] tensor of (x1, y1, x2, y2, confidence, class), best first, at most `max_det` rows.
+std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold = 0.25,
+                                            double iou_threshold = 0.45, int64_t max_det = 300);
+
+// Pairwise IoU of boxes [n, 4] and [m, 4] in (x1, y1, x2, y2): [n, m].
+at::Tensor box_iou(const at::Tensor& a, const at::Tensor& b);
+
+}  // namespace revkit
