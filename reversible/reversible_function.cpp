@@ -104,6 +104,7 @@ struct Plan : torch::CustomClassHolder {
   std::vector<bool> stored;
   at::Tensor x;
   std::vector<std::vector<at::Tensor>> state;     // [column][level]: c_k[j] while backward still needs it
+  std::vector<std::vector<int64_t>> version;      // [column][level]: version of a state kept by the forward
   std::vector<std::vector<int>> reads_left;       // [column][level]: backward reads of c_k[j] still to come
   std::vector<std::vector<RngState>> rng;         // [column][level]: generator state before F_k[j]
   std::vector<std::vector<bool>> backward_done;   // [column][level]
@@ -125,6 +126,9 @@ struct Plan : torch::CustomClassHolder {
 
   // c_k[j] for backward: the stored or already rebuilt value, or rebuilt now from column j + 1.
   at::Tensor value(int64_t j, int64_t k) {
+    TORCH_CHECK(version[j][k] < 0 || state[j][k]._version() == version[j][k],
+                "revkit: the state of column ", j, " level ", k, " was modified in place after the forward pass; "
+                "reversible backward needs it as it was (clone it before changing it)");
     if (!state[j][k].defined()) {
       // Only when the cell that rebuilds it never ran backward (its output took no part in the loss).
       TORCH_CHECK(j + 1 < columns(), "revkit: the state of column ", j, " level ", k, " is gone");
@@ -137,7 +141,10 @@ struct Plan : torch::CustomClassHolder {
 
   // The designated reader of c_k[j] has used it: drop it after the last such read.
   void done_reading(int64_t j, int64_t k) {
-    if (--reads_left[j][k] <= 0) state[j][k] = at::Tensor();
+    if (--reads_left[j][k] <= 0) {
+      state[j][k] = at::Tensor();
+      version[j][k] = -1;
+    }
   }
 
   // F_k[j] on the states it saw in the forward pass, under the same RNG state. The caller holds a BufferGuard
@@ -168,7 +175,10 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
     if (plan->options.preserve_rng_state()) plan->capture_rng(j, k);
     at::Tensor out = plan->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
     if (previous) out = combine(out, *alpha, *previous);
-    if (plan->stored[j]) plan->state[j][k] = out.detach();
+    if (plan->stored[j]) {
+      plan->state[j][k] = out.detach();  // shares out's version counter: in-place changes are caught
+      plan->version[j][k] = out._version();
+    }
     ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
     ctx->saved_data["j"] = j;
     ctx->saved_data["k"] = k;
@@ -218,7 +228,10 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
     if (j > 0) {
       at::NoGradGuard no_grad;
       const at::Tensor& alpha = plan->grid.alphas[j][k];
-      if (!plan->state[j - 1][k].defined()) plan->state[j - 1][k] = plan->invert(j, k, f);
+      if (plan->state[j - 1][k].defined())
+        plan->value(j - 1, k);  // checks a kept state was not changed in place
+      else
+        plan->state[j - 1][k] = plan->invert(j, k, f);
       f = at::Tensor();
       result[5] = g * alpha;
       result[6] = (g * plan->state[j - 1][k]).sum_to_size(alpha.sizes());
@@ -239,6 +252,7 @@ c10::intrusive_ptr<Plan> make_plan(const ColumnGrid& grid, const ColumnOptions& 
   plan->stored = stored_columns(options, N);
   plan->x = x.detach();
   plan->state.assign(N, std::vector<at::Tensor>(L));
+  plan->version.assign(N, std::vector<int64_t>(L, -1));
   plan->reads_left.assign(N, std::vector<int>(L, 0));
   for (int64_t j = 0; j < N; ++j)
     for (int64_t k = 0; k < L; ++k) {

@@ -222,6 +222,19 @@ TEST_CASE("a second backward through one graph is a clear error") {
   }
 }
 
+TEST_CASE("an output changed in place before backward is a clear error, not a wrong gradient") {
+  // Full mode rebuilds every state from the outputs, so it must see them as the forward left them.
+  ToyStack toy(ToyOptions{}, MemoryMode::Full);
+  at::Tensor x = at::randn({1, 3, 4, 4}, at::TensorOptions().requires_grad(true));
+  auto outs = toy->forward(x);
+  at::Tensor loss = outs[0].sum() + outs[1].sum();
+  {
+    at::NoGradGuard no_grad;
+    outs[1].add_(1.0);
+  }
+  CHECK_THROWS_WITH(loss.backward(), doctest::Contains("was modified in place after the forward pass"));
+}
+
 TEST_CASE("no grad: a plain forward with the same outputs and no graph") {
   at::manual_seed(11);
   RevCol model = small_revcol(2, 0.0);

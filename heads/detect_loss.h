@@ -1,0 +1,34 @@
+#pragma once
+// The YOLOv5 loss, as Ultralytics computes it: each target is assigned to the anchors whose shape ratio is
+// within anchor_t on every level, in its own grid cell and the two neighbouring cells nearest its centre; CIoU
+// box loss, BCE objectness against the (detached, clamped) IoU, BCE classes; levels weighted [4.0, 1.0, 0.4];
+// gains box, obj, cls; the sum times the batch size.
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+namespace revkit {
+
+class DetectImpl;
+
+struct DetectLossOptions {
+  double box = 0.05, obj = 1.0, cls = 0.5;  // hyp.scratch-low gains, before the scaling below
+  double anchor_t = 4.0;
+  // Applies Ultralytics' train-time scaling: box x 3/nl, cls x nc/80 x 3/nl, obj x (imgsz/640)^2 x 3/nl.
+  static DetectLossOptions scaled(int64_t num_levels, int64_t num_classes, int64_t imgsz);
+};
+
+struct DetectLoss {
+  at::Tensor total;               // scalar: (box + obj + cls) * batch size, for backward
+  double box = 0, obj = 0, cls = 0;  // the three parts, before the batch-size factor
+};
+
+// CIoU of boxes in (x, y, w, h), element by element: IoU - (centre distance^2 / enclosing diagonal^2 + v alpha).
+at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps = 1e-7);
+
+// raw: the head's training maps, [batch, na, ny, nx, nc + 5] per level. targets: [n, 6] rows of
+// (image index, class, x, y, w, h) with coordinates normalised to [0, 1].
+DetectLoss detect_loss(const DetectImpl& head, const std::vector<at::Tensor>& raw, const at::Tensor& targets,
+                       const DetectLossOptions& options);
+
+}  // namespace revkit
