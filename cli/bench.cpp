@@ -13,6 +13,7 @@
 #include "backbones/backbone.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/weights.h"
 #include "core/tracking_allocator.h"
 #include "reversible/reversible_module.h"
 
@@ -47,8 +48,7 @@ int bench(const BenchArgs& a) {
   if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {}, got {}", model->size_divisor(), a.imgsz));
   model->train();
-  int64_t params = 0;
-  for (const auto& p : model->parameters()) params += p.numel();
+  const int64_t params = count_parameters(*model);
 
   auto step = [&](const at::Tensor& x) {
     auto outs = model->forward(x);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/weights.h"
 #include "core/flops.h"
 #include "core/logging.h"
 #include "engine/detection_model.h"
@@ -37,8 +38,7 @@ int info(const InfoArgs& a) {
     logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", imgsz, model->size_divisor(), rounded);
     imgsz = rounded;
   }
-  int64_t params = 0;
-  for (const auto& p : model->parameters()) params += p.numel();
+  const int64_t params = count_parameters(*model);
   std::vector<at::Tensor> outputs;
   int64_t flops = 0;
   {

@@ -17,6 +17,12 @@ std::string shape_text(at::IntArrayRef s) {
 }
 }  // namespace
 
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
 void load_named_tensors(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
                         const std::string& source, const std::string& prefix, bool strict) {
   std::vector<std::pair<std::string, at::Tensor>> targets;

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/weights.h"
 #include "engine/builtin_configs.h"
 
 namespace revkit {
@@ -120,7 +121,7 @@ DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::str
     info.module = args.module;
     info.args = built.args_text;
     info.out_channels = built.out_channels;
-    for (const auto& p : built.module->parameters()) info.params += p.numel();
+    info.params = count_parameters(*built.module);
     Step step{built.forward, from, {}};
     if (built.backbone) {
       const int64_t k = static_cast<int64_t>(built.out_channels.size());

@@ -3,19 +3,13 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
+#include "core/weights.h"
+
 #include <set>
 
 #include "core/safetensors.h"
 
 using namespace revkit;
-
-namespace {
-int64_t count_parameters(torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
-}
-}  // namespace
 
 TEST_CASE("the seed's five variants have the seed's parameter counts") {
   const std::vector<std::pair<std::string, int64_t>> expected = {{"tiny", 29942144},   {"small", 60054400},

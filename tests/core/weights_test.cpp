@@ -23,3 +23,8 @@ TEST_CASE("load_named_tensors copies by name and names every mismatch") {
   revkit::load_named_tensors(*linear, prefixed, "p.safetensors", "m.");
   CHECK(linear->weight.abs().sum().item<float>() == 0.0f);
 }
+
+TEST_CASE("count_parameters counts every element below a module") {
+  torch::nn::Linear linear(3, 2);
+  CHECK(revkit::count_parameters(*linear) == 3 * 2 + 2);
+}

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
+#include "core/weights.h"
+
 #include <fstream>
 
 #include "core/config.h"
@@ -12,18 +14,13 @@
 using namespace revkit;
 
 namespace {
-int64_t params(torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
-}
 nlohmann::json seed_config() { return load_model_config("yolov5-revcol-tiny"); }
 }  // namespace
 
 TEST_CASE("yolov5n, yolov5s and yolov5m build to the published parameter counts") {
-  CHECK(params(*build_model("yolov5n")) == 1872157);
-  CHECK(params(*build_model("yolov5s")) == 7235389);
-  CHECK(params(*build_model("yolov5m")) == 21190557);
+  CHECK(count_parameters(*build_model("yolov5n")) == 1872157);
+  CHECK(count_parameters(*build_model("yolov5s")) == 7235389);
+  CHECK(count_parameters(*build_model("yolov5m")) == 21190557);
   auto n = build_model("yolov5n");
   CHECK(n->strides() == std::vector<double>{8, 16, 32});
   CHECK(n->layers().size() == 25);
@@ -66,7 +63,7 @@ TEST_CASE("JSON and YAML forms of one model: same parameters, same outputs for t
   at::manual_seed(1);
   DetectionModel a(yaml_cfg, "yaml");
   DetectionModel b(json_cfg, "json");
-  CHECK(params(*a) == params(*b));
+  CHECK(count_parameters(*a) == count_parameters(*b));
   {
     at::NoGradGuard no_grad;
     auto pb = b->named_parameters();

@@ -3,15 +3,9 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
-using namespace revkit;
+#include "core/weights.h"
 
-namespace {
-int64_t params(torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
-}
-}  // namespace
+using namespace revkit;
 
 TEST_CASE("autopad keeps the size at stride 1") {
   CHECK(autopad(1) == 0);
@@ -22,7 +16,7 @@ TEST_CASE("autopad keeps the size at stride 1") {
 
 TEST_CASE("Conv: conv without bias, BatchNorm with YOLOv5's eps and momentum, SiLU") {
   Conv conv(ConvOptions(3, 16, 3).stride(2));
-  CHECK(params(*conv) == 3 * 16 * 9 + 2 * 16);
+  CHECK(count_parameters(*conv) == 3 * 16 * 9 + 2 * 16);
   CHECK(conv->bn->options.eps() == doctest::Approx(1e-3));
   CHECK(conv->bn->options.momentum().value() == doctest::Approx(0.03));
   CHECK(conv->forward(at::randn({2, 3, 32, 32})).sizes() == at::IntArrayRef({2, 16, 16, 16}));
@@ -41,13 +35,13 @@ TEST_CASE("Bottleneck, C3, C2f and SPPF: hand-counted parameters and shapes") {
   CHECK(Bottleneck(8, 8, true, 1, 1.0)->add);
   CHECK_FALSE(Bottleneck(8, 16)->add);
   C3 c3(16, 16, 1);
-  CHECK(params(*c3) == 144 + 144 + 288 + 80 + 592);
+  CHECK(count_parameters(*c3) == 144 + 144 + 288 + 80 + 592);
   CHECK(c3->forward(at::randn({1, 16, 8, 8})).sizes() == at::IntArrayRef({1, 16, 8, 8}));
   C2f c2f(16, 32, 2);
-  CHECK(params(*c2f) == 576 + 2112 + 2 * 4672);
+  CHECK(count_parameters(*c2f) == 576 + 2112 + 2 * 4672);
   CHECK(c2f->forward(at::randn({1, 16, 8, 8})).sizes() == at::IntArrayRef({1, 32, 8, 8}));
   SPPF sppf(16, 16, 5);
-  CHECK(params(*sppf) == 144 + 544);
+  CHECK(count_parameters(*sppf) == 144 + 544);
   CHECK(sppf->forward(at::randn({1, 16, 8, 8})).sizes() == at::IntArrayRef({1, 16, 8, 8}));
   CHECK_THROWS_WITH(SPPF(16, 16, 4), doctest::Contains("odd"));
 }
