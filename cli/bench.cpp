@@ -56,8 +56,8 @@ int bench(const BenchArgs& a) {
     for (const auto& o : outs) loss = loss + o.pow(2).mean();
     loss.backward();
   };
-  // As the reference does: a tiny step first, so RSS growth counts activations, not weights and gradients.
-  step(at::randn({1, 3, 32, 32}));
+  // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
+  step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}));  // two samples: BatchNorm needs more than one
   const double rss0 = max_rss_mb();
   at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz});
   step(x);

@@ -12,6 +12,7 @@
 #include "core/flops.h"
 #include "core/logging.h"
 #include "engine/detection_model.h"
+#include "plugins/loader.h"
 
 namespace revkit::cli {
 namespace {
@@ -95,6 +96,10 @@ Command add_list(CLI::App& app) {
     for (const auto& e : module_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
     std::cout << "built-in models:\n";
     for (const auto& name : builtin_model_names()) std::cout << "  " << name << "\n";
+    const auto plugins = loaded_plugins();
+    if (!plugins.empty()) std::cout << "plugins:\n";
+    for (const auto& p : plugins)
+      std::cout << fmt::format("  {} {} ({}): {}\n", p.name, p.version, p.path, fmt::join(p.backbones, ", "));
     return 0;
   };
 }

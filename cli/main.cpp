@@ -1,5 +1,9 @@
 // revkit: train, validate and check reversible networks from the command line.
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+
+#include <cstdlib>
+#include <thread>
 
 #include <iostream>
 #include <map>
@@ -7,12 +11,16 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "plugins/loader.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"revkit: memory-saving reversible backpropagation on LibTorch"};
   app.require_subcommand(1);
+  app.fallthrough();  // --plugin and --log-level work after the subcommand too
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  std::vector<std::string> plugin_paths;
+  app.add_option("--plugin", plugin_paths, "load a plugin shared library (repeatable; also REVKIT_PLUGINS=a.so:b.so)");
   std::map<CLI::App*, revkit::cli::Command> commands;
   auto add = [&](auto adder) {
     const size_t before = app.get_subcommands({}).size();
@@ -35,7 +43,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    // Use every core unless the user chose (OMP_NUM_THREADS); some OpenMP runtimes start with one thread.
+    if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     revkit::set_log_level(log_level);
+    revkit::load_plugins_from_environment();
+    for (const auto& path : plugin_paths) revkit::load_plugin(path);
     for (auto& [sub, command] : commands)
       if (sub->parsed()) return command();
   } catch (const revkit::InputError& e) {

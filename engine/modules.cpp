@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <mutex>
 
 #include "backbones/backbone.h"
 #include "core/error.h"
@@ -238,8 +239,6 @@ void register_builtin_modules(Registry<LayerFactory>& r) {
   r.add("Concat", "concatenates its `from` inputs along channels; args [1]", build_concat);
   r.add("nn.Upsample", "nearest or bilinear upsampling; args [None, scale=2, mode='nearest']", build_upsample);
   r.add("Detect", "YOLOv5 anchor-based detection head; args [nc, anchors]", build_detect);
-  for (const auto& entry : backbone_registry().entries())
-    r.add(entry.name, entry.description + "; outputs take row positions 0-4", backbone_row(entry.name));
 }
 
 }  // namespace
@@ -250,6 +249,12 @@ Registry<LayerFactory>& module_registry() {
     register_builtin_modules(*r);
     return r;
   }();
+  // Every backbone is also a row module, including those a plugin registered after this registry was made.
+  static std::mutex sync;
+  std::lock_guard<std::mutex> lock(sync);
+  for (const auto& entry : backbone_registry().entries())
+    if (!registry->contains(entry.name))
+      registry->add(entry.name, entry.description + "; outputs take row positions 0-4", backbone_row(entry.name));
   return *registry;
 }
 

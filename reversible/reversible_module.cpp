@@ -20,9 +20,26 @@ int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_ever
   return static_cast<int>(found.size());
 }
 
-std::vector<double> measure_drift(ReversibleModule& module, const at::Tensor& model_input) {
+std::vector<double> measure_drift(ReversibleModule& module, const at::Tensor& part_input) {
   at::NoGradGuard no_grad;
-  return measure_drift(module.column_grid(), module.column_input(model_input), module.column_options());
+  return measure_drift(module.column_grid(), module.column_input(part_input), module.column_options());
+}
+
+std::vector<std::vector<double>> measure_drift(torch::nn::Module& model, const std::function<void()>& forward) {
+  auto parts = reversible_modules(model);
+  for (auto* p : parts) p->record_input_ = true;
+  {
+    at::NoGradGuard no_grad;
+    forward();
+  }
+  std::vector<std::vector<double>> drift;
+  for (auto* p : parts) {
+    p->record_input_ = false;
+    TORCH_CHECK(p->recorded_input_.defined(), "measure_drift: a reversible part did not run in the forward pass");
+    drift.push_back(measure_drift(p->column_grid(), p->recorded_input_, p->column_options()));
+    p->recorded_input_ = at::Tensor();
+  }
+  return drift;
 }
 
 }  // namespace revkit::reversible

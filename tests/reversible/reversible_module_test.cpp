@@ -36,3 +36,16 @@ TEST_CASE("measure_drift on a module runs the grid on the module's column input"
   const auto drift = reversible::measure_drift(*toy, at::randn({1, 3, 5, 5}, at::kDouble));
   CHECK(drift.size() == 3);
 }
+
+TEST_CASE("measure_drift on a model: each part on the input it receives in the forward pass") {
+  TwoStacks model;
+  model.a->to(at::kDouble);
+  model.b->to(at::kDouble);
+  at::Tensor x = at::randn({1, 3, 5, 5}, at::kDouble);
+  // b receives a's first output, not the image
+  const auto drift = reversible::measure_drift(model, [&] { model.b->forward(model.a->forward(x)[0]); });
+  REQUIRE(drift.size() == 2);
+  CHECK(drift[0].size() == 1);
+  CHECK(drift[1].size() == 1);
+  for (const auto& part : drift) CHECK(part[0] < 1e-12);
+}

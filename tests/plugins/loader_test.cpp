@@ -1,0 +1,43 @@
+#include "plugins/loader.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include "core/error.h"
+#include "backbones/backbone.h"
+#include "engine/detection_model.h"
+
+using namespace revkit;
+
+TEST_CASE("loading the RevNet plugin registers its backbones, once") {
+  const LoadedPlugin& p = load_plugin(REVKIT_REVNET_PLUGIN);
+  CHECK(p.name == "revnet");
+  CHECK(p.version == "1.0");
+  CHECK(p.backbones == std::vector<std::string>{"revnet_tiny", "revnet_small"});
+  CHECK(&load_plugin(REVKIT_REVNET_PLUGIN) == &p);
+  CHECK(loaded_plugins().size() == 1);
+  CHECK(backbone_registry().contains("revnet_tiny"));
+  CHECK(module_registry().contains("revnet_tiny"));
+
+  // A model config row uses it like a built-in.
+  const nlohmann::json cfg = {{"nc", 2},
+                              {"anchors", {{10, 13, 16, 30}, {30, 61, 62, 45}}},
+                              {"backbone", {{-1, 1, "revnet_tiny", nlohmann::json::array()}}},
+                              {"head", {{-1, 1, "Conv", {64, 1, 1}}, {{3, -1}, 1, "Detect", {"nc", "anchors"}}}}};
+  DetectionModel model(cfg, "revnet.json");
+  CHECK(model->strides() == std::vector<double>{16, 32});
+  auto outs = model->forward(at::randn({2, 3, 64, 64}));
+  CHECK(outs[1].sizes() == at::IntArrayRef({2, 2, 2, 2, 7}));
+}
+
+TEST_CASE("loader errors are clear, and leave the registries as they were") {
+  CHECK_THROWS_WITH_AS(load_plugin("no/such/plugin.so"), "no/such/plugin.so: plugin not found", InputError);
+  CHECK_THROWS_WITH_AS(load_plugin(REVKIT_NOT_A_PLUGIN), doctest::Contains("not a revkit plugin: it has no revkit_plugin_entry() entry point"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(load_plugin(REVKIT_BAD_VERSION_PLUGIN),
+                       doctest::Contains("plugin API version 999, but this revkit speaks version 1 (rebuild the plugin)"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(load_plugin(REVKIT_DUPLICATE_PLUGIN),
+                       doctest::Contains("plugin 'impostor': backbone 'revcol_tiny' is already registered"), InputError);
+  CHECK(backbone_registry().at("revcol_tiny").description.find("RevCol-Tiny") == 0);
+}

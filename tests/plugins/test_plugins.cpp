@@ -1,0 +1,22 @@
+// Plugins that fail in the ways the loader must report: built only for tests.
+#include "backbones/plugin_api.h"
+
+#ifdef REVKIT_TEST_BAD_VERSION
+static void register_nothing(revkit::PluginRegistrar*) {}
+extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plugin_entry() {
+  static const RevkitPlugin info = {REVKIT_PLUGIN_API_VERSION + 998, "from-the-future", "9.9", &register_nothing};
+  return &info;
+}
+#endif
+
+#ifdef REVKIT_TEST_DUPLICATE
+static void register_taken_name(revkit::PluginRegistrar* r) {
+  r->add_backbone("revcol_tiny", "a second revcol_tiny", [](const revkit::BackboneArgs&) -> std::shared_ptr<revkit::Backbone> {
+    return nullptr;
+  });
+}
+extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plugin_entry() {
+  static const RevkitPlugin info = {REVKIT_PLUGIN_API_VERSION, "impostor", "0.1", &register_taken_name};
+  return &info;
+}
+#endif
