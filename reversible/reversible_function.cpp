@@ -60,23 +60,28 @@ at::Tensor combine(const at::Tensor& f, const at::Tensor& alpha, const at::Tenso
   return previous.defined() ? alpha * previous + f : f;
 }
 
-at::Tensor upper_input(const std::vector<at::Tensor>& previous, int64_t k, int64_t levels) {
-  return k + 1 < levels && !previous.empty() ? previous[k + 1] : at::Tensor();
-}
-
-std::vector<at::Tensor> run_plain(const ColumnGrid& grid, const at::Tensor& x) {
+// The forward sweep over the grid, column by column, level by level; `cell(j, k, lower, upper, previous)` gives
+// c_k[j] (upper and previous are undefined where the recurrence has none).
+template <typename Cell>
+std::vector<at::Tensor> sweep(const ColumnGrid& grid, const at::Tensor& x, Cell cell) {
   const int64_t L = grid.num_levels();
   std::vector<at::Tensor> state;
   for (int64_t j = 0; j < grid.columns(); ++j) {
     std::vector<at::Tensor> next(L);
     for (int64_t k = 0; k < L; ++k) {
       const at::Tensor& lower = k == 0 ? x : next[k - 1];
-      at::Tensor f = grid.levels[j][k]->forward(lower, upper_input(state, k, L));
-      next[k] = combine(f, grid.alphas[j][k], state.empty() ? at::Tensor() : state[k]);
+      const at::Tensor upper = j > 0 && k + 1 < L ? state[k + 1] : at::Tensor();
+      next[k] = cell(j, k, lower, upper, j > 0 ? state[k] : at::Tensor());
     }
     state = std::move(next);
   }
   return state;
+}
+
+std::vector<at::Tensor> run_plain(const ColumnGrid& grid, const at::Tensor& x) {
+  return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+    return combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+  });
 }
 
 // Restores a level's buffers (BatchNorm running statistics, ...) after a recompute, so they move once per step.
@@ -274,24 +279,15 @@ c10::intrusive_ptr<Plan> make_plan(const ColumnGrid& grid, const ColumnOptions& 
 
 std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
   auto plan = make_plan(grid, options, x);
-  const int64_t L = grid.num_levels();
-  std::vector<at::Tensor> state;
-  for (int64_t j = 0; j < grid.columns(); ++j) {
-    std::vector<at::Tensor> next(L);
-    for (int64_t k = 0; k < L; ++k) {
-      std::vector<at::Tensor> params;
-      for (const auto& p : grid.levels[j][k]->parameters())
-        if (p.requires_grad()) params.push_back(p);
-      const at::Tensor& lower = k == 0 ? x : next[k - 1];
-      // Absent inputs go in as empty optionals: autograd nodes take no undefined tensors.
-      auto maybe = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
-      next[k] = CellFunction::apply(plan, j, k, lower, maybe(upper_input(state, k, L)),
-                                    maybe(state.empty() ? at::Tensor() : state[k]),
-                                    maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(params))[0];
-    }
-    state = std::move(next);
-  }
-  return state;
+  // Absent inputs go in as empty optionals: autograd nodes take no undefined tensors.
+  auto maybe = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
+  return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+    std::vector<at::Tensor> params;
+    for (const auto& p : grid.levels[j][k]->parameters())
+      if (p.requires_grad()) params.push_back(p);
+    return CellFunction::apply(plan, j, k, lower, maybe(upper), maybe(previous),
+                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(params))[0];
+  });
 }
 
 void check_grid(const ColumnGrid& grid) {
