@@ -1,0 +1,40 @@
+#pragma once
+// Detection datasets in the Ultralytics layout: a data yaml (`path`, `train`, `val`, optional `test`, `names`)
+// whose splits are image folders, text files listing images, or lists of either; labels beside the images in
+// a parallel `labels` folder (.../images/x.jpg -> .../labels/x.txt).
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace revkit {
+
+struct DataConfig {
+  std::string source;  // the yaml
+  std::string root;    // `path`, resolved against the yaml's folder
+  std::vector<std::string> names;
+  std::vector<std::string> train, val, test;  // the splits as written, resolved against root
+};
+
+// Throws InputError naming the file and the field for a missing or malformed split or names.
+DataConfig load_data_config(const std::string& yaml_path);
+
+// Ultralytics' rule: the last "/images/" in the path becomes "/labels/", the extension ".txt".
+std::string label_path_for(const std::string& image_path);
+
+struct DatasetIndex {
+  std::vector<std::string> images;
+  std::vector<at::Tensor> labels;     // per image: [n, 5] (class, x, y, w, h) normalised
+  int64_t backgrounds = 0;            // images without a label file, or with an empty one
+  int64_t orphan_labels = 0;          // label files without an image (skipped)
+  std::vector<std::string> problems;  // label rows skipped, "<file>:<line>: <what>"
+  int64_t boxes() const;
+};
+
+// Lists the images of a split (folders searched recursively for .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff, sorted)
+// and reads their labels. A missing folder or list file, or a split with no image, is an InputError; a bad label
+// row is skipped and recorded in `problems`, or is an InputError when `strict`.
+DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_classes, bool strict,
+                         const std::string& source);
+
+}  // namespace revkit
