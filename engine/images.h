@@ -1,0 +1,24 @@
+#pragma once
+// Reading images for detection: decode with OpenCV, letterbox to a square of the model's input size (aspect
+// kept, padded with grey 114, as Ultralytics), and move the labels with the image.
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace revkit {
+
+struct LetterboxedImage {
+  at::Tensor image;   // [3, size, size] uint8, RGB
+  at::Tensor labels;  // [n, 5] (class, x, y, w, h) normalised to the letterboxed image
+  double scale = 1;   // resized / original
+  int64_t pad_x = 0, pad_y = 0;
+  int64_t original_width = 0, original_height = 0;
+};
+
+// Throws InputError ("<path>: cannot decode image") for a missing, truncated or corrupt file.
+LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels);
+
+// Maps boxes (x1, y1, x2, y2) on the letterboxed image back to the original image's pixels.
+at::Tensor unletterbox_boxes(const at::Tensor& boxes, const LetterboxedImage& info);
+
+}  // namespace revkit
