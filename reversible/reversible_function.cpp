@@ -114,6 +114,9 @@ struct Plan : torch::CustomClassHolder {
   std::vector<std::vector<RngState>> rng;         // [column][level]: generator state before F_k[j]
   std::vector<std::vector<bool>> backward_done;   // [column][level]
   std::vector<std::vector<std::vector<at::Tensor>>> buffers;  // [column][level]
+  // [column][level]: the trainable parameters, in the order the cell's node takes them as inputs and
+  // returns their gradients.
+  std::vector<std::vector<std::vector<at::Tensor>>> params;
   std::vector<int> cuda_devices;
   AutocastState autocast;
 
@@ -214,10 +217,8 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
     variable_list wrt;
     if (lower.requires_grad()) wrt.push_back(lower);
     if (upper.defined()) wrt.push_back(upper);
-    const auto& level_params = plan->grid.levels[j][k];
     const size_t first_param = wrt.size();
-    for (const auto& p : level_params->parameters())
-      if (p.requires_grad()) wrt.push_back(p);
+    wrt.insert(wrt.end(), plan->params[j][k].begin(), plan->params[j][k].end());
     variable_list d = wrt.empty() ? variable_list{}
                                   : torch::autograd::grad({f}, wrt, {g}, /*retain_graph=*/false,
                                                           /*create_graph=*/false, /*allow_unused=*/true);
@@ -270,8 +271,13 @@ c10::intrusive_ptr<Plan> make_plan(const ColumnGrid& grid, const ColumnOptions& 
   if (options.preserve_rng_state()) plan->rng.assign(N, std::vector<RngState>(L));
   plan->backward_done.assign(N, std::vector<bool>(L, false));
   plan->buffers.assign(N, std::vector<std::vector<at::Tensor>>(L));
+  plan->params.assign(N, std::vector<std::vector<at::Tensor>>(L));
   for (int64_t j = 0; j < N; ++j)
-    for (int64_t k = 0; k < L; ++k) plan->buffers[j][k] = grid.levels[j][k]->buffers();
+    for (int64_t k = 0; k < L; ++k) {
+      plan->buffers[j][k] = grid.levels[j][k]->buffers();
+      for (const auto& p : grid.levels[j][k]->parameters())
+        if (p.requires_grad()) plan->params[j][k].push_back(p);
+    }
   plan->cuda_devices = cuda_devices_of(x);
   plan->autocast = AutocastState::current();
   return plan;
@@ -282,11 +288,8 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
   // Absent inputs go in as empty optionals: autograd nodes take no undefined tensors.
   auto maybe = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
   return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-    std::vector<at::Tensor> params;
-    for (const auto& p : grid.levels[j][k]->parameters())
-      if (p.requires_grad()) params.push_back(p);
     return CellFunction::apply(plan, j, k, lower, maybe(upper), maybe(previous),
-                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(params))[0];
+                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(plan->params[j][k]))[0];
   });
 }
 
