@@ -52,5 +52,8 @@ for alpha in 0.5 1 2; do
   done
 done
 
+# Keep the training section that bench/train.sh wrote.
+train_section=$(sed -n '/<!-- train:begin -->/,/<!-- train:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 "$python" bench/report.py "$out" "$steps" "$threads" "$have_python" > BENCHMARKS.md
+if [ -n "$train_section" ]; then printf '\n%s\n' "$train_section" >> BENCHMARKS.md; fi
 echo "wrote BENCHMARKS.md" >&2

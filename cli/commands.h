@@ -13,5 +13,8 @@ Command add_check(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_list(CLI::App& app);
+Command add_train(CLI::App& app);
+Command add_val(CLI::App& app);
+Command add_detect(CLI::App& app);
 
 }  // namespace revkit::cli

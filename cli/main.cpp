@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
     auto command = adder(app);
     commands[app.get_subcommands({}).at(before)] = command;
   };
+  add(revkit::cli::add_train);
+  add(revkit::cli::add_val);
+  add(revkit::cli::add_detect);
   add(revkit::cli::add_check);
   add(revkit::cli::add_bench);
   add(revkit::cli::add_info);
@@ -57,6 +60,9 @@ int main(int argc, char** argv) {
     std::string message = e.what_without_backtrace();
     std::cerr << "revkit: error: " << message.substr(0, message.find('\n')) << "\n";
     return 2;
+  } catch (const std::runtime_error& e) {  // a run that stopped itself (e.g. a diverging loss)
+    std::cerr << "revkit: error: " << e.what() << "\n";
+    return 1;
   }
   return 2;
 }

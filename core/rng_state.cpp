@@ -54,4 +54,24 @@ void RngState::restore() const {
     set_state(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(cuda_devices_[i])), cuda_[i]);
 }
 
+std::map<std::string, at::Tensor> RngState::to_tensors() const {
+  std::map<std::string, at::Tensor> out;
+  if (empty()) return out;
+  out["rng.cpu"] = cpu_;
+  for (size_t i = 0; i < cuda_devices_.size(); ++i) out["rng.cuda." + std::to_string(cuda_devices_[i])] = cuda_[i];
+  return out;
+}
+
+RngState RngState::from_tensors(const std::map<std::string, at::Tensor>& tensors) {
+  RngState s;
+  for (const auto& [name, t] : tensors) {
+    if (name == "rng.cpu") s.cpu_ = t.to(at::kByte).contiguous();
+    if (name.rfind("rng.cuda.", 0) == 0) {
+      s.cuda_devices_.push_back(std::stoi(name.substr(9)));
+      s.cuda_.push_back(t.to(at::kByte).contiguous());
+    }
+  }
+  return s;
+}
+
 }  // namespace revkit

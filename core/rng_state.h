@@ -3,6 +3,8 @@
 // drop-path masks as the forward pass did, and the caller's stream is left as it was.
 #include <ATen/core/Tensor.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 namespace revkit {
@@ -19,6 +21,9 @@ class RngState {
   bool empty() const { return !cpu_.defined(); }
   // Same generator states (byte for byte) on the same devices.
   bool operator==(const RngState& other) const;
+  // As named byte tensors ("rng.cpu", "rng.cuda.<device>"), for checkpoints, and back.
+  std::map<std::string, at::Tensor> to_tensors() const;
+  static RngState from_tensors(const std::map<std::string, at::Tensor>& tensors);
 
  private:
   at::Tensor cpu_;

@@ -181,11 +181,20 @@ std::vector<at::Tensor> DetectionModelImpl::run(const at::Tensor& images, bool u
 }
 
 std::vector<at::Tensor> DetectionModelImpl::forward(const at::Tensor& images) {
+  check_input(images);
+  return run(images, /*up_to_head=*/false);
+}
+
+std::vector<at::Tensor> DetectionModelImpl::forward_raw(const at::Tensor& images) {
+  check_input(images);
+  return head_->raw(run(images, /*up_to_head=*/true));
+}
+
+void DetectionModelImpl::check_input(const at::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "DetectionModel: expected images [N, 3, H, W], got ", images.sizes());
   TORCH_CHECK(images.size(2) % size_divisor_ == 0 && images.size(3) % size_divisor_ == 0,
               "DetectionModel: image height and width must be multiples of ", size_divisor_, ", got ", images.size(2), "x",
               images.size(3));
-  return run(images, /*up_to_head=*/false);
 }
 
 std::vector<std::string> builtin_model_names() {

@@ -42,6 +42,8 @@ class DetectionModelImpl : public torch::nn::Module {
   // Training mode: the head's raw maps, one per level. Eval mode: one [batch, boxes, nc + 5] tensor of
   // decoded boxes. Input sides must be multiples of size_divisor().
   std::vector<at::Tensor> forward(const at::Tensor& images);
+  // The head's raw maps in either mode; head()->decode turns them into boxes.
+  std::vector<at::Tensor> forward_raw(const at::Tensor& images);
 
   const std::vector<LayerInfo>& layers() const { return layers_; }
   Detect head() const { return head_; }
@@ -56,6 +58,7 @@ class DetectionModelImpl : public torch::nn::Module {
     std::vector<int64_t> outputs;  // positions written (padding slots get undefined tensors)
   };
   std::vector<at::Tensor> run(const at::Tensor& images, bool up_to_head);
+  void check_input(const at::Tensor& images) const;
 
   torch::nn::ModuleList model{nullptr};
   std::vector<Step> steps_;

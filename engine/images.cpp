@@ -10,7 +10,7 @@
 
 namespace revkit {
 
-LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels) {
+DecodedImage decode_image(const std::string& path, int64_t long_side) {
   cv::Mat bgr;
   try {
     bgr = cv::imread(path, cv::IMREAD_COLOR);
@@ -18,19 +18,36 @@ LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const a
     throw InputError(path, std::string("cannot decode image: ") + e.what());
   }
   if (bgr.empty()) throw InputError(path, "cannot decode image (missing, truncated or not an image)");
-  LetterboxedImage out;
+  DecodedImage out;
   out.original_width = bgr.cols;
   out.original_height = bgr.rows;
-  out.scale = std::min(static_cast<double>(size) / bgr.cols, static_cast<double>(size) / bgr.rows);
-  const int w = static_cast<int>(std::round(bgr.cols * out.scale)), h = static_cast<int>(std::round(bgr.rows * out.scale));
-  cv::Mat resized;
-  cv::resize(bgr, resized, cv::Size(w, h), 0, 0, out.scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  out.scale = long_side > 0 ? static_cast<double>(long_side) / std::max(bgr.cols, bgr.rows) : 1.0;
+  const int w = std::max(1, static_cast<int>(std::round(bgr.cols * out.scale)));
+  const int h = std::max(1, static_cast<int>(std::round(bgr.rows * out.scale)));
+  out.image = at::empty({h, w, 3}, at::kByte);
+  cv::Mat rgb(h, w, CV_8UC3, out.image.data_ptr());
+  if (w == bgr.cols && h == bgr.rows) {
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  } else {
+    cv::Mat resized;
+    cv::resize(bgr, resized, cv::Size(w, h), 0, 0, out.scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::cvtColor(resized, rgb, cv::COLOR_BGR2RGB);
+  }
+  return out;
+}
+
+LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels) {
+  DecodedImage decoded = decode_image(path, size);
+  LetterboxedImage out;
+  out.original_width = decoded.original_width;
+  out.original_height = decoded.original_height;
+  out.scale = decoded.scale;
+  const int64_t h = decoded.image.size(0), w = decoded.image.size(1);
   out.pad_x = (size - w) / 2;
   out.pad_y = (size - h) / 2;
-  cv::Mat canvas(static_cast<int>(size), static_cast<int>(size), CV_8UC3, cv::Scalar(114, 114, 114));
-  resized.copyTo(canvas(cv::Rect(static_cast<int>(out.pad_x), static_cast<int>(out.pad_y), w, h)));
-  cv::cvtColor(canvas, canvas, cv::COLOR_BGR2RGB);
-  out.image = at::from_blob(canvas.data, {size, size, 3}, at::kByte).permute({2, 0, 1}).clone();
+  at::Tensor canvas = at::full({size, size, 3}, 114, at::kByte);
+  canvas.narrow(0, out.pad_y, h).narrow(1, out.pad_x, w).copy_(decoded.image);
+  out.image = canvas.permute({2, 0, 1}).contiguous();
 
   at::Tensor l = labels.to(at::kFloat).clone();
   if (l.size(0) > 0) {

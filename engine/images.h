@@ -15,7 +15,17 @@ struct LetterboxedImage {
   int64_t original_width = 0, original_height = 0;
 };
 
-// Throws InputError ("<path>: cannot decode image") for a missing, truncated or corrupt file.
+struct DecodedImage {
+  at::Tensor image;  // [h, w, 3] uint8 RGB, resized so that its long side is the requested size
+  double scale = 1;  // resized / original
+  int64_t original_width = 0, original_height = 0;
+};
+
+// Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image; 0 keeps its size). Throws InputError
+// ("<path>: cannot decode image ...") for a missing, truncated or corrupt file.
+DecodedImage decode_image(const std::string& path, int64_t long_side);
+
+// decode_image, then padded to a centred square with the labels moved along.
 LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels);
 
 // Maps boxes (x1, y1, x2, y2) on the letterboxed image back to the original image's pixels.

@@ -116,7 +116,8 @@ DetectionMetrics MetricsAccumulator::compute() const {
     for (int g = 0; g < kGrid; ++g) {
       const double x = static_cast<double>(g) / (kGrid - 1);
       auto interp = [&](const std::vector<double>& y, double above) {
-        if (confs.empty() || x > confs.front()) return above;
+        if (confs.empty()) return 0.0;  // a class never predicted: precision and recall 0, as Ultralytics
+        if (x > confs.front()) return above;
         if (x <= confs.back()) return y.back();
         size_t k = 1;
         while (confs[k] > x) ++k;  // confs[k - 1] >= x > confs[k]

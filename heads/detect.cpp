@@ -44,15 +44,20 @@ void DetectImpl::set_strides(const std::vector<double>& strides) {
 }
 
 std::vector<at::Tensor> DetectImpl::forward(const std::vector<at::Tensor>& features) {
+  std::vector<at::Tensor> maps = raw(features);
+  if (is_training()) return maps;
+  return {decode(maps)};
+}
+
+std::vector<at::Tensor> DetectImpl::raw(const std::vector<at::Tensor>& features) {
   TORCH_CHECK(static_cast<int64_t>(features.size()) == nl, "Detect: expected ", nl, " feature maps, got ", features.size());
-  std::vector<at::Tensor> raw;
+  std::vector<at::Tensor> maps;
   for (int64_t i = 0; i < nl; ++i) {
     at::Tensor y = m[i]->as<torch::nn::Conv2d>()->forward(features[i]);
     const int64_t bs = y.size(0), ny = y.size(2), nx = y.size(3);
-    raw.push_back(y.view({bs, na, nc + 5, ny, nx}).permute({0, 1, 3, 4, 2}).contiguous());
+    maps.push_back(y.view({bs, na, nc + 5, ny, nx}).permute({0, 1, 3, 4, 2}).contiguous());
   }
-  if (is_training()) return raw;
-  return {decode(raw)};
+  return maps;
 }
 
 at::Tensor DetectImpl::decode(const std::vector<at::Tensor>& raw) const {

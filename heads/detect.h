@@ -21,6 +21,8 @@ class DetectImpl : public torch::nn::Module {
  public:
   explicit DetectImpl(const DetectOptions& options);
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& features);
+  // The raw maps whatever the mode (validation wants them for its loss as well as the decoded boxes).
+  std::vector<at::Tensor> raw(const std::vector<at::Tensor>& features);
 
   // Sets the strides (input pixels per cell of each level), turns the anchors into grid units, and applies
   // Ultralytics' bias initialisation: objectness log(8 / (640 / s)^2), classes log(0.6 / (nc - 0.99)).

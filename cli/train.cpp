@@ -1,0 +1,62 @@
+// revkit train: YOLOv5's recipe on a detector built from a config, with the backbone's memory mode of choice.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "engine/trainer.h"
+
+namespace revkit::cli {
+
+Command add_train(CLI::App& app) {
+  auto o = std::make_shared<TrainOptions>();
+  auto memory_mode = std::make_shared<std::string>();
+  auto resume = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("train", "train a detector on a dataset in the Ultralytics layout");
+  cmd->add_option("--model", o->model, "model config (.yaml/.json) or built-in name")->capture_default_str();
+  cmd->add_option("--data", o->data, "data yaml (path, train, val, names)");
+  cmd->add_option("--epochs", o->epochs, "epochs")->capture_default_str();
+  cmd->add_option("--imgsz", o->imgsz, "train and val image size (pixels)")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "batch size")->capture_default_str();
+  cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")->capture_default_str();
+  cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column or full (default: the config's)");
+  cmd->add_option("--store-every", o->store_every, "full mode: keep every k-th column");
+  cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
+  cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
+  cmd->add_option("--weights", o->weights, "initial weights (.safetensors; names and shapes that match are copied)");
+  cmd->add_option("--resume", *resume, "continue a run: its folder or state file (default: the most recent)")->expected(0, 1);
+  cmd->add_option("--project", o->project, "folder of runs")->capture_default_str();
+  cmd->add_option("--name", o->name, "run name (numbered if it exists)")->capture_default_str();
+  cmd->add_flag("--exist-ok", o->exist_ok, "reuse <project>/<name> instead of numbering a new run");
+  cmd->add_flag("--strict", o->strict, "a bad image or label row is an error, not a warning");
+  cmd->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_flag("--cos-lr", o->cosine, "cosine learning-rate decay instead of linear");
+  cmd->add_flag("!--no-augment", o->augment, "no mosaic, affine, HSV or flip (e.g. to fit a few images)");
+  cmd->add_flag("!--noval", o->val, "validate only after the last epoch");
+  cmd->add_option("--checkpoint-every", o->checkpoint_every, "write weights/last every N epochs (the last epoch always)")
+      ->capture_default_str();
+  cmd->add_option("--lr0", o->schedule.lr0, "initial learning rate")->capture_default_str();
+  cmd->add_option("--warmup-epochs", o->schedule.warmup_epochs, "warm-up epochs")->capture_default_str();
+  cmd->add_option("--nbs", o->schedule.nominal_batch, "nominal batch: gradients accumulate to about this many images")
+      ->capture_default_str();
+  cmd->add_option("--mosaic", o->augment_options.mosaic, "probability of a mosaic")->capture_default_str();
+  return [o, memory_mode, resume, cmd] {
+    TrainSummary s;
+    if (cmd->count("--resume") > 0) {
+      s = resume_training(*resume, o->project, cmd->count("--workers") > 0 ? o->workers : -1);
+    } else {
+      if (o->data.empty()) throw InputError("train needs --data (a data yaml), or --resume");
+      if (!memory_mode->empty()) o->memory_mode = reversible::parse_memory_mode(*memory_mode);
+      s = train_detector(*o);
+    }
+    std::cout << fmt::format(
+        "\n{} epochs done, results in {}\n  mAP@0.5 {:.3f}, mAP@0.5:0.95 {:.3f}; {:.2f} s per iteration (median), peak RSS "
+        "{:.0f} MB; skipped {} images, {} label rows, {} non-finite steps\n",
+        s.epochs_done, s.run_dir, s.final.metrics.map50, s.final.metrics.map50_95, s.seconds_per_iteration, s.peak_rss_mb,
+        s.skipped_images, s.skipped_label_rows, s.nonfinite_steps);
+    return 0;
+  };
+}
+
+}  // namespace revkit::cli

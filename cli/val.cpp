@@ -1,0 +1,94 @@
+// revkit val: precision, recall and mAP of trained weights on a dataset split; COCO-format detections on request.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "engine/checkpoint.h"
+#include "engine/dataset.h"
+#include "engine/loader.h"
+#include "engine/trainer.h"
+#include "engine/validate.h"
+
+namespace revkit::cli {
+namespace {
+
+struct ValArgs {
+  std::string model, weights, data, split = "val", save_json, device = "cpu";
+  int64_t imgsz = 640, batch = 32, workers = 0;
+  double conf = 0.001, iou = 0.6;
+  bool amp = false, strict = false;
+};
+
+int run_val(const ValArgs& a) {
+  if (a.weights.empty() || a.data.empty()) throw InputError("val needs --weights and --data");
+  if (a.imgsz <= 0 || a.batch <= 0) throw InputError("--imgsz and --batch must be positive");
+  const DataConfig data = load_data_config(a.data);
+  std::vector<std::string> names;
+  DetectionModel model = load_detector(a.model, a.weights, &names);
+  if (model->num_classes() != static_cast<int64_t>(data.names.size()))
+    throw InputError(a.weights, fmt::format("{} classes, but {} names {}", model->num_classes(), a.data, data.names.size()));
+  const auto& split = a.split == "train" ? data.train : a.split == "test" ? data.test : data.val;
+  if (split.empty()) throw InputError(a.data, fmt::format("no '{}' split", a.split));
+  DatasetIndex index = index_split(split, model->num_classes(), a.strict, a.data);
+  for (const auto& p : index.problems) logger()->warn("{} (skipped)", p);
+  for (const auto& d : drop_unreadable_images(index, a.strict, std::max<int64_t>(1, a.workers))) logger()->warn("{} (skipped)", d);
+  int64_t imgsz = a.imgsz;
+  if (imgsz % model->size_divisor()) {
+    imgsz = (imgsz + model->size_divisor() - 1) / model->size_divisor() * model->size_divisor();
+    logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", a.imgsz, model->size_divisor(), imgsz);
+  }
+  LoaderOptions lo;
+  lo.imgsz = imgsz;
+  lo.batch = a.batch;
+  lo.workers = a.workers;
+  DetectionLoader loader(index, lo);
+  ValidationOptions vo;
+  vo.conf = a.conf;
+  vo.iou = a.iou;
+  vo.amp = a.amp;
+  vo.device = parse_device(a.device);
+  vo.keep_detections = !a.save_json.empty();
+  model->to(vo.device);
+  const ValidationResult v = validate(*model, loader, vo);
+  const auto& m = v.metrics;
+  std::cout << fmt::format("{:>22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "Class", "Images", "Instances", "P", "R",
+                           "mAP50", "mAP50-95");
+  std::cout << fmt::format("{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n", "all", v.images, v.instances,
+                           m.mp, m.mr, m.map50, m.map50_95);
+  for (size_t k = 0; k < m.classes.size(); ++k)
+    std::cout << fmt::format("{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n", data.names[m.classes[k]], "",
+                             m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k], m.ap50_95[k]);
+  std::cout << fmt::format("{:.1f} ms per image\n", v.seconds * 1000 / std::max<int64_t>(1, v.images));
+  if (!a.save_json.empty()) {
+    const bool coco = is_coco_names(data.names);
+    write_coco_detections(a.save_json, v.detections, coco);
+    std::cout << fmt::format("detections written to {} ({} category ids)\n", a.save_json, coco ? "COCO" : "class index");
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_val(CLI::App& app) {
+  auto a = std::make_shared<ValArgs>();
+  auto* cmd = app.add_subcommand("val", "precision, recall and mAP of trained weights on a dataset");
+  cmd->add_option("--model", a->model, "model config or built-in name (default: the one saved with the weights)");
+  cmd->add_option("--weights", a->weights, "weights (.safetensors)");
+  cmd->add_option("--data", a->data, "data yaml");
+  cmd->add_option("--split", a->split, "train, val or test")->check(CLI::IsMember({"train", "val", "test"}))->capture_default_str();
+  cmd->add_option("--imgsz", a->imgsz, "image size")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
+  cmd->add_option("--workers", a->workers, "loader threads")->capture_default_str();
+  cmd->add_option("--conf", a->conf, "confidence threshold")->capture_default_str();
+  cmd->add_option("--iou", a->iou, "NMS IoU threshold")->capture_default_str();
+  cmd->add_option("--save-json", a->save_json, "write COCO-format detections to this file");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_flag("--amp", a->amp, "mixed precision");
+  cmd->add_flag("--strict", a->strict, "a bad image or label row is an error");
+  return [a] { return run_val(*a); };
+}
+
+}  // namespace revkit::cli

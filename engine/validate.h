@@ -1,0 +1,57 @@
+#pragma once
+// Validation of a detector as YOLOv5's val.py does it: letterboxed images, class-aware NMS (conf 0.001, IoU 0.6,
+// at most 300 boxes per image), detections matched to labels at IoU 0.50:0.95, precision, recall, mAP@0.5 and
+// mAP@0.5:0.95 with COCO's 101-point interpolation; the three losses when asked; COCO-format detections.
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/detection_model.h"
+#include "engine/loader.h"
+#include "engine/metrics.h"
+
+namespace revkit {
+
+struct ValidationOptions {
+  double conf = 0.001, iou = 0.6;
+  int64_t max_det = 300;
+  bool compute_loss = true;
+  bool amp = false;        // bf16 autocast on CPU, fp16 on CUDA
+  bool keep_detections = false;  // fill ValidationResult::detections (for --save-json)
+  c10::Device device = c10::kCPU;
+};
+
+struct ImageDetections {
+  std::string path;
+  at::Tensor boxes;  // [k, 6] (x1, y1, x2, y2, confidence, class) in the original image's pixels
+};
+
+struct ValidationResult {
+  DetectionMetrics metrics;
+  double box = 0, obj = 0, cls = 0;  // mean losses per batch
+  int64_t images = 0, instances = 0;
+  double seconds = 0;
+  std::vector<ImageDetections> detections;
+  double fitness() const { return 0.1 * metrics.map50 + 0.9 * metrics.map50_95; }  // YOLOv5's
+};
+
+// Called with each batch and its detections per image ([k, 6], letterboxed pixels), e.g. to draw the first one.
+using BatchCallback = std::function<void(const Batch&, const std::vector<at::Tensor>&)>;
+
+// Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0).
+ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
+                          const BatchCallback& on_batch = {});
+
+// True when `names` are COCO's 80 class names in order; their classes then map to COCO's 91 category ids.
+bool is_coco_names(const std::vector<std::string>& names);
+// COCO's category id of an 80-class index.
+int64_t coco80_to_91(int64_t cls);
+
+// Writes detections as a COCO results JSON list ({image_id, category_id, bbox [x, y, w, h], score}), atomically.
+// image_id is the file stem as a number when it is one (COCO's names), else the stem; category_id is COCO's id
+// when `coco_ids`, else the class index.
+void write_coco_detections(const std::string& path, const std::vector<ImageDetections>& detections, bool coco_ids);
+
+}  // namespace revkit

@@ -1,0 +1,76 @@
+#include "engine/validate.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+
+namespace fs = std::filesystem;
+using namespace revkit;
+
+TEST_CASE("COCO's 80 names and their 91-id categories") {
+  const DataConfig coco8 = load_data_config(REVKIT_ASSETS "/coco8/coco8.yaml");
+  CHECK(is_coco_names(coco8.names));
+  CHECK_FALSE(is_coco_names({"cat", "dog"}));
+  CHECK(coco80_to_91(0) == 1);
+  CHECK(coco80_to_91(11) == 13);  // stop sign: COCO skips id 12
+  CHECK(coco80_to_91(26) == 31);  // handbag
+  CHECK(coco80_to_91(79) == 90);
+}
+
+TEST_CASE("COCO results JSON: numeric image ids from file stems, xywh boxes, mapped categories") {
+  const std::string path = (fs::temp_directory_path() / ("revkit_dets_" + std::to_string(::getpid()) + ".json")).string();
+  std::vector<ImageDetections> dets;
+  dets.push_back({"a/images/000000000042.jpg", at::tensor({10.0, 20.0, 40.0, 60.0, 0.912345678, 11.0}).view({1, 6})});
+  dets.push_back({"b/cat_photo.png", at::tensor({1.0, 2.0, 3.0, 5.0, 0.5, 0.0}).view({1, 6})});
+  write_coco_detections(path, dets, true);
+  nlohmann::json j;
+  std::ifstream(path) >> j;
+  REQUIRE(j.size() == 2);
+  CHECK(j[0]["image_id"] == 42);
+  CHECK(j[0]["category_id"] == 13);
+  CHECK(j[0]["bbox"] == nlohmann::json({10.0, 20.0, 30.0, 40.0}));
+  CHECK(j[0]["score"].get<double>() == doctest::Approx(0.91235));
+  CHECK(j[1]["image_id"] == "cat_photo");
+  write_coco_detections(path, dets, false);
+  std::ifstream(path) >> j;
+  CHECK(j[0]["category_id"] == 11);
+  fs::remove(path);
+}
+
+TEST_CASE("validate: every image and label counted, losses and metrics of an untrained model in range") {
+  const DataConfig coco8 = load_data_config(REVKIT_ASSETS "/coco8/coco8.yaml");
+  DatasetIndex index = index_split(coco8.val, 80, false, coco8.source);
+  at::manual_seed(0);
+  DetectionModel model = build_model("yolov5n");
+  LoaderOptions lo;
+  lo.imgsz = 96;
+  lo.batch = 3;
+  DetectionLoader loader(index, lo);
+  ValidationOptions vo;
+  vo.keep_detections = true;
+  int batches = 0;
+  model->train();
+  const ValidationResult v = validate(*model, loader, vo, [&](const Batch& b, const std::vector<at::Tensor>& d) {
+    ++batches;
+    CHECK(d.size() == static_cast<size_t>(b.images.size(0)));
+  });
+  CHECK(model->is_training());  // put back as it was
+  CHECK(batches == 2);
+  CHECK(v.images == 4);
+  CHECK(v.instances == index.boxes());
+  CHECK(v.box > 0);
+  CHECK(v.obj > 0);
+  CHECK(v.cls > 0);
+  CHECK(v.metrics.map50 >= 0);
+  CHECK(v.metrics.map50 <= 1);
+  REQUIRE(v.detections.size() == 4);
+  // Detections are mapped back to each original image.
+  for (const auto& d : v.detections)
+    if (d.boxes.size(0) > 0) CHECK(d.boxes.narrow(1, 0, 4).ge(0).all().item<bool>());
+}
