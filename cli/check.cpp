@@ -9,6 +9,7 @@
 #include "backbones/revcol_fixture.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "reversible/reversible_module.h"
 
 namespace revkit::cli {
@@ -17,7 +18,8 @@ namespace {
 using reversible::MemoryMode;
 
 struct CheckArgs {
-  std::string fixture, backbone, memory_mode = "all", dtype = "float64";
+  std::string fixture, backbone, memory_mode = "all", dtype = "float64", weights, reference;
+  double tolerance = 1e-5, floor = 1e-6;
   int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0;
   double drop_path = 0.1, alpha_init = 0.5;
   uint64_t seed = 0;
@@ -112,6 +114,43 @@ int check_backbone(const CheckArgs& a) {
   return ok ? 0 : 1;
 }
 
+// Two weights files tensor by tensor: every name on one side only, every shape or dtype that differs, and the
+// worst relative differences (a port against its reference, or two runs that should agree).
+int check_weights(const CheckArgs& a) {
+  const Safetensors w = read_safetensors(a.weights), r = read_safetensors(a.reference);
+  bool ok = true;
+  for (const auto& [name, t] : r.tensors)
+    if (!w.tensors.count(name)) ok = false, std::cout << fmt::format("missing in {}: {}\n", a.weights, name);
+  std::vector<std::pair<double, std::string>> diffs;
+  for (const auto& [name, t] : w.tensors) {
+    const auto it = r.tensors.find(name);
+    if (it == r.tensors.end()) {
+      ok = false;
+      std::cout << fmt::format("not in {}: {}\n", a.reference, name);
+      continue;
+    }
+    if (t.sizes() != it->second.sizes()) {
+      ok = false;
+      std::cout << fmt::format("{}: shape [{}] against [{}]\n", name, fmt::join(t.sizes(), ", "), fmt::join(it->second.sizes(), ", "));
+      continue;
+    }
+    // Relative to the reference tensor's largest entry, but not below `floor`: a tensor that is all but zero
+    // (a bias that has barely moved from its zero start) is compared absolutely.
+    const at::Tensor x = t.to(at::kDouble), ref = it->second.to(at::kDouble);
+    const double scale = std::max(ref.numel() ? ref.abs().max().item<double>() : 0.0, a.floor);
+    diffs.emplace_back(x.numel() ? (x - ref).abs().max().item<double>() / scale : 0.0, name);
+  }
+  std::sort(diffs.rbegin(), diffs.rend());
+  for (size_t i = 0; i < std::min<size_t>(5, diffs.size()); ++i)
+    std::cout << fmt::format("{:>10.3e}  {}\n", diffs[i].first, diffs[i].second);
+  const double worst = diffs.empty() ? 0.0 : diffs.front().first;
+  ok = ok && worst <= a.tolerance;
+  std::cout << fmt::format("{} tensors compared, worst relative difference {:.3e} (tolerance {:.0e})\n", diffs.size(), worst,
+                           a.tolerance);
+  std::cout << (ok ? "check passed\n" : "check FAILED\n");
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 Command add_check(CLI::App& app) {
@@ -119,7 +158,12 @@ Command add_check(CLI::App& app) {
   auto* cmd = app.add_subcommand("check", "gradient equivalence: a fixture from the seed's Python, or memory modes against plain autograd");
   auto* fixture = cmd->add_option("--fixture", a->fixture, "a fixture written by make_fixture.py (safetensors)");
   auto* backbone = cmd->add_option("--backbone", a->backbone, "a registered backbone, e.g. revcol_tiny");
+  auto* weights = cmd->add_option("--weights", a->weights, "a weights file to compare with --reference (safetensors)");
+  cmd->add_option("--reference", a->reference, "the weights --weights should equal");
+  cmd->add_option("--tolerance", a->tolerance, "largest relative difference allowed with --weights")->capture_default_str();
+  cmd->add_option("--floor", a->floor, "with --weights: tensors smaller than this compare absolutely")->capture_default_str();
   fixture->excludes(backbone);
+  weights->excludes(fixture)->excludes(backbone);
   cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or all")->capture_default_str();
   cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
@@ -130,7 +174,11 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
   return [a] {
-    if (a->fixture.empty() == a->backbone.empty()) throw InputError("check needs one of --fixture FILE or --backbone NAME");
+    if (!a->weights.empty()) {
+      if (a->reference.empty()) throw InputError("check --weights needs --reference");
+      return check_weights(*a);
+    }
+    if (a->fixture.empty() == a->backbone.empty()) throw InputError("check needs one of --fixture FILE, --backbone NAME or --weights FILE");
     return a->fixture.empty() ? check_backbone(*a) : check_fixture(*a);
   };
 }

@@ -4,10 +4,15 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace revkit::cli {
 
 using Command = std::function<int()>;
+
+// The command line as given (without the program name), for commands that start copies of themselves.
+std::vector<std::string>& command_line();
 
 Command add_check(CLI::App& app);
 Command add_bench(CLI::App& app);

@@ -13,7 +13,15 @@
 #include "core/logging.h"
 #include "plugins/loader.h"
 
+namespace revkit::cli {
+std::vector<std::string>& command_line() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace revkit::cli
+
 int main(int argc, char** argv) {
+  revkit::cli::command_line().assign(argv + 1, argv + argc);
   CLI::App app{"revkit: memory-saving reversible backpropagation on LibTorch"};
   app.require_subcommand(1);
   app.fallthrough();  // --plugin and --log-level work after the subcommand too

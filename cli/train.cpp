@@ -1,10 +1,12 @@
 // revkit train: YOLOv5's recipe on a detector built from a config, with the backbone's memory mode of choice.
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "engine/distributed.h"
 #include "engine/trainer.h"
 
 namespace revkit::cli {
@@ -13,6 +15,7 @@ Command add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   auto memory_mode = std::make_shared<std::string>();
   auto resume = std::make_shared<std::string>();
+  auto nproc = std::make_shared<int>(1);
   auto* cmd = app.add_subcommand("train", "train a detector on a dataset in the Ultralytics layout");
   cmd->add_option("--model", o->model, "model config (.yaml/.json) or built-in name")->capture_default_str();
   cmd->add_option("--data", o->data, "data yaml (path, train, val, names)");
@@ -22,6 +25,8 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")->capture_default_str();
   cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column or full (default: the config's)");
   cmd->add_option("--store-every", o->store_every, "full mode: keep every k-th column");
+  cmd->add_option("--drop-path", o->drop_path, "the backbone's largest drop-path rate (default: the backbone's own)")
+      ->check(CLI::Range(0.0, 0.99));
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
   cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
   cmd->add_option("--weights", o->weights, "initial weights (.safetensors; names and shapes that match are copied)");
@@ -36,20 +41,37 @@ Command add_train(CLI::App& app) {
   cmd->add_flag("!--noval", o->val, "validate only after the last epoch");
   cmd->add_option("--checkpoint-every", o->checkpoint_every, "write weights/last every N epochs (the last epoch always)")
       ->capture_default_str();
+  cmd->add_option("--nproc", *nproc, "data-parallel: start this many local worker processes (as torchrun does)")
+      ->capture_default_str();
+  cmd->add_option("--stop-after-epochs", o->stop_after_epochs,
+                  "end this process after N epochs, leaving a run to --resume (time-limited jobs)");
+  cmd->add_flag("--sync-bn", o->sync_bn, "data-parallel: BatchNorm statistics over the global batch");
   cmd->add_option("--lr0", o->schedule.lr0, "initial learning rate")->capture_default_str();
   cmd->add_option("--warmup-epochs", o->schedule.warmup_epochs, "warm-up epochs")->capture_default_str();
   cmd->add_option("--nbs", o->schedule.nominal_batch, "nominal batch: gradients accumulate to about this many images")
       ->capture_default_str();
   cmd->add_option("--mosaic", o->augment_options.mosaic, "probability of a mosaic")->capture_default_str();
-  return [o, memory_mode, resume, cmd] {
+  return [o, memory_mode, resume, nproc, cmd] {
+    if (*nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", *nproc));
+    if (*nproc > 1 && !std::getenv("WORLD_SIZE")) {
+      // The same command in each worker, without --nproc; the workers find each other through the environment.
+      std::vector<std::string> args;
+      const auto& all = command_line();
+      for (size_t i = 0; i < all.size(); ++i) {
+        if (all[i] == "--nproc") ++i;
+        else if (all[i].rfind("--nproc=", 0) != 0) args.push_back(all[i]);
+      }
+      return launch_local_workers(*nproc, args);
+    }
     TrainSummary s;
     if (cmd->count("--resume") > 0) {
-      s = resume_training(*resume, o->project, cmd->count("--workers") > 0 ? o->workers : -1);
+      s = resume_training(*resume, o->project, cmd->count("--workers") > 0 ? o->workers : -1, o->stop_after_epochs);
     } else {
       if (o->data.empty()) throw InputError("train needs --data (a data yaml), or --resume");
       if (!memory_mode->empty()) o->memory_mode = reversible::parse_memory_mode(*memory_mode);
       s = train_detector(*o);
     }
+    if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return 0;  // rank 0 reports
     std::cout << fmt::format(
         "\n{} epochs done, results in {}\n  mAP@0.5 {:.3f}, mAP@0.5:0.95 {:.3f}; {:.2f} s per iteration (median), peak RSS "
         "{:.0f} MB; skipped {} images, {} label rows, {} non-finite steps\n",

@@ -110,6 +110,7 @@ DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::str
     args.num_classes = num_classes_;
     args.memory_mode = overrides.memory_mode;
     args.store_every = overrides.store_every;
+    args.drop_path = overrides.drop_path;
 
     BuiltLayer built = entry.factory(args);
     model->push_back(built.module);

@@ -20,6 +20,7 @@ struct ModelOverrides {
   std::optional<int64_t> num_classes;
   std::optional<reversible::MemoryMode> memory_mode;
   std::optional<int64_t> store_every;
+  std::optional<double> drop_path;  // the backbone's largest drop-path rate
 };
 
 struct LayerInfo {

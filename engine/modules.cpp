@@ -216,6 +216,7 @@ LayerFactory backbone_row(const std::string& name) {
     BackboneArgs args;
     args.memory_mode = a.memory_mode;
     args.store_every = a.store_every;
+    args.drop_path = a.drop_path;
     std::shared_ptr<Backbone> backbone = backbone_registry().factory(name)(args);
     if (backbone->out_channels().size() > 5)
       a.fail(fmt::format("returns {} feature maps; a config row index space holds at most 5", backbone->out_channels().size()));

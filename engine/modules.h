@@ -29,6 +29,7 @@ struct LayerArgs {
   int64_t num_classes = 80;
   std::optional<reversible::MemoryMode> memory_mode;
   std::optional<int64_t> store_every;
+  std::optional<double> drop_path;
 
   // Throws InputError "<source>: row R (Module): <problem>".
   [[noreturn]] void fail(const std::string& problem) const;

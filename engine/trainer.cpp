@@ -24,6 +24,7 @@
 #include "core/weights.h"
 #include "engine/checkpoint.h"
 #include "engine/dataset.h"
+#include "engine/distributed.h"
 #include "engine/detection_model.h"
 #include "engine/loader.h"
 #include "engine/plots.h"
@@ -201,10 +202,16 @@ DatasetIndex index_for_training(const DataConfig& data, const std::vector<std::s
 
 TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   const c10::Device device = parse_device(o.device);
-  std::ostream& out = o.quiet ? null_stream() : std::cout;
+  std::unique_ptr<Distributed> dist;
+  if (const auto env = distributed_from_environment(); env && env->world_size > 1) dist = std::make_unique<Distributed>(*env);
+  const int world = dist ? dist->world_size() : 1;
+  const bool main_rank = !dist || dist->is_main();
+  if (!main_rank) logger()->set_level(spdlog::level::err);  // one rank speaks for all
+  std::ostream& out = o.quiet || !main_rank ? null_stream() : std::cout;
   if (o.epochs <= 0) throw InputError(fmt::format("--epochs must be positive, got {}", o.epochs));
   if (o.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o.batch));
   if (o.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", o.imgsz));
+  if (o.batch % world != 0) throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o.batch, world));
   if (o.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", o.workers));
   if (o.checkpoint_every <= 0) throw InputError(fmt::format("--checkpoint-every must be positive, got {}", o.checkpoint_every));
   TrainSummary summary;
@@ -225,6 +232,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   overrides.num_classes = nc;
   overrides.memory_mode = o.memory_mode;
   if (o.store_every > 0) overrides.store_every = o.store_every;
+  overrides.drop_path = o.drop_path;
   std::string model_source;
   const nlohmann::json config = load_model_config(o.model, &model_source);
   DetectionModel model(config, model_source, overrides);
@@ -245,10 +253,16 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   }
   model->to(device);
   ema_model->to(device);
+  if (dist) {
+    broadcast_module(*dist, *model);
+    if (o.sync_bn) logger()->info("SyncBatchNorm in {} convolutions", enable_sync_batch_norm(*model, *dist));
+  }
 
   LoaderOptions train_loader_options;
   train_loader_options.imgsz = o.imgsz;
-  train_loader_options.batch = o.batch;
+  train_loader_options.batch = o.batch / world;
+  train_loader_options.rank = dist ? dist->rank() : 0;
+  train_loader_options.world_size = world;
   train_loader_options.workers = o.workers;
   train_loader_options.augment = o.augment;
   train_loader_options.shuffle = true;
@@ -267,7 +281,15 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   TrainingSchedule schedule(schedule_options, o.epochs, nb, o.batch);
   NesterovSgd optimizer(group_parameters(*model), o.schedule.lr0, o.schedule.momentum, schedule.scaled_weight_decay());
   ModelEma ema(*model, *ema_model);
-  const DetectLossOptions loss_options = DetectLossOptions::scaled(model->head()->nl, nc, o.imgsz);
+  DetectLossOptions loss_options = DetectLossOptions::scaled(model->head()->nl, nc, o.imgsz);
+  if (dist) {
+    loss_options.world_size = world;
+    loss_options.sum_over_ranks = [&dist](const std::vector<double>& counts) {
+      at::Tensor t = at::tensor(counts, at::kDouble);
+      dist->all_reduce_sum({t});
+      return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+    };
+  }
 
   int64_t start_epoch = 0, last_opt_step = -1;
   std::string run_dir;
@@ -278,7 +300,8 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     ema = ModelEma(*model, *ema_model, resume->ema_updates);
     load_named_tensors(*ema_model, strip_prefix(resume->tensors, "ema."), resume->state_path);
     optimizer.load_state(resume->tensors, resume->state_path);
-    const auto grads = strip_prefix(resume->tensors, "grad.");
+    // Gradients not yet applied: saved summed over ranks, so rank 0 alone takes them back.
+    const auto grads = main_rank ? strip_prefix(resume->tensors, "grad.") : std::map<std::string, at::Tensor>{};
     for (auto& p : model->named_parameters()) {
       const auto it = grads.find(p.key());
       if (it != grads.end()) p.value().mutable_grad() = it->second.to(p.value().options()).clone();
@@ -292,11 +315,12 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     logger()->info("resuming {} from epoch {} of {}", run_dir, start_epoch + 1, o.epochs);
   } else {
     run_dir = new_run_dir(o.project, o.name, o.exist_ok);
+    if (dist) at::manual_seed(o.seed + 1000003 * static_cast<uint64_t>(dist->rank()));  // distinct drop-path masks per rank
   }
   const fs::path weights_dir = fs::path(run_dir) / "weights";
-  fs::create_directories(weights_dir);
+  if (main_rank) fs::create_directories(weights_dir);
   summary.run_dir = run_dir;
-  if (!resume) write_args_yaml((fs::path(run_dir) / "args.yaml").string(), o.to_json());
+  if (!resume && main_rank) write_args_yaml((fs::path(run_dir) / "args.yaml").string(), o.to_json());
 
   const std::map<std::string, std::string> weights_metadata = {
       {"format", "revkit-weights"}, {"config", config.dump()}, {"nc", std::to_string(nc)},
@@ -330,7 +354,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
       const auto t0 = Clock::now();
       const int64_t ni = i + nb * epoch;
       schedule.apply(optimizer, ni, epoch);
-      if (epoch == 0 && i == 0 && !resume) {
+      if (epoch == 0 && i == 0 && !resume && main_rank) {
         std::vector<at::Tensor> label_boxes;
         for (int64_t k = 0; k < batch->images.size(0); ++k) {
           at::Tensor rows_k = batch->targets.index({batch->targets.select(1, 0) == static_cast<double>(k)});
@@ -349,7 +373,14 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
       }
       for (auto& r : raw) r = r.to(at::kFloat);
       const DetectLoss loss = detect_loss(*model->head(), raw, targets, loss_options);
-      if (!std::isfinite(loss.total.item<double>())) {
+      // The three parts and the total, over all ranks (each rank holds its share of the global loss).
+      double parts[4] = {loss.box, loss.obj, loss.cls, loss.total.item<double>()};
+      if (dist) {
+        at::Tensor p = at::tensor(std::vector<double>(parts, parts + 4), at::kDouble);
+        dist->all_reduce_sum({p});
+        for (int k = 0; k < 4; ++k) parts[k] = p[k].item<double>();
+      }
+      if (!std::isfinite(parts[3])) {
         ++summary.nonfinite_steps;
         if (++nonfinite_in_row >= o.max_nonfinite_in_row)
           throw std::runtime_error(fmt::format("{} non-finite losses in a row at epoch {}, batch {}: training stopped; the last "
@@ -363,6 +394,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
       (loss_scaling ? loss.total * loss_scale : loss.total).backward();
 
       if (ni - last_opt_step >= schedule.accumulate()) {
+        if (dist) all_reduce_gradients(*dist, *model);
         bool finite = true;
         if (loss_scaling) {
           at::NoGradGuard no_grad;
@@ -383,7 +415,6 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
         optimizer.zero_grad();
         last_opt_step = ni;
       }
-      const double parts[3] = {loss.box, loss.obj, loss.cls};
       for (int k = 0; k < 3; ++k) mean_loss[k] = (mean_loss[k] * i + parts[k]) / (i + 1);
       ++i;
       iteration_seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
@@ -391,6 +422,20 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     }
 
     const bool last_epoch = epoch + 1 == o.epochs;
+    const bool stopping_here = o.stop_after_epochs > 0 && epoch + 1 - start_epoch >= o.stop_after_epochs;
+    const bool checkpoint = last_epoch || stopping_here || (epoch + 1) % o.checkpoint_every == 0;
+    // Gradients accumulated since the last optimizer step (the epoch ended mid-accumulation) go into the state;
+    // in a data-parallel run summed over ranks, and then kept by rank 0 alone.
+    const bool pending_gradients = last_opt_step < nb * (epoch + 1) - 1;
+    if (dist && checkpoint && pending_gradients) {
+      all_reduce_gradients(*dist, *model);
+      if (!main_rank) optimizer.zero_grad();
+    }
+    summary.epochs_done = epoch + 1;
+    if (!main_rank) {
+      if (stopping_here && !last_epoch) return summary;
+      continue;
+    }
     ValidationResult v;
     if (o.val || last_epoch) {
       v = validate(*ema_model, val_loader, val_options);
@@ -406,11 +451,8 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
 
     // Checkpoint: weights for users (EMA), then the state to resume from; best when fitness improved (or equals
     // the best so far at a checkpoint, so a run without validation still has a best).
-    const bool stopping_here = o.stop_after_epochs > 0 && epoch + 1 - start_epoch >= o.stop_after_epochs;
-    const bool checkpoint = last_epoch || stopping_here || (epoch + 1) % o.checkpoint_every == 0;
     const bool is_best = fitness > summary.best_fitness || (checkpoint && fitness >= summary.best_fitness);
     if (is_best) summary.best_fitness = fitness;
-    summary.epochs_done = epoch + 1;
     auto metadata = weights_metadata;
     metadata["epoch"] = std::to_string(epoch + 1);
     metadata["fitness"] = fmt::format("{:.6f}", fitness);
@@ -420,8 +462,9 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     std::map<std::string, at::Tensor> state = with_prefix(named_state(*model), "model.");
     for (const auto& [k, t] : named_state(*ema_model)) state["ema." + k] = t;
     for (const auto& [k, t] : optimizer.state()) state[k] = t.cpu();
-    for (const auto& p : model->named_parameters())
-      if (p.value().grad().defined()) state["grad." + p.key()] = p.value().grad().cpu().contiguous();
+    if (pending_gradients)
+      for (const auto& p : model->named_parameters())
+        if (p.value().grad().defined()) state["grad." + p.key()] = p.value().grad().cpu().contiguous();
     const std::vector<int> cuda_devices = device.is_cuda() ? std::vector<int>{device.index() < 0 ? 0 : device.index()} : std::vector<int>{};
     for (const auto& [k, t] : RngState::capture(cuda_devices).to_tensors()) state[k] = t;
     write_safetensors(state_path_for(last_path), state,
@@ -438,6 +481,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     }
   }
 
+  if (!main_rank) return summary;
   // The best weights, validated once more with the per-class table and the pictures.
   if (fs::exists(best_path)) load_named_tensors(*ema_model, read_safetensors(best_path).tensors, best_path);
   bool drawn = false;
@@ -508,6 +552,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"seed", seed},
           {"memory_mode", memory_mode ? reversible::to_string(*memory_mode) : std::string("config")},
           {"store_every", store_every},
+          {"drop_path", drop_path ? nlohmann::json(*drop_path) : nlohmann::json()},
           {"amp", amp},
           {"strict", strict},
           {"device", device},
@@ -516,6 +561,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"val", val},
           {"max_grad_norm", max_grad_norm},
           {"max_nonfinite_in_row", max_nonfinite_in_row},
+          {"sync_bn", sync_bn},
           {"checkpoint_every", checkpoint_every},
           {"hyp",
            {{"lr0", schedule.lr0},
@@ -552,6 +598,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j, const std::string&
     const std::string mode = j.at("memory_mode");
     if (mode != "config") o.memory_mode = reversible::parse_memory_mode(mode);
     o.store_every = j.at("store_every");
+    if (j.contains("drop_path") && j["drop_path"].is_number()) o.drop_path = j["drop_path"].get<double>();
     o.amp = j.at("amp");
     o.strict = j.at("strict");
     o.device = j.at("device");
@@ -560,6 +607,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j, const std::string&
     o.val = j.at("val");
     o.max_grad_norm = j.at("max_grad_norm");
     o.max_nonfinite_in_row = j.at("max_nonfinite_in_row");
+    o.sync_bn = j.value("sync_bn", false);
     o.checkpoint_every = j.at("checkpoint_every");
     const auto& h = j.at("hyp");
     o.schedule.lr0 = h.at("lr0");
@@ -595,7 +643,8 @@ c10::Device parse_device(const std::string& text) {
 
 TrainSummary train_detector(const TrainOptions& options) { return run(options, nullptr); }
 
-TrainSummary resume_training(const std::string& run_or_state, const std::string& project, int64_t workers) {
+TrainSummary resume_training(const std::string& run_or_state, const std::string& project, int64_t workers,
+                             int64_t stop_after_epochs) {
   std::string path = run_or_state;
   if (path.empty()) {
     // The most recently written state under the project.
@@ -614,6 +663,7 @@ TrainSummary resume_training(const std::string& run_or_state, const std::string&
   ResumePoint point = read_resume_point(path);
   TrainOptions options = TrainOptions::from_json(point.args, path);
   if (workers >= 0) options.workers = workers;
+  options.stop_after_epochs = stop_after_epochs;
   return run(options, &point);
 }
 

@@ -2,7 +2,8 @@
 // `revkit train`: YOLOv5's training recipe on a detection model built from a config, with the backbone's memory
 // mode chosen by the user. A run lives in <project>/<name>: args.yaml, results.csv (Ultralytics' columns),
 // results.png, train and validation batch pictures, and weights/{last,best}.safetensors (EMA weights) each with
-// a .state.safetensors to resume from.
+// a .state.safetensors to resume from. Started with torchrun's environment (WORLD_SIZE > 1) it trains
+// data-parallel: `batch` is the global batch, split evenly over the ranks, and rank 0 alone validates and writes.
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   std::optional<reversible::MemoryMode> memory_mode;
   int64_t store_every = 0;
+  std::optional<double> drop_path;   // the backbone's largest drop-path rate (default: the backbone's own)
   bool amp = false;
   bool strict = false;               // a bad image or label row is an error instead of a warning
   std::string device = "cpu";
@@ -37,6 +39,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 1;      // write weights/last (and its state) every so many epochs; the last one always
   int64_t stop_after_epochs = 0;     // end this process after so many epochs, leaving a run to resume (0: run all)
   bool quiet = false;                // no progress lines or tables
+  bool sync_bn = false;              // data-parallel runs: BatchNorm statistics over the global batch
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
@@ -56,7 +59,8 @@ TrainSummary train_detector(const TrainOptions& options);
 
 // Continues the run whose state file is given (or the state of "<run>/weights/last"), with its saved options;
 // `workers` and `device` may differ. An empty `run` resumes the most recent run under `project`.
-TrainSummary resume_training(const std::string& run, const std::string& project, int64_t workers = -1);
+TrainSummary resume_training(const std::string& run, const std::string& project, int64_t workers = -1,
+                             int64_t stop_after_epochs = 0);
 
 // The device named by "cpu", "cuda" or "cuda:N"; InputError when unknown or not available.
 c10::Device parse_device(const std::string& text);

@@ -103,9 +103,17 @@ DetectLoss detect_loss(const DetectImpl& head, const std::vector<at::Tensor>& ra
   const auto& balance = head.nl == 3 ? kBalance3 : kBalanceN;
   at::Tensor lbox = at::zeros({}, opts), lobj = at::zeros({}, opts), lcls = at::zeros({}, opts);
   const int64_t nc = head.nc;
+  std::vector<LevelTargets> assigned;
+  std::vector<double> counts;
+  for (int64_t i = 0; i < head.nl; ++i) {
+    assigned.push_back(assign(head, i, raw[i].sizes(), targets, o.anchor_t));
+    counts.push_back(static_cast<double>(assigned.back().image.size(0)));
+  }
+  if (o.sum_over_ranks) counts = o.sum_over_ranks(counts);
+  const double ranks = static_cast<double>(o.world_size);
   for (int64_t i = 0; i < head.nl; ++i) {
     const at::Tensor& p = raw[i];
-    LevelTargets t = assign(head, i, p.sizes(), targets, o.anchor_t);
+    const LevelTargets& t = assigned[i];
     at::Tensor tobj = at::zeros(p.sizes().slice(0, 4), opts);
     const int64_t n = t.image.size(0);
     if (n > 0) {
@@ -113,21 +121,23 @@ DetectLoss detect_loss(const DetectImpl& head, const std::vector<at::Tensor>& ra
       at::Tensor pxy = ps.narrow(1, 0, 2).sigmoid() * 2 - 0.5;
       at::Tensor pwh = (ps.narrow(1, 2, 2).sigmoid() * 2).pow(2) * t.anchor_wh;
       at::Tensor iou = bbox_ciou(at::cat({pxy, pwh}, 1), t.box);
-      lbox = lbox + (1.0 - iou).mean();
+      lbox = lbox + (1.0 - iou).sum() / counts[i];  // the mean over the (global) batch's targets
       tobj.index_put_({t.image, t.anchor, t.gj, t.gi}, iou.detach().clamp_min(0));
       if (nc > 1) {
         at::Tensor target_cls = at::zeros({n, nc}, opts);
         target_cls.index_put_({at::arange(n, t.cls.options()), t.cls}, 1.0);
-        lcls = lcls + at::binary_cross_entropy_with_logits(ps.narrow(1, 5, nc), target_cls);
+        lcls = lcls + at::binary_cross_entropy_with_logits(ps.narrow(1, 5, nc), target_cls, {}, {}, at::Reduction::Sum) /
+                          (counts[i] * static_cast<double>(nc));
       }
     }
-    lobj = lobj + at::binary_cross_entropy_with_logits(p.select(-1, 4).to(at::kFloat), tobj) * balance[i];
+    // Every rank holds the same number of cells: the global mean is the mean of the ranks' means.
+    lobj = lobj + at::binary_cross_entropy_with_logits(p.select(-1, 4).to(at::kFloat), tobj) * (balance[i] / ranks);
   }
   lbox = lbox * o.box;
   lobj = lobj * o.obj;
   lcls = lcls * o.cls;
   DetectLoss out;
-  out.total = (lbox + lobj + lcls) * static_cast<double>(raw[0].size(0));
+  out.total = (lbox + lobj + lcls) * static_cast<double>(raw[0].size(0) * o.world_size);
   out.box = lbox.item<double>();
   out.obj = lobj.item<double>();
   out.cls = lcls.item<double>();

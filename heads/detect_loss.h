@@ -5,6 +5,7 @@
 // gains box, obj, cls; the sum times the batch size.
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <vector>
 
 namespace revkit {
@@ -14,12 +15,18 @@ class DetectImpl;
 struct DetectLossOptions {
   double box = 0.05, obj = 1.0, cls = 0.5;  // hyp.scratch-low gains, before the scaling below
   double anchor_t = 4.0;
+  // Data-parallel runs: the loss of the global batch split over ranks. `world_size` ranks with equal batches;
+  // `sum_over_ranks` sums the per-level target counts over ranks (the box and class terms are means over the
+  // global batch's targets). Each rank's loss is then its share of the global loss: summing the ranks' gradients
+  // gives exactly the gradient of one process with the whole batch.
+  int64_t world_size = 1;
+  std::function<std::vector<double>(const std::vector<double>&)> sum_over_ranks;
   // Applies Ultralytics' train-time scaling: box x 3/nl, cls x nc/80 x 3/nl, obj x (imgsz/640)^2 x 3/nl.
   static DetectLossOptions scaled(int64_t num_levels, int64_t num_classes, int64_t imgsz);
 };
 
 struct DetectLoss {
-  at::Tensor total;               // scalar: (box + obj + cls) * batch size, for backward
+  at::Tensor total;               // scalar: (box + obj + cls) * (global) batch size, for backward
   double box = 0, obj = 0, cls = 0;  // the three parts, before the batch-size factor
 };
 

@@ -24,7 +24,8 @@ ConvImpl::ConvImpl(const ConvOptions& o) : act(o.act()) {
 }
 
 at::Tensor ConvImpl::forward(const at::Tensor& x) {
-  at::Tensor y = bn->forward(conv->forward(x));
+  const at::Tensor z = conv->forward(x);
+  at::Tensor y = batch_norm_sync && is_training() ? batch_norm_sync->forward(z, *bn) : bn->forward(z);
   return act ? at::silu(y) : y;
 }
 

@@ -25,6 +25,14 @@ struct ConvOptions {
   TORCH_ARG(bool, act) = true;  // SiLU
 };
 
+// Batch statistics shared across the processes of a data-parallel run (SyncBatchNorm): when a Conv has one, its
+// BatchNorm normalises with the statistics of the global batch in training mode.
+class BatchNormSync {
+ public:
+  virtual ~BatchNormSync() = default;
+  virtual at::Tensor forward(const at::Tensor& x, torch::nn::BatchNorm2dImpl& bn) = 0;
+};
+
 // Conv2d (no bias) + BatchNorm2d (eps 1e-3, momentum 0.03, as YOLOv5 sets them) + SiLU.
 class ConvImpl : public torch::nn::Module {
  public:
@@ -33,6 +41,7 @@ class ConvImpl : public torch::nn::Module {
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
   bool act;
+  std::shared_ptr<BatchNormSync> batch_norm_sync;  // unset: plain BatchNorm
 };
 TORCH_MODULE(Conv);
 

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -98,9 +99,9 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
 }
 
 // Fitting a few images from scratch: the overfit test the training recipe must pass. yolov5n on coco8's eight
-// images at 128x128 without augmentation, validated on the same images. An untrained model scores 0.000 here;
-// the threshold (0.10 mAP@0.5) is about a third of what this run reaches, well above chance, and needs the
-// loss, assignment, optimizer, EMA and metrics all to work together.
+// images at 128x128 without augmentation, validated on the same images. An untrained model scores 0.000; this
+// run reaches mAP@0.5 0.855 and 0.865 with seeds 0 and 1 (at 150 epochs it was still climbing, 0.06 to 0.30
+// depending on rounding). The threshold 0.5 needs the loss, assignment, optimizer, EMA and metrics all to work.
 TEST_CASE("overfit: yolov5n learns coco8's images") {
   const fs::path project = temp_project("overfit");
   TrainOptions o;
@@ -109,7 +110,8 @@ TEST_CASE("overfit: yolov5n learns coco8's images") {
   o.project = project.string();
   o.imgsz = 128;
   o.batch = 8;
-  o.epochs = 150;
+  o.epochs = 250;
+  o.checkpoint_every = 50;
   o.augment = false;
   o.val = false;
   o.schedule.warmup_epochs = 0;
@@ -120,6 +122,35 @@ TEST_CASE("overfit: yolov5n learns coco8's images") {
   const TrainSummary s = train_detector(o);
   MESSAGE("overfit mAP@0.5 " << s.final.metrics.map50 << ", mAP@0.5:0.95 " << s.final.metrics.map50_95);
   CHECK(s.final.images == 8);
-  CHECK(s.final.metrics.map50 > 0.10);
+  CHECK(s.final.metrics.map50 > 0.5);
+  fs::remove_all(project);
+}
+
+TEST_CASE("--amp on CPU: bf16 autocast trains with finite losses close to float32's") {
+  const fs::path project = temp_project("amp");
+  TrainOptions o = small_run(project);
+  o.epochs = 1;
+  o.val = false;
+  o.name = "fp32";
+  const TrainSummary fp32 = train_detector(o);
+  o.amp = true;
+  o.name = "amp";
+  const TrainSummary amp = train_detector(o);
+  CHECK(amp.nonfinite_steps == 0);
+  auto losses = [](const std::string& run) {
+    std::ifstream in(fs::path(run) / "results.csv");
+    std::string header, row;
+    std::getline(in, header);
+    std::getline(in, row);
+    std::vector<double> v;
+    std::stringstream cells(row);
+    for (std::string cell; std::getline(cells, cell, ',');) v.push_back(std::stod(cell));
+    return v;
+  };
+  const auto a = losses(fp32.run_dir), b = losses(amp.run_dir);
+  for (int k = 1; k <= 3; ++k) {  // box, obj, cls: bf16 keeps about 3 significant digits
+    CHECK(b[k] > 0);
+    CHECK(b[k] == doctest::Approx(a[k]).epsilon(0.05));
+  }
   fs::remove_all(project);
 }
