@@ -60,6 +60,9 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
   e.begin = info["data_offsets"][0].get<uint64_t>();
   e.end = info["data_offsets"][1].get<uint64_t>();
   if (e.end < e.begin) fail(fmt::format("data_offsets [{}, {}] end before they begin", e.begin, e.end));
+  // numel fits int64, but times the element size it may not: a lying shape must not wrap around to a small size.
+  if (numel > std::numeric_limits<int64_t>::max() / c10::elementSize(e.dtype))
+    fail("shape " + info["shape"].dump() + " is too large");
   const uint64_t need = numel * c10::elementSize(e.dtype);
   if (e.end - e.begin != need)
     fail(fmt::format("data_offsets span {} bytes but dtype {} and shape {} need {}", e.end - e.begin, dt,

@@ -319,6 +319,9 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   }
   const fs::path weights_dir = fs::path(run_dir) / "weights";
   if (main_rank) fs::create_directories(weights_dir);
+  if (resume && main_rank)  // what a process killed while writing left behind; the files it was replacing are intact
+    for (const auto& f : fs::directory_iterator(weights_dir))
+      if (f.path().filename().string().find(".safetensors.tmp.") != std::string::npos) fs::remove(f.path());
   summary.run_dir = run_dir;
   if (!resume && main_rank) write_args_yaml((fs::path(run_dir) / "args.yaml").string(), o.to_json());
 
@@ -421,6 +424,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
       progress.update(i, mean_loss, targets.size(0), o.imgsz, i == nb);
     }
 
+    logger()->debug("epoch {}: resident memory {:.1f} MB (peak {:.1f} MB)", epoch + 1, current_rss_mb(), peak_rss_mb());
     const bool last_epoch = epoch + 1 == o.epochs;
     const bool stopping_here = o.stop_after_epochs > 0 && epoch + 1 - start_epoch >= o.stop_after_epochs;
     const bool checkpoint = last_epoch || stopping_here || (epoch + 1) % o.checkpoint_every == 0;

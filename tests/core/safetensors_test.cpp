@@ -107,6 +107,9 @@ TEST_CASE("safetensors errors name the file and the problem") {
   CHECK_THROWS_WITH(read_safetensors(lie), doctest::Contains("header is not valid JSON"));
   write_raw(lie, R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0'));
   CHECK_THROWS_WITH(read_safetensors(lie), doctest::Contains("has an entry that is not a size"));
+  // 2^61 float64 elements: 2^64 bytes, which wrapped around to a span of 0 and then asked for the memory.
+  write_raw(lie, R"({"w":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})", "");
+  CHECK_THROWS_WITH(read_safetensors(lie), doctest::Contains("shape [2305843009213693952] is too large"));
 }
 
 TEST_CASE("a failed write leaves nothing behind") {
