@@ -84,6 +84,10 @@ nlohmann::json parse_config_text(const std::string& text, const std::string& sou
     const auto colon = what.rfind(": ");
     throw InputError(source, fmt::format("JSON syntax error at line {}, column {}: {}", line, column,
                                          colon == std::string::npos ? what : what.substr(colon + 2)));
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    std::string what = e.what();
+    const auto bracket = what.find("] ");
+    throw InputError(source, "JSON error: " + (bracket == std::string::npos ? what : what.substr(bracket + 2)));
   }
 }
 

@@ -26,4 +26,7 @@ TEST_CASE("syntax errors name the file, line and column") {
   CHECK_THROWS_WITH_AS(parse_config_text("{\n  \"a\": 1,\n  \"b\": ]\n}", "m.json", false),
                        doctest::Contains("m.json: JSON syntax error at line 3, column 8"), InputError);
   CHECK_THROWS_WITH(load_config_file("nowhere.yaml"), "nowhere.yaml: cannot open file");
+  // Found by the config fuzzer: a number too large for a double escaped as a JSON exception and aborted.
+  CHECK_THROWS_WITH_AS(parse_config_text("[1247594e1756269202999]", "m.json", false),
+                       doctest::Contains("m.json: JSON error: number overflow"), InputError);
 }
