@@ -88,8 +88,8 @@ DetectionLoader::DetectionLoader(DatasetIndex index, LoaderOptions options)
 DetectionLoader::~DetectionLoader() { stop_workers(); }
 
 int64_t DetectionLoader::batches() const {
-  const int64_t n = static_cast<int64_t>(index_.images.size());
-  const int64_t per_rank = (n + options_.world_size - 1) / options_.world_size;
+  const int64_t n = static_cast<int64_t>(index_.images.size()), world = options_.world_size;
+  const int64_t per_rank = options_.pad_shards ? (n + world - 1) / world : (n - options_.rank + world - 1) / world;
   return (per_rank + options_.batch - 1) / options_.batch;
 }
 
@@ -160,7 +160,7 @@ void DetectionLoader::start_epoch(int64_t epoch) {
   // Every rank gets the same number of images (the first ones repeat), as torch's DistributedSampler does.
   const int64_t world = options_.world_size, per_rank = (n + world - 1) / world;
   order_.clear();
-  for (int64_t k = options_.rank; k < per_rank * world; k += world) order_.push_back(all[k % n]);
+  for (int64_t k = options_.rank; k < (options_.pad_shards ? per_rank * world : n); k += world) order_.push_back(all[k % n]);
   next_batch_ = 0;
   claimed_ = 0;
   ready_.clear();

@@ -29,6 +29,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   AugmentOptions augment_options;
   int64_t rank = 0, world_size = 1;  // data-parallel shard: this process reads every world_size-th image
+  bool pad_shards = true;            // repeat images so every rank has as many (training); false: each image once
 };
 
 // Where a validation image went inside its letterboxed square.

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <map>
 
@@ -69,6 +71,39 @@ void MetricsAccumulator::add(const at::Tensor& detections, const at::Tensor& lab
   conf_.push_back(detections.select(1, 4).to(at::kCPU, at::kDouble));
   pred_cls_.push_back(detections.select(1, 5).to(at::kCPU, at::kLong));
   target_cls_.push_back(labels.select(1, 0).to(at::kCPU, at::kLong));
+}
+
+std::string MetricsAccumulator::serialize() const {
+  auto joined = [](const std::vector<at::Tensor>& parts, at::ScalarType type, std::vector<int64_t> empty_shape) {
+    return parts.empty() ? at::zeros(empty_shape, type) : at::cat(parts).to(type).contiguous();
+  };
+  const at::Tensor correct = joined(correct_, at::kBool, {0, 10}), conf = joined(conf_, at::kDouble, {0}),
+                   pred = joined(pred_cls_, at::kLong, {0}), target = joined(target_cls_, at::kLong, {0});
+  const int64_t header[3] = {images_, conf.size(0), target.size(0)};
+  std::string out(reinterpret_cast<const char*>(header), sizeof(header));
+  for (const at::Tensor* t : {&correct, &conf, &pred, &target})
+    out.append(static_cast<const char*>(t->data_ptr()), t->nbytes());
+  return out;
+}
+
+void MetricsAccumulator::merge(const std::string& bytes) {
+  int64_t header[3];
+  TORCH_CHECK(bytes.size() >= sizeof(header), "MetricsAccumulator::merge: truncated");
+  std::memcpy(header, bytes.data(), sizeof(header));
+  const int64_t n = header[1], m = header[2];
+  size_t offset = sizeof(header);
+  auto take = [&](std::vector<int64_t> shape, at::ScalarType type) {
+    at::Tensor t = at::empty(shape, type);
+    TORCH_CHECK(offset + t.nbytes() <= bytes.size(), "MetricsAccumulator::merge: truncated");
+    std::memcpy(t.data_ptr(), bytes.data() + offset, t.nbytes());
+    offset += t.nbytes();
+    return t;
+  };
+  correct_.push_back(take({n, 10}, at::kBool));
+  conf_.push_back(take({n}, at::kDouble));
+  pred_cls_.push_back(take({n}, at::kLong));
+  target_cls_.push_back(take({m}, at::kLong));
+  images_ += header[0];
 }
 
 DetectionMetrics MetricsAccumulator::compute() const {

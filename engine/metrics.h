@@ -4,6 +4,7 @@
 // confidence that maximises the mean F1 over classes.
 #include <ATen/core/Tensor.h>
 
+#include <string>
 #include <vector>
 
 namespace revkit {
@@ -33,6 +34,10 @@ class MetricsAccumulator {
   void add(const at::Tensor& detections, const at::Tensor& labels);
   DetectionMetrics compute() const;
   int64_t images() const { return images_; }
+  // The accumulated matches as bytes, and adding another accumulator's bytes: how the ranks of a data-parallel
+  // validation pool what they saw.
+  std::string serialize() const;
+  void merge(const std::string& bytes);
 
  private:
   std::vector<at::Tensor> correct_, conf_, pred_cls_, target_cls_;

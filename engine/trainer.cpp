@@ -273,6 +273,9 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   val_loader_options.imgsz = o.imgsz;
   val_loader_options.batch = o.batch * 2;
   val_loader_options.workers = o.workers;
+  val_loader_options.rank = dist ? dist->rank() : 0;  // each rank validates its share, every image once
+  val_loader_options.world_size = world;
+  val_loader_options.pad_shards = false;
   DetectionLoader val_loader(val_index, val_loader_options);
 
   const int64_t nb = train_loader.batches();
@@ -315,6 +318,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     logger()->info("resuming {} from epoch {} of {}", run_dir, start_epoch + 1, o.epochs);
   } else {
     run_dir = new_run_dir(o.project, o.name, o.exist_ok);
+    if (dist) run_dir = dist->all_gather_bytes(run_dir).front();  // rank 0's choice
     if (dist) at::manual_seed(o.seed + 1000003 * static_cast<uint64_t>(dist->rank()));  // distinct drop-path masks per rank
   }
   const fs::path weights_dir = fs::path(run_dir) / "weights";
@@ -436,15 +440,15 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
       if (!main_rank) optimizer.zero_grad();
     }
     summary.epochs_done = epoch + 1;
+    ValidationResult v;
+    if (o.val || last_epoch) {
+      v = validate(*ema_model, val_loader, val_options, {}, dist.get());
+      print_metrics_header(out);
+      print_metrics_line(out, "all", v);
+    }
     if (!main_rank) {
       if (stopping_here && !last_epoch) return summary;
       continue;
-    }
-    ValidationResult v;
-    if (o.val || last_epoch) {
-      v = validate(*ema_model, val_loader, val_options);
-      print_metrics_header(out);
-      print_metrics_line(out, "all", v);
     }
     const double fitness = v.fitness();
     const auto& groups = optimizer.groups();
@@ -485,10 +489,10 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     }
   }
 
-  if (!main_rank) return summary;
   // The best weights, validated once more with the per-class table and the pictures.
+  if (dist) dist->barrier();  // rank 0 has written them
   if (fs::exists(best_path)) load_named_tensors(*ema_model, read_safetensors(best_path).tensors, best_path);
-  bool drawn = false;
+  bool drawn = !main_rank;
   summary.final = validate(*ema_model, val_loader, val_options, [&](const Batch& b, const std::vector<at::Tensor>& dets) {
     if (drawn) return;
     drawn = true;
@@ -500,7 +504,8 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     }
     save_batch_picture((fs::path(run_dir) / "val_batch0_labels.jpg").string(), b.images, label_boxes, data.names);
     save_batch_picture((fs::path(run_dir) / "val_batch0_pred.jpg").string(), b.images, dets, data.names);
-  });
+  }, dist.get());
+  if (!main_rank) return summary;
   out << "\nValidating " << best_path << "\n";
   print_metrics_header(out);
   print_metrics_line(out, "all", summary.final);

@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/autocast_state.h"
+#include "engine/distributed.h"
 #include "heads/detect.h"
 #include "heads/detect_loss.h"
 
@@ -50,7 +51,7 @@ int64_t coco80_to_91(int64_t cls) {
 }
 
 ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
-                          const BatchCallback& on_batch) {
+                          const BatchCallback& on_batch, Distributed* dist) {
   const auto start = std::chrono::steady_clock::now();
   const bool was_training = model.is_training();
   model.eval();
@@ -101,6 +102,17 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
     }
     if (on_batch) on_batch(*batch, per_image);
     ++batches;
+  }
+  if (dist) {
+    at::Tensor sums = at::tensor({result.box, result.obj, result.cls, static_cast<double>(batches),
+                                  static_cast<double>(result.instances)}, at::kDouble);
+    dist->all_reduce_sum({sums});
+    result.box = sums[0].item<double>(), result.obj = sums[1].item<double>(), result.cls = sums[2].item<double>();
+    batches = static_cast<int64_t>(sums[3].item<double>());
+    result.instances = static_cast<int64_t>(sums[4].item<double>());
+    MetricsAccumulator pooled;
+    for (const auto& bytes : dist->all_gather_bytes(metrics.serialize())) pooled.merge(bytes);
+    metrics = std::move(pooled);
   }
   if (batches > 0) result.box /= batches, result.obj /= batches, result.cls /= batches;
   result.images = metrics.images();

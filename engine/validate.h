@@ -40,9 +40,13 @@ struct ValidationResult {
 // Called with each batch and its detections per image ([k, 6], letterboxed pixels), e.g. to draw the first one.
 using BatchCallback = std::function<void(const Batch&, const std::vector<at::Tensor>&)>;
 
-// Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0).
+class Distributed;
+
+// Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0). With `dist`, the loader
+// holds this rank's shard and the ranks pool their matches and losses: every rank returns the metrics of the
+// whole set (detections for --save-json stay per rank).
 ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
-                          const BatchCallback& on_batch = {});
+                          const BatchCallback& on_batch = {}, Distributed* dist = nullptr);
 
 // True when `names` are COCO's 80 class names in order; their classes then map to COCO's 91 category ids.
 bool is_coco_names(const std::vector<std::string>& names);

@@ -109,6 +109,22 @@ TEST_CASE("data-parallel shards: equal sizes, every image read by some rank") {
     seen.insert(batch->paths.begin(), batch->paths.end());
   }
   CHECK(seen.size() == 4);
+
+  // Validation shards: every image exactly once, no padding.
+  int64_t total = 0;
+  for (int64_t rank = 0; rank < 3; ++rank) {
+    LoaderOptions o = training_options(0);
+    o.augment = false;
+    o.shuffle = false;
+    o.batch = 8;
+    o.rank = rank;
+    o.world_size = 3;
+    o.pad_shards = false;
+    DetectionLoader loader(coco8_train(), o);
+    loader.start_epoch(0);
+    while (auto batch = loader.next()) total += batch->images.size(0);
+  }
+  CHECK(total == 4);
 }
 
 TEST_CASE("unreadable images are dropped with their labels and named, or are an error under strict") {

@@ -73,3 +73,34 @@ TEST_CASE("coco128's ground truth scored against itself is 1.0, from the YOLO la
   CHECK(b.mp == doctest::Approx(1.0));
   CHECK(b.mr == doctest::Approx(1.0));
 }
+
+TEST_CASE("a class never predicted has precision and recall 0, as Ultralytics") {
+  MetricsAccumulator acc;
+  acc.add(at::zeros({0, 6}), at::tensor({1.f, 0.f, 0.f, 10.f, 10.f}).view({1, 5}));
+  const auto m = acc.compute();
+  CHECK(m.mp == 0.0);
+  CHECK(m.mr == 0.0);
+  CHECK(m.map50 == 0.0);
+}
+
+TEST_CASE("accumulators pooled through bytes give the metrics of one that saw every image") {
+  at::manual_seed(9);
+  MetricsAccumulator whole, a, b;
+  for (int i = 0; i < 6; ++i) {
+    at::Tensor xy = at::rand({4, 2}) * 50;
+    at::Tensor labels = at::cat({at::randint(0, 3, {4, 1}).to(at::kFloat), xy, xy + 10}, 1);
+    at::Tensor jitter = at::rand({4, 4}) * 4;
+    at::Tensor dets = at::cat({labels.narrow(1, 1, 4) + jitter, at::rand({4, 1}), labels.narrow(1, 0, 1)}, 1);
+    whole.add(dets, labels);
+    (i % 2 ? a : b).add(dets, labels);
+  }
+  MetricsAccumulator pooled, empty;
+  for (const auto* part : {&a, &b, &empty}) pooled.merge(part->serialize());
+  CHECK(pooled.images() == 6);
+  const auto x = whole.compute(), y = pooled.compute();
+  CHECK(x.map50 > 0);
+  CHECK(y.map50 == doctest::Approx(x.map50));
+  CHECK(y.map50_95 == doctest::Approx(x.map50_95));
+  CHECK(y.mp == doctest::Approx(x.mp));
+  CHECK(y.mr == doctest::Approx(x.mr));
+}
