@@ -53,11 +53,7 @@ int run_detect(const DetectArgs& a) {
   const c10::Device device = parse_device(a.device);
   model->to(device);
   model->eval();
-  int64_t imgsz = a.imgsz;
-  if (imgsz % model->size_divisor()) {
-    imgsz = (imgsz + model->size_divisor() - 1) / model->size_divisor() * model->size_divisor();
-    logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", a.imgsz, model->size_divisor(), imgsz);
-  }
+  const int64_t imgsz = model->checked_image_size(a.imgsz);
   std::string out = a.out;
   if (out.empty()) {
     out = "runs/detect/exp";

@@ -33,12 +33,7 @@ int info(const InfoArgs& a) {
   if (a.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", a.imgsz));
   at::manual_seed(0);
   DetectionModel model = build_model(a.model, overrides);
-  int64_t imgsz = a.imgsz;
-  if (imgsz % model->size_divisor() != 0) {
-    const int64_t rounded = (imgsz + model->size_divisor() - 1) / model->size_divisor() * model->size_divisor();
-    logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", imgsz, model->size_divisor(), rounded);
-    imgsz = rounded;
-  }
+  const int64_t imgsz = model->checked_image_size(a.imgsz);
   const int64_t params = count_parameters(*model);
   std::vector<at::Tensor> outputs;
   int64_t flops = 0;

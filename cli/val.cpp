@@ -35,11 +35,7 @@ int run_val(const ValArgs& a) {
   DatasetIndex index = index_split(split, model->num_classes(), a.strict, a.data);
   for (const auto& p : index.problems) logger()->warn("{} (skipped)", p);
   for (const auto& d : drop_unreadable_images(index, a.strict, std::max<int64_t>(1, a.workers))) logger()->warn("{} (skipped)", d);
-  int64_t imgsz = a.imgsz;
-  if (imgsz % model->size_divisor()) {
-    imgsz = (imgsz + model->size_divisor() - 1) / model->size_divisor() * model->size_divisor();
-    logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", a.imgsz, model->size_divisor(), imgsz);
-  }
+  const int64_t imgsz = model->checked_image_size(a.imgsz);
   LoaderOptions lo;
   lo.imgsz = imgsz;
   lo.batch = a.batch;

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/logging.h"
 #include "core/weights.h"
 #include "engine/builtin_configs.h"
 
@@ -189,6 +190,14 @@ std::vector<at::Tensor> DetectionModelImpl::forward(const at::Tensor& images) {
 std::vector<at::Tensor> DetectionModelImpl::forward_raw(const at::Tensor& images) {
   check_input(images);
   return head_->raw(run(images, /*up_to_head=*/true));
+}
+
+int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {
+  if (imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", imgsz));
+  if (imgsz % size_divisor_ == 0) return imgsz;
+  const int64_t rounded = (imgsz + size_divisor_ - 1) / size_divisor_ * size_divisor_;
+  logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", imgsz, size_divisor_, rounded);
+  return rounded;
 }
 
 void DetectionModelImpl::check_input(const at::Tensor& images) const {

@@ -51,6 +51,9 @@ class DetectionModelImpl : public torch::nn::Module {
   int64_t num_classes() const { return num_classes_; }
   const std::vector<double>& strides() const { return strides_; }
   int64_t size_divisor() const { return size_divisor_; }
+  // `imgsz` rounded up to a multiple of size_divisor(), with a warning when it changes (Ultralytics'
+  // check_img_size); InputError when it is not positive.
+  int64_t checked_image_size(int64_t imgsz) const;
 
  private:
   struct Step {

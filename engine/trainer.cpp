@@ -240,12 +240,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   if (config.contains("nc") && config["nc"].is_number_integer() && config["nc"].get<int64_t>() != nc)
     logger()->info("{}: nc {} replaced by the {} classes of {}", model_source, config["nc"].get<int64_t>(), nc, data.source);
 
-  const int64_t gs = model->size_divisor();
-  if (o.imgsz % gs != 0) {
-    const int64_t rounded = (o.imgsz + gs - 1) / gs * gs;
-    logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", o.imgsz, gs, rounded);
-    o.imgsz = rounded;
-  }
+  o.imgsz = model->checked_image_size(o.imgsz);
   if (!o.weights.empty() && !resume) {
     int64_t total = 0;
     const int64_t copied = transfer_weights(*model, read_safetensors(o.weights).tensors, o.weights, &total);

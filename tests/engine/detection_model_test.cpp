@@ -131,3 +131,11 @@ TEST_CASE("built-in names") {
   CHECK(builtin_model_names() == std::vector<std::string>{"yolov5-revcol-base", "yolov5-revcol-small", "yolov5-revcol-tiny",
                                                          "yolov5m", "yolov5n", "yolov5s"});
 }
+
+TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img_size") {
+  DetectionModel model = build_model("yolov5n");
+  CHECK(model->checked_image_size(320) == 320);
+  CHECK(model->checked_image_size(300) == 320);
+  CHECK(model->checked_image_size(1) == 32);
+  CHECK_THROWS_WITH_AS(model->checked_image_size(0), "--imgsz must be positive, got 0", InputError);
+}
