@@ -16,14 +16,14 @@ echo "   There are no pretrained weights to start from, so the demo fits these i
 echo "   images (assets/coco8/coco8-fit.yaml): the mAP shows that it learns, not how well it generalises."
 echo "   No augmentation, one batch of 8 per epoch, lr0 0.02 without warm-up, weights kept every 50 epochs."
 "$revkit" train --model yolov5-revcol-tiny --memory-mode full --data assets/coco8/coco8-fit.yaml --imgsz 128 \
-  --batch 8 --epochs 120 --no-augment --warmup-epochs 0 --nbs 8 --lr0 0.02 --noval --checkpoint-every 50 \
+  --batch 8 --epochs 150 --no-augment --warmup-epochs 0 --nbs 8 --lr0 0.02 --noval --checkpoint-every 50 \
   --project runs/demo --name fit --exist-ok
 weights=runs/demo/fit/weights/best.safetensors
 echo
 echo "== revkit val on the weights the run wrote"
 "$revkit" val --weights "$weights" --data assets/coco8/coco8-fit.yaml --imgsz 128 --batch 8
 echo
-echo "== revkit detect: boxes drawn into runs/demo/detect"
-"$revkit" detect --weights "$weights" --source assets/coco8/images/val --imgsz 128 --out runs/demo/detect
+echo "== revkit detect (confidence 0.1: a model fitted in minutes is not yet sure of itself): runs/demo/detect"
+"$revkit" detect --weights "$weights" --source assets/coco8/images/val --imgsz 128 --conf 0.1 --out runs/demo/detect
 echo
 echo "Run folder: runs/demo/fit (results.csv, results.png, val_batch0_pred.jpg, weights/)"
