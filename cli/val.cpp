@@ -49,14 +49,7 @@ int run_val(const ValArgs& a) {
   vo.keep_detections = !a.save_json.empty();
   model->to(vo.device);
   const ValidationResult v = validate(*model, loader, vo);
-  const auto& m = v.metrics;
-  std::cout << fmt::format("{:>22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "Class", "Images", "Instances", "P", "R",
-                           "mAP50", "mAP50-95");
-  std::cout << fmt::format("{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n", "all", v.images, v.instances,
-                           m.mp, m.mr, m.map50, m.map50_95);
-  for (size_t k = 0; k < m.classes.size(); ++k)
-    std::cout << fmt::format("{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n", data.names[m.classes[k]], "",
-                             m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k], m.ap50_95[k]);
+  print_validation(std::cout, v, data.names, /*per_class=*/true);
   std::cout << fmt::format("{:.1f} ms per image\n", v.seconds * 1000 / std::max<int64_t>(1, v.images));
   if (!a.save_json.empty()) {
     const bool coco = is_coco_names(data.names);

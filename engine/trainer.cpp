@@ -104,18 +104,6 @@ void print_progress_header(std::ostream& out) {
                            "cls_loss", "Instances", "Size");
 }
 
-void print_metrics_line(std::ostream& out, const std::string& what, const ValidationResult& v) {
-  const auto& m = v.metrics;
-  out << fmt::format("{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n", what, v.images, v.instances,
-                           m.mp, m.mr, m.map50, m.map50_95)
-            << std::flush;
-}
-
-void print_metrics_header(std::ostream& out) {
-  out << fmt::format("{:>22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "Class", "Images", "Instances", "P",
-                           "R", "mAP50", "mAP50-95");
-}
-
 std::string yaml_scalar(const nlohmann::json& v) {
   if (v.is_string()) return nlohmann::json(v.get<std::string>()).dump();  // quoted, escaped
   return v.dump();
@@ -438,8 +426,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
     ValidationResult v;
     if (o.val || last_epoch) {
       v = validate(*ema_model, val_loader, val_options, {}, dist.get());
-      print_metrics_header(out);
-      print_metrics_line(out, "all", v);
+      print_validation(out, v, data.names, /*per_class=*/false);
     }
     if (!main_rank) {
       if (stopping_here && !last_epoch) return summary;
@@ -502,14 +489,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   }, dist.get());
   if (!main_rank) return summary;
   out << "\nValidating " << best_path << "\n";
-  print_metrics_header(out);
-  print_metrics_line(out, "all", summary.final);
-  const auto& m = summary.final.metrics;
-  for (size_t k = 0; k < m.classes.size(); ++k) {
-    const int64_t c = m.classes[k];
-    out << fmt::format("{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n", data.names[c], "",
-                             m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k], m.ap50_95[k]);
-  }
+  print_validation(out, summary.final, data.names, /*per_class=*/true);
   if (!iteration_seconds.empty()) {
     std::sort(iteration_seconds.begin(), iteration_seconds.end());
     summary.seconds_per_iteration = iteration_seconds[iteration_seconds.size() / 2];

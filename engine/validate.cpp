@@ -122,6 +122,20 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
   return result;
 }
 
+void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names, bool per_class) {
+  const auto& m = v.metrics;
+  const char* row = "{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n";
+  out << fmt::format("{:>22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "Class", "Images", "Instances", "P", "R",
+                     "mAP50", "mAP50-95");
+  out << fmt::format(fmt::runtime(row), "all", v.images, v.instances, m.mp, m.mr, m.map50, m.map50_95);
+  for (size_t k = 0; per_class && k < m.classes.size(); ++k) {
+    const int64_t c = m.classes[k];
+    const std::string name = c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c);
+    out << fmt::format(fmt::runtime(row), name, "", m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k], m.ap50_95[k]);
+  }
+  out << std::flush;
+}
+
 void write_coco_detections(const std::string& path, const std::vector<ImageDetections>& detections, bool coco_ids) {
   nlohmann::json out = nlohmann::json::array();
   auto round_to = [](double v, double unit) { return std::round(v / unit) * unit; };

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ class Distributed;
 // whole set (detections for --save-json stay per rank).
 ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
                           const BatchCallback& on_batch = {}, Distributed* dist = nullptr);
+
+// Ultralytics' results table: a header and the "all" row, then with `per_class` one row per class with labels.
+void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names, bool per_class);
 
 // True when `names` are COCO's 80 class names in order; their classes then map to COCO's 91 category ids.
 bool is_coco_names(const std::vector<std::string>& names);

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/config.h"
@@ -73,4 +74,28 @@ TEST_CASE("validate: every image and label counted, losses and metrics of an unt
   // Detections are mapped back to each original image.
   for (const auto& d : v.detections)
     if (d.boxes.size(0) > 0) CHECK(d.boxes.narrow(1, 0, 4).ge(0).all().item<bool>());
+}
+
+TEST_CASE("the results table: header, all, one row per class with its name") {
+  ValidationResult v;
+  v.images = 4;
+  v.instances = 17;
+  v.metrics.classes = {0, 2};
+  v.metrics.labels_per_class = {10, 7};
+  v.metrics.precision = {0.5, 1.0};
+  v.metrics.recall = {0.25, 0.75};
+  v.metrics.ap50 = {0.4, 0.9};
+  v.metrics.ap50_95 = {0.2, 0.6};
+  v.metrics.mp = 0.75, v.metrics.mr = 0.5, v.metrics.map50 = 0.65, v.metrics.map50_95 = 0.4;
+  std::ostringstream out;
+  print_validation(out, v, {"person", "bicycle", "car"}, true);
+  CHECK(out.str() ==
+        "                 Class     Images  Instances          P          R      mAP50   mAP50-95\n"
+        "                   all          4         17      0.750      0.500      0.650      0.400\n"
+        "                person                    10      0.500      0.250      0.400      0.200\n"
+        "                   car                     7      1.000      0.750      0.900      0.600\n");
+  std::ostringstream brief;
+  print_validation(brief, v, {}, false);
+  const std::string text = brief.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 2);  // header and "all" only
 }
