@@ -104,6 +104,17 @@ void print_progress_header(std::ostream& out) {
                            "cls_loss", "Instances", "Size");
 }
 
+// A batch's targets as boxes to draw, per image: (x1, y1, x2, y2, confidence 1, class) in pixels.
+std::vector<at::Tensor> label_boxes_of(const Batch& batch, int64_t size) {
+  std::vector<at::Tensor> out;
+  for (int64_t k = 0; k < batch.images.size(0); ++k) {
+    const at::Tensor r = batch.targets.index({batch.targets.select(1, 0) == static_cast<double>(k)});
+    const at::Tensor xy = r.narrow(1, 2, 2), half = r.narrow(1, 4, 2) / 2;
+    out.push_back(at::cat({(xy - half) * size, (xy + half) * size, at::ones({r.size(0), 1}), r.narrow(1, 1, 1)}, 1));
+  }
+  return out;
+}
+
 std::string yaml_scalar(const nlohmann::json& v) {
   if (v.is_string()) return nlohmann::json(v.get<std::string>()).dump();  // quoted, escaped
   return v.dump();
@@ -345,14 +356,8 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
       const int64_t ni = i + nb * epoch;
       schedule.apply(optimizer, ni, epoch);
       if (epoch == 0 && i == 0 && !resume && main_rank) {
-        std::vector<at::Tensor> label_boxes;
-        for (int64_t k = 0; k < batch->images.size(0); ++k) {
-          at::Tensor rows_k = batch->targets.index({batch->targets.select(1, 0) == static_cast<double>(k)});
-          at::Tensor xy = rows_k.narrow(1, 2, 2), half = rows_k.narrow(1, 4, 2) / 2;
-          label_boxes.push_back(at::cat({(xy - half) * o.imgsz, (xy + half) * o.imgsz, at::ones({rows_k.size(0), 1}),
-                                         rows_k.narrow(1, 1, 1)}, 1));
-        }
-        save_batch_picture((fs::path(run_dir) / "train_batch0.jpg").string(), batch->images, label_boxes, data.names);
+        save_batch_picture((fs::path(run_dir) / "train_batch0.jpg").string(), batch->images,
+                           label_boxes_of(*batch, o.imgsz), data.names);
       }
       at::Tensor images = batch->images.to(device).to(at::kFloat).div_(255);
       const at::Tensor targets = batch->targets.to(device);
@@ -478,13 +483,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   summary.final = validate(*ema_model, val_loader, val_options, [&](const Batch& b, const std::vector<at::Tensor>& dets) {
     if (drawn) return;
     drawn = true;
-    std::vector<at::Tensor> label_boxes;
-    for (int64_t k = 0; k < b.images.size(0); ++k) {
-      at::Tensor r = b.targets.index({b.targets.select(1, 0) == static_cast<double>(k)});
-      at::Tensor xy = r.narrow(1, 2, 2), half = r.narrow(1, 4, 2) / 2;
-      label_boxes.push_back(at::cat({(xy - half) * o.imgsz, (xy + half) * o.imgsz, at::ones({r.size(0), 1}), r.narrow(1, 1, 1)}, 1));
-    }
-    save_batch_picture((fs::path(run_dir) / "val_batch0_labels.jpg").string(), b.images, label_boxes, data.names);
+    save_batch_picture((fs::path(run_dir) / "val_batch0_labels.jpg").string(), b.images, label_boxes_of(b, o.imgsz), data.names);
     save_batch_picture((fs::path(run_dir) / "val_batch0_pred.jpg").string(), b.images, dets, data.names);
   }, dist.get());
   if (!main_rank) return summary;
