@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/init.h"
+#include "reversible/chunks.h"
 
 namespace revkit {
 namespace {
@@ -94,7 +95,7 @@ RevColLevel::RevColLevel(int64_t level, const std::vector<int64_t>& channels, co
 }
 
 at::Tensor RevColLevel::forward(const at::Tensor& lower, const at::Tensor& upper) {
-  return blocks->forward(fusion->forward(lower, upper));
+  return reversible::run_in_chunks(blocks, fusion->forward(lower, upper));
 }
 
 namespace {

@@ -1,5 +1,6 @@
-// revkit bench: median training-step time and activation memory of a backbone, comparable side by side with
-// the seed's Python (bench_reference.py): one step = forward, loss = sum_k mean(c_k^2), backward.
+// revkit bench: median step time and activation memory of a backbone or a whole detection model, comparable side
+// by side with the seed's Python (bench_reference.py). A training step = forward, loss = sum_k mean(o_k^2) over the
+// outputs, backward; an inference step = forward without autograd, in eval mode.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -15,17 +16,47 @@
 #include "core/error.h"
 #include "core/weights.h"
 #include "core/tracking_allocator.h"
+#include "engine/detection_model.h"
 #include "reversible/reversible_module.h"
 
 namespace revkit::cli {
 namespace {
 
 struct BenchArgs {
-  std::string backbone = "revcol_tiny", memory_mode = "column";
-  int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0;
+  std::string backbone = "revcol_tiny", model, memory_mode = "column", mode = "train";
+  int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, recompute_chunks = 1;
   double alpha_init = 0.5;
   bool json = false;
 };
+
+// The benchmarked network: a registered backbone or a detection model, with its outputs as one list.
+struct Subject {
+  std::shared_ptr<torch::nn::Module> module;
+  std::function<std::vector<at::Tensor>(const at::Tensor&)> forward;
+  int64_t size_divisor = 32;
+  std::string name;
+};
+
+Subject make_subject(const BenchArgs& a) {
+  if (!a.model.empty()) {
+    ModelOverrides overrides;
+    overrides.memory_mode = reversible::parse_memory_mode(a.memory_mode);
+    overrides.store_every = a.store_every;
+    overrides.drop_path = 0.0;
+    DetectionModel model = build_model(a.model, overrides);
+    return {model.ptr(), [model](const at::Tensor& x) mutable { return model->forward_raw(x); }, model->size_divisor(),
+            a.model};
+  }
+  BackboneArgs args;
+  if (a.columns > 0) args.columns = a.columns;
+  args.drop_path = 0.0;
+  args.alpha_init = a.alpha_init;
+  args.memory_mode = reversible::parse_memory_mode(a.memory_mode);
+  args.store_every = a.store_every;
+  std::shared_ptr<Backbone> backbone = backbone_registry().at(a.backbone).factory(args);
+  return {backbone, [backbone](const at::Tensor& x) mutable { return backbone->forward(x); }, backbone->size_divisor(),
+          a.backbone};
+}
 
 double max_rss_mb() {
   rusage usage{};
@@ -35,23 +66,27 @@ double max_rss_mb() {
 
 int bench(const BenchArgs& a) {
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
-  BackboneArgs args;
-  if (a.columns > 0) args.columns = a.columns;
-  args.drop_path = 0.0;
-  args.alpha_init = a.alpha_init;
-  args.memory_mode = reversible::parse_memory_mode(a.memory_mode);
-  args.store_every = a.store_every;
-  const auto& entry = backbone_registry().at(a.backbone);
+  if (a.mode != "train" && a.mode != "infer")
+    throw InputError(fmt::format("--mode must be train or infer, got '{}'", a.mode));
+  const bool training = a.mode == "train";
   at::manual_seed(0);
   TrackingAllocator::install();
-  std::shared_ptr<Backbone> model = entry.factory(args);
-  if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
-    throw InputError(fmt::format("--imgsz must be a positive multiple of {}, got {}", model->size_divisor(), a.imgsz));
-  model->train();
-  const int64_t params = count_parameters(*model);
+  Subject subject = make_subject(a);
+  torch::nn::Module& model = *subject.module;
+  if (a.imgsz <= 0 || a.imgsz % subject.size_divisor != 0)
+    throw InputError(fmt::format("--imgsz must be a positive multiple of {}, got {}", subject.size_divisor, a.imgsz));
+  model.train(training);
+  const int64_t params = count_parameters(model);
+  const auto parts = reversible::reversible_modules(model);
+  for (auto* part : parts) part->column_options().recompute_chunks(a.recompute_chunks);
 
   auto step = [&](const at::Tensor& x) {
-    auto outs = model->forward(x);
+    if (!training) {
+      at::NoGradGuard no_grad;
+      subject.forward(x);
+      return;
+    }
+    auto outs = subject.forward(x);
     at::Tensor loss = at::zeros({});
     for (const auto& o : outs) loss = loss + o.pow(2).mean();
     loss.backward();
@@ -60,6 +95,7 @@ int bench(const BenchArgs& a) {
   step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}));  // two samples: BatchNorm needs more than one
   const double rss0 = max_rss_mb();
   at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz});
+  for (auto* part : parts) part->recheck_drift();  // auto mode chooses on the real input, not the 32x32 one
   step(x);
   const double rss1 = max_rss_mb();
 
@@ -74,15 +110,18 @@ int bench(const BenchArgs& a) {
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
-  const auto parts = reversible::reversible_modules(*model);
   const int64_t columns = parts.empty() ? 0 : parts.front()->column_grid().columns();
+  // What the steps ran with: auto mode's choice, or what was asked for.
+  const int64_t store_every = parts.empty() ? a.store_every : parts.front()->column_options().store_every();
   nlohmann::json j = {{"impl", "revkit"},
-                      {"backbone", a.backbone},
+                      {a.model.empty() ? "backbone" : "model", subject.name},
+                      {"mode", a.mode},
                       {"columns", columns},
                       {"batch", a.batch},
                       {"size", a.imgsz},
                       {"memory_mode", a.memory_mode},
-                      {"store_every", a.store_every},
+                      {"store_every", store_every},
+                      {"recompute_chunks", a.recompute_chunks},
                       {"threads", at::get_num_threads()},
                       {"params", params},
                       {"step_ms", std::round(median * 10) / 10},
@@ -91,9 +130,9 @@ int bench(const BenchArgs& a) {
   if (a.json) {
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << fmt::format("{} ({} columns, {} params), batch {} at {}x{}, memory mode {}, {} threads\n", a.backbone,
-                             columns, params, a.batch, a.imgsz, a.imgsz, a.memory_mode,
-                             at::get_num_threads());
+    std::cout << fmt::format("{} ({} columns, {} params), {} batch {} at {}x{}, memory mode {} (store every {}), "
+                             "{} threads\n", subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz,
+                             a.memory_mode, store_every, at::get_num_threads());
     std::cout << fmt::format("  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked), {:.1f} MB (RSS growth)\n",
                              median, a.steps, act_bytes / 1048576.0, rss1 - rss0);
   }
@@ -104,13 +143,18 @@ int bench(const BenchArgs& a) {
 
 Command add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  auto* cmd = app.add_subcommand("bench", "median training-step time and activation memory of a backbone");
+  auto* cmd = app.add_subcommand("bench", "median step time and activation memory of a backbone or a model");
   cmd->add_option("--backbone", a->backbone, "a registered backbone")->capture_default_str();
+  cmd->add_option("--model", a->model, "a whole detection model instead: a built-in name or a config file");
+  cmd->add_option("--mode", a->mode, "train (forward and backward) or infer (forward without autograd)")
+      ->capture_default_str();
   cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--memory-mode", a->memory_mode, "off, column or full")->capture_default_str();
+  cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
   cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--recompute-chunks", a->recompute_chunks, "recompute each level's blocks in this many pieces")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);

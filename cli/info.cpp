@@ -79,7 +79,7 @@ Command add_info(CLI::App& app) {
   cmd->add_option("--model", a->model, "a model config (.yaml, .json) or a built-in name")->required();
   cmd->add_option("--nc", a->nc, "number of classes (default: the config's)");
   cmd->add_option("--imgsz", a->imgsz, "image side for GFLOPs and output shapes")->capture_default_str();
-  cmd->add_option("--memory-mode", a->memory_mode, "off, column or full for reversible backbones");
+  cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto for reversible backbones");
   cmd->add_flag("--json", a->json, "print one JSON object");
   return [a] { return info(*a); };
 }

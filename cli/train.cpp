@@ -23,7 +23,7 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--imgsz", o->imgsz, "train and val image size (pixels)")->capture_default_str();
   cmd->add_option("--batch", o->batch, "batch size")->capture_default_str();
   cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")->capture_default_str();
-  cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column or full (default: the config's)");
+  cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column, full or auto (default: the config's)");
   cmd->add_option("--store-every", o->store_every, "full mode: keep every k-th column");
   cmd->add_option("--drop-path", o->drop_path, "the backbone's largest drop-path rate (default: the backbone's own)")
       ->check(CLI::Range(0.0, 0.99));

@@ -9,6 +9,7 @@
 #include "core/autocast_state.h"
 #include "core/error.h"
 #include "core/rng_state.h"
+#include "reversible/chunks.h"
 
 namespace revkit::reversible {
 
@@ -16,7 +17,8 @@ MemoryMode parse_memory_mode(const std::string& text) {
   if (text == "off") return MemoryMode::Off;
   if (text == "column") return MemoryMode::Column;
   if (text == "full") return MemoryMode::Full;
-  throw InputError("unknown memory mode '" + text + "' (expected off, column or full)");
+  if (text == "auto") return MemoryMode::Auto;
+  throw InputError("unknown memory mode '" + text + "' (expected off, column, full or auto)");
 }
 
 std::string to_string(MemoryMode mode) {
@@ -24,6 +26,7 @@ std::string to_string(MemoryMode mode) {
     case MemoryMode::Off: return "off";
     case MemoryMode::Column: return "column";
     case MemoryMode::Full: return "full";
+    case MemoryMode::Auto: return "auto";
   }
   return "?";
 }
@@ -42,7 +45,7 @@ void clamp_alphas(const ColumnGrid& grid, double floor) {
 
 std::vector<bool> stored_columns(const ColumnOptions& options, int64_t columns) {
   std::vector<bool> stored(columns, true);
-  if (options.memory_mode() != MemoryMode::Full) return stored;
+  if (options.memory_mode() != MemoryMode::Full && options.memory_mode() != MemoryMode::Auto) return stored;
   const int64_t every = options.store_every();
   for (int64_t j = 0; j < columns; ++j) {
     const int64_t back = columns - 1 - j;
@@ -212,7 +215,11 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
     at::Tensor lower = (k == 0 ? plan->x : plan->value(j, k - 1)).detach().requires_grad_(ctx->needs_input_grad(0));
     at::Tensor upper = has_upper ? plan->value(j - 1, k + 1).detach().requires_grad_(true) : at::Tensor();
     auto keep_buffers = std::make_unique<BufferGuard>(plan->buffers[j][k]);
-    at::Tensor f = plan->recompute(j, k, lower, upper);
+    at::Tensor f;
+    {
+      RecomputeChunksGuard chunks(plan->options.recompute_chunks());
+      f = plan->recompute(j, k, lower, upper);
+    }
 
     variable_list wrt;
     if (lower.requires_grad()) wrt.push_back(lower);

@@ -21,9 +21,10 @@ enum class MemoryMode {
   Off,     // plain autograd: every activation kept; the reference path
   Column,  // keep each column's states; recompute inside columns (what the seed does)
   Full,    // keep only the last column's states and x; reconstruct the rest by the inverse
+  Auto,    // Full with a stored column every k, k chosen by the drift monitor (ReversibleModule)
 };
 
-// "off", "column", "full"; throws InputError for anything else.
+// "off", "column", "full", "auto"; throws InputError for anything else.
 MemoryMode parse_memory_mode(const std::string& text);
 std::string to_string(MemoryMode mode);
 
@@ -32,7 +33,17 @@ struct ColumnOptions {
   TORCH_ARG(MemoryMode, memory_mode);
   // In Full mode, also keep the states of every k-th column counted back from the last, which bounds how many
   // inverses (and so how much drift) stand between a column and a stored state. 0 keeps only the last column.
+  // Auto mode sets it from the drift monitor.
   TORCH_ARG(int64_t, store_every) = 0;
+  // Full and Auto modes read the drift monitor on the first training forward and then every this many (0: never).
+  TORCH_ARG(int64_t, drift_check_every) = 100;
+  // Auto: the largest k whose rebuilt states stay within this relative error of the forward's (float32 parameter
+  // gradients then stay within about 1e-4 of plain autograd's).
+  TORCH_ARG(double, drift_tolerance) = 1e-5;
+  // Full: a column rebuilt with a relative error above this is named in a warning, once per column.
+  TORCH_ARG(double, drift_warning) = 1e-3;
+  // Inside a level's recompute, run its blocks in this many checkpointed pieces (reversible/chunks.h); 1: whole.
+  TORCH_ARG(int64_t, recompute_chunks) = 1;
   // |alpha| is clamped to at least this before every forward, sign kept (the seed's 1e-3).
   TORCH_ARG(double, alpha_floor) = 1e-3;
   // Replay each level's RNG state in the recompute, so dropout and drop path draw the same masks.

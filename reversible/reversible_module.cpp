@@ -1,6 +1,7 @@
 #include "reversible/reversible_module.h"
 
 #include <ATen/ATen.h>
+#include "core/logging.h"
 
 #include "reversible/drift.h"
 
@@ -16,8 +17,50 @@ std::vector<ReversibleModule*> reversible_modules(torch::nn::Module& root) {
 
 int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every) {
   auto found = reversible_modules(root);
-  for (auto* r : found) r->column_options().memory_mode(mode).store_every(store_every);
+  for (auto* r : found) {
+    r->column_options().memory_mode(mode).store_every(store_every);
+    r->recheck_drift();
+  }
   return static_cast<int>(found.size());
+}
+
+int64_t choose_store_every(const std::vector<double>& drift, double tolerance) {
+  const int64_t columns = static_cast<int64_t>(drift.size()) + 1;
+  int64_t k = 1;  // store every column: no inverse at all
+  for (int64_t inverses = 1; inverses < columns; ++inverses) {
+    // NaN (a diverged rebuild) fails the test too
+    if (!(drift[columns - 1 - inverses] <= tolerance)) break;
+    k = inverses + 1;
+  }
+  return k == columns ? 0 : k;
+}
+
+std::vector<at::Tensor> ReversibleModule::run_columns(const at::Tensor& x) {
+  if (record_input_) recorded_input_ = x.detach();
+  const MemoryMode mode = options_.memory_mode();
+  if ((mode == MemoryMode::Full || mode == MemoryMode::Auto) && at::GradMode::is_enabled() &&
+      options_.drift_check_every() > 0 && training_forwards_++ % options_.drift_check_every() == 0)
+    check_drift(x);
+  return reversible::run_columns(grid_, x, options_);
+}
+
+void ReversibleModule::check_drift(const at::Tensor& x) {
+  last_drift_ = reversible::measure_drift(grid_, x.detach(), options_);
+  if (options_.memory_mode() == MemoryMode::Auto) {
+    options_.store_every(choose_store_every(last_drift_, options_.drift_tolerance()));
+    return;
+  }
+  const int64_t inverses_bound = options_.store_every() > 0 ? options_.store_every() - 1 : grid_.columns() - 1;
+  for (size_t j = 0; j < last_drift_.size(); ++j) {
+    // Columns this plan stores are not rebuilt; the reading from the last column overstates the rest when
+    // store_every is set, so only columns within its reach are judged.
+    const int64_t inverses = grid_.columns() - 1 - static_cast<int64_t>(j);
+    if (inverses > inverses_bound) continue;
+    if (!(last_drift_[j] <= options_.drift_warning()) && warned_columns_.insert(j).second)
+      logger()->warn("memory mode full: column {} is rebuilt by the inverse with relative error {:.2e} (above {:.0e}); "
+                   "its gradients are inexact: use --memory-mode auto or column, or a larger alpha", j,
+                   last_drift_[j], options_.drift_warning());
+  }
 }
 
 std::vector<double> measure_drift(ReversibleModule& module, const at::Tensor& part_input) {

@@ -4,6 +4,7 @@
 #include <torch/nn/module.h>
 
 #include <functional>
+#include <set>
 
 #include "reversible/reversible_function.h"
 
@@ -18,22 +19,35 @@ class ReversibleModule {
   // What the column grid receives for a model input (for RevCol: the stem's output).
   virtual at::Tensor column_input(const at::Tensor& model_input) = 0;
 
+  // The next training forward reads the drift monitor (and, in Auto mode, chooses k again).
+  void recheck_drift() { training_forwards_ = 0; }
+  // The latest drift reading (one relative error per column but the last; empty before the first).
+  const std::vector<double>& last_drift() const { return last_drift_; }
+
  protected:
-  std::vector<at::Tensor> run_columns(const at::Tensor& x) {
-    if (record_input_) recorded_input_ = x.detach();
-    return reversible::run_columns(grid_, x, options_);
-  }
+  // Runs the grid; in Full and Auto modes, while training, reads the drift monitor first when one is due.
+  std::vector<at::Tensor> run_columns(const at::Tensor& x);
 
   ColumnGrid grid_;
   ColumnOptions options_;
 
  private:
   friend std::vector<std::vector<double>> measure_drift(torch::nn::Module&, const std::function<void()>&);
+  void check_drift(const at::Tensor& x);
   bool record_input_ = false;
   at::Tensor recorded_input_;
+  int64_t training_forwards_ = 0;
+  std::vector<double> last_drift_;
+  std::set<int64_t> warned_columns_;
 };
 
-// Sets the memory mode (and store-every) of every ReversibleModule in root's tree; returns how many it found.
+// Auto mode's choice: the largest k (1..N) such that every state rebuilt by at most k - 1 inverses from a stored
+// one stays within `tolerance`, judged by the drift monitor's errors (drift[j] for column j, rebuilt from the
+// last column N - 1 by N - 1 - j inverses). Returned as store_every (k = N becomes 0: only the last column).
+int64_t choose_store_every(const std::vector<double>& drift, double tolerance);
+
+// Sets the memory mode (and store-every) of every ReversibleModule in root's tree, each to read the drift monitor
+// on its next training forward; returns how many it found.
 int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every = 0);
 // The drift monitor (reversible/drift.h) on one reversible part, for the input of that part.
 std::vector<double> measure_drift(ReversibleModule& module, const at::Tensor& part_input);

@@ -25,7 +25,7 @@ double relative_difference(const at::Tensor& actual, const at::Tensor& reference
 }
 
 double default_tolerance(MemoryMode mode, c10::ScalarType dtype) {
-  const bool full = mode == MemoryMode::Full;
+  const bool full = mode == MemoryMode::Full || mode == MemoryMode::Auto;
   if (dtype == at::kDouble) return full ? 1e-8 : 1e-10;
   if (dtype == at::kFloat) return full ? 2e-4 : 1e-5;
   return 1e-2;
@@ -115,6 +115,7 @@ EquivalenceReport compare_memory_modes(torch::nn::Module& model, const ForwardFn
     for (auto& [b, value] : buffers) b.copy_(value);
   }
   set_memory_mode(model, comparison.mode, comparison.store_every);
+  for (auto* p : parts) p->column_options().recompute_chunks(comparison.recompute_chunks);
   RunResult got = run_once(model, forward, input, probes, comparison.seed);
   for (size_t i = 0; i < parts.size(); ++i) parts[i]->column_options() = original[i];
 

@@ -37,7 +37,7 @@ struct EquivalenceReport {
 };
 
 // The tolerances revkit holds its modes to: Off and Column 1e-10 (float64) and 1e-5 (float32); Full, whose
-// inverse divides by alpha every column, 1e-8 and 2e-4. Half precisions: 1e-2.
+// inverse divides by alpha every column, and Auto, 1e-8 and 2e-4. Half precisions: 1e-2.
 double default_tolerance(MemoryMode mode, c10::ScalarType dtype);
 
 // A forward pass of the model under test: input in, output tensors out.
@@ -46,6 +46,7 @@ using ForwardFn = std::function<std::vector<at::Tensor>(const at::Tensor& input)
 struct ModeComparison {
   MemoryMode mode = MemoryMode::Column;
   int64_t store_every = 0;
+  int64_t recompute_chunks = 1;  // for `mode`'s run
   MemoryMode reference = MemoryMode::Off;
   uint64_t seed = 0;  // seeds the RNG identically before both runs, and the loss probes
 };

@@ -47,7 +47,7 @@ RevCol small_revcol(int64_t columns, double drop_path, double alpha_init = 0.5) 
 TEST_CASE("memory modes parse and print") {
   CHECK(reversible::parse_memory_mode("full") == MemoryMode::Full);
   CHECK(reversible::to_string(MemoryMode::Column) == "column");
-  CHECK_THROWS_WITH_AS(reversible::parse_memory_mode("half"), "unknown memory mode 'half' (expected off, column or full)",
+  CHECK_THROWS_WITH_AS(reversible::parse_memory_mode("half"), "unknown memory mode 'half' (expected off, column, full or auto)",
                        InputError);
 }
 

@@ -2,7 +2,14 @@
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <torch/nn/modules/container/sequential.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "core/logging.h"
+#include "reversible/testing.h"
 
 #include "toy_levels.h"
 
@@ -48,4 +55,68 @@ TEST_CASE("measure_drift on a model: each part on the input it receives in the f
   CHECK(drift[0].size() == 1);
   CHECK(drift[1].size() == 1);
   for (const auto& part : drift) CHECK(part[0] < 1e-12);
+}
+
+TEST_CASE("auto mode's k: the longest chain of inverses whose drift stays within the tolerance") {
+  // drift[j] is column j's error when rebuilt from the last of four columns by 3 - j inverses.
+  const std::vector<double> drift{1e-3, 1e-6, 1e-7};
+  CHECK(reversible::choose_store_every(drift, 1e-5) == 3);  // chains of up to 2 inverses
+  CHECK(reversible::choose_store_every(drift, 1e-2) == 0);  // all within: only the last column is kept
+  CHECK(reversible::choose_store_every(drift, 1e-8) == 1);  // none within: every column is kept
+  CHECK(reversible::choose_store_every({NAN, 1e-9, 1e-9}, 1e-5) == 3);
+  CHECK(reversible::choose_store_every({}, 1e-5) == 0);  // one column: nothing to rebuild
+}
+
+namespace {
+// Alpha 0.05 in float32: every inverse multiplies the rounding error by about 20.
+testing::ToyStack drifting_stack(MemoryMode mode) {
+  at::manual_seed(5);
+  return testing::ToyStack(testing::ToyOptions{3, 2, 5, 0.05}, mode);
+}
+
+void train_step(testing::ToyStack& toy, const at::Tensor& x) {
+  auto outs = toy->forward(x);
+  (outs[0].pow(2).sum() + outs[1].pow(2).sum()).backward();
+}
+}  // namespace
+
+TEST_CASE("auto mode keeps a column every k, chosen from the drift it measures, and stays close to plain autograd") {
+  auto toy = drifting_stack(MemoryMode::Auto);
+  at::Tensor x = at::randn({2, 3, 6, 6});
+  train_step(toy, x);
+  const auto& drift = toy->last_drift();
+  REQUIRE(drift.size() == 4);
+  INFO("drift ", drift[0], " ", drift[1], " ", drift[2], " ", drift[3]);
+  CHECK(drift[0] > 1e-3);  // full mode would rebuild column 0 badly
+  const int64_t k = toy->column_options().store_every();
+  CHECK(k == reversible::choose_store_every(drift, 1e-5));
+  CHECK(k >= 2);  // fewer stored columns than column mode
+  CHECK(k <= 3);
+
+  reversible::ModeComparison cmp;
+  cmp.mode = MemoryMode::Full;
+  const double full_error = reversible::compare_memory_modes(
+      *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp).worst("parameter gradients").relative;
+  cmp.mode = MemoryMode::Auto;
+  const double auto_error = reversible::compare_memory_modes(
+      *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp).worst("parameter gradients").relative;
+  INFO("full ", full_error, ", auto ", auto_error);
+  CHECK(full_error > 1e-3);
+  CHECK(auto_error < 1e-4);
+}
+
+TEST_CASE("full mode warns once per column whose rebuilt states drift beyond the threshold") {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  logger()->sinks().push_back(sink);
+  auto toy = drifting_stack(MemoryMode::Full);
+  toy->column_options().drift_check_every(1);  // read the monitor on every step
+  at::Tensor x = at::randn({2, 3, 6, 6});
+  for (int step = 0; step < 3; ++step) train_step(toy, x);
+  logger()->sinks().pop_back();
+  const std::string text = log.str();
+  INFO(text);
+  CHECK(text.find("memory mode full: column 0 is rebuilt by the inverse with relative error") != std::string::npos);
+  CHECK(text.find("column 0") == text.rfind("column 0"));  // once, though three steps read the monitor
+  CHECK(text.find("column 3") == std::string::npos);       // one inverse from the last: within 1e-3
 }
