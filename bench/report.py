@@ -1,4 +1,5 @@
-"""Turns the raw results of bench/run.sh into BENCHMARKS.md (markdown on stdout)."""
+"""Turns the raw results of bench/run.sh into BENCHMARKS.md (markdown on stdout) and an SVG plot of activation
+memory against columns."""
 import glob
 import json
 import os
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 out, steps, threads, have_python = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+model_imgsz, model_batch, svg_path = sys.argv[5], sys.argv[6], sys.argv[7]
 
 
 def lines(path):
@@ -26,49 +28,193 @@ def pkg_version(name):
     return r.stdout.strip() or "not installed"
 
 
-cpp = {(r["columns"], r["memory_mode"]): r for r in lines(os.path.join(out, "cpp.jsonl"))}
+def variant(r):
+    """The row label of a backbone training run."""
+    if r["memory_mode"] == "full" and r["alpha_init"] == 1:
+        return "full, alpha 1" + (f", {r['recompute_chunks']} pieces" if r["recompute_chunks"] > 1 else "")
+    return r["memory_mode"]
+
+
+rows = lines(os.path.join(out, "cpp.jsonl"))
+train = {(r["columns"], variant(r)): r for r in rows if "backbone" in r and r["mode"] == "train"}
+infer = {r["columns"]: r for r in rows if "backbone" in r and r["mode"] == "infer"}
+model_rows = {r["memory_mode"]: r for r in rows if "model" in r}
 py = {(r["subnets"], "off" if r["save_memory"] == 0 else "column"): r for r in lines(os.path.join(out, "py.jsonl"))}
-columns = sorted({c for c, _ in cpp})
+py_infer = {r["subnets"]: r for r in lines(os.path.join(out, "py_infer.jsonl"))}
+columns = sorted({c for c, _ in train})
+variants = ["off", "column", "full", "auto", "full, alpha 1", "full, alpha 1, 2 pieces"]
 
-print("# Benchmarks\n")
-print("Written by `bash bench/run.sh` (raw numbers from `revkit bench --json` and the seed's "
-      "`bench_reference.py`, each configuration in its own process, C++ and Python interleaved).\n")
-print(f"- Machine: {cpu_model()}, {os.cpu_count()} cores; {threads} intra-op threads for both sides")
-print(f"- LibTorch {pkg_version('libtorch-dev')} (Debian), Python torch {pkg_version('python3-torch')}, "
-      f"OpenBLAS {pkg_version('libopenblas0-openmp')}")
-print(f"- RevCol-T channels and layers, batch 2, 224x224, drop path 0; one step = forward, loss = sum_k mean(c_k^2), "
-      f"backward; median of {steps} timed steps after warm-up\n")
-print("Activation memory: `act` is the tracking allocator's peak during a step minus the bytes held before it; "
-      "`rss` is peak-RSS growth of a 224x224 step over a 32x32 step, measured the way `bench_reference.py` does "
-      "(the only column the Python side has).\n")
-print("## Step time and activation memory\n")
-print("| columns | mode | revkit ms | Python ms | ratio | revkit act MB | revkit rss MB | Python rss MB | step / off step |")
-print("|---|---|---|---|---|---|---|---|---|")
-for n in columns:
-    off = cpp.get((n, "off"))
-    for mode in ("off", "column", "full"):
-        r = cpp.get((n, mode))
-        if not r:
-            continue
-        p = py.get((n, mode)) if mode != "full" else py.get((n, "column"))
-        ratio = f"{r['step_ms'] / p['step_ms']:.2f}" if p else "-"
-        over = f"{r['step_ms'] / off['step_ms']:.2f}" if off else "-"
-        pms = f"{p['step_ms']:.0f}" if p else "-"
-        prss = f"{p['act_mb']:.0f}" if p else "-"
-        note = " (vs Python's reversible)" if mode == "full" and p else ""
-        print(f"| {n} | {mode} | {r['step_ms']:.0f} | {pms}{note} | {ratio} | {r['act_mb']:.0f} | {r['rss_act_mb']:.0f} | {prss} | {over} |")
-if not have_python:
-    print("\nThe Python side did not run here (no python3-torch or no reference scripts).")
-
-print("\n## Float32 gradient error of `full` against `off`\n")
-print("`revkit check --backbone revcol_tiny --columns N --alpha-init A --dtype float32 --imgsz 64 --batch 1 "
-      "--drop-path 0 --memory-mode full`: the worst norm-wise relative difference over parameter gradients, and the "
-      "drift monitor's reconstruction error of column 0.\n")
-print("| alpha | columns | worst parameter-gradient error | column-0 reconstruction error |")
-print("|---|---|---|---|")
-for path in sorted(glob.glob(os.path.join(out, "check_*.txt")), key=lambda p: (float(p.split("_")[-1][:-4]), int(p.split("_")[-2]))):
-    n, alpha = path.split("_")[-2], path.split("_")[-1][:-4]
+checks = {}
+for path in glob.glob(os.path.join(out, "check_*.txt")):
+    mode, n, alpha = os.path.basename(path)[len("check_"):-len(".txt")].split("_")
     text = open(path).read()
     g = re.search(r"parameter gradients\s+(\S+)", text)
     d = re.search(r"col 0: (\S+)", text)
-    print(f"| {alpha} | {n} | {g.group(1) if g else '-'} | {d.group(1) if d else '-'} |")
+    k = re.search(r"auto: store every (\d+)", text)
+    checks[(mode, int(n), float(alpha))] = (float(g.group(1)) if g else None, d.group(1) if d else "-",
+                                            int(k.group(1)) if k else None)
+
+
+def fmt_ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+print("# Benchmarks\n")
+print("Written by `bash bench/run.sh` (raw numbers from `revkit bench --json`, the seed's `bench_reference.py` and "
+      "`bench/reference_infer.py`, each configuration in its own process, C++ and Python interleaved).\n")
+print(f"- Machine: {cpu_model()}, {os.cpu_count()} cores; {threads} intra-op threads for both sides")
+print(f"- LibTorch {pkg_version('libtorch-dev')} (Debian), Python torch {pkg_version('python3-torch')}, "
+      f"OpenBLAS {pkg_version('libopenblas0-openmp')}")
+print(f"- RevCol-T channels and layers, batch 2, 224x224, drop path 0; a training step = forward, loss = "
+      f"sum_k mean(c_k^2), backward; an inference step = forward without autograd; median of {steps} timed steps "
+      f"after warm-up\n")
+print("Activation memory: `act` is the tracking allocator's peak during a step minus the bytes held before it; "
+      "`rss` is peak-RSS growth of a 224x224 step over a 32x32 step, measured the way `bench_reference.py` does "
+      "(the only column the Python side has). `auto` shows the k it chose (a stored column every k; 0: the last "
+      "only).\n")
+
+print("## Training step: time and activation memory\n")
+print("| columns | mode | revkit ms | Python ms | ratio | revkit act MB | revkit rss MB | Python rss MB | step / off step |")
+print("|---|---|---|---|---|---|---|---|---|")
+for n in columns:
+    off = train.get((n, "off"))
+    for v in variants:
+        r = train.get((n, v))
+        if not r:
+            continue
+        p = py.get((n, v)) if v in ("off", "column") else None
+        label = f"auto (k = {r['store_every']})" if v == "auto" else v
+        print(f"| {n} | {label} | {r['step_ms']:.0f} | {p['step_ms'] if p else '-'} | "
+              f"{fmt_ratio(r['step_ms'], p['step_ms'] if p else None)} | {r['act_mb']:.0f} | {r['rss_act_mb']:.0f} | "
+              f"{p['act_mb'] if p else '-'} | {fmt_ratio(r['step_ms'], off['step_ms'] if off else None)} |")
+if not have_python:
+    print("\nThe Python side did not run here (no python3-torch or no reference scripts).")
+
+print("\n![activation memory against columns](bench/activation_memory.svg)\n")
+
+print("## Inference: forward without autograd\n")
+print("| columns | revkit ms | Python ms | ratio |")
+print("|---|---|---|---|")
+for n in sorted(infer):
+    p = py_infer.get(n)
+    print(f"| {n} | {infer[n]['step_ms']:.0f} | {p['step_ms'] if p else '-'} | "
+          f"{fmt_ratio(infer[n]['step_ms'], p['step_ms'] if p else None)} |")
+
+print(f"\n## A whole detector: the seed's model, {model_imgsz}x{model_imgsz}, batch {model_batch}\n")
+print("`revkit bench --model yolov5-revcol-tiny`: a training step with loss = sum over the head's maps of their "
+      "mean square (the detection loss itself is timed in `bench/train.sh` below).\n")
+print("| mode | step ms | act MB | rss MB | step / off step |")
+print("|---|---|---|---|---|")
+moff = model_rows.get("off")
+for mode in ("off", "column", "full", "auto"):
+    r = model_rows.get(mode)
+    if r:
+        label = f"auto (k = {r['store_every']})" if mode == "auto" else mode
+        print(f"| {label} | {r['step_ms']:.0f} | {r['act_mb']:.0f} | {r['rss_act_mb']:.0f} | "
+              f"{fmt_ratio(r['step_ms'], moff['step_ms'] if moff else None)} |")
+
+print("\n## Float32 gradient error against `off`\n")
+print("`revkit check --backbone revcol_tiny --columns N --alpha-init A --dtype float32 --imgsz 64 --batch 1 "
+      "--drop-path 0 --memory-mode MODE`: the worst norm-wise relative difference over parameter gradients, and the "
+      "drift monitor's reconstruction error of column 0 (from the last column by N - 1 inverses).\n")
+print("| alpha | columns | mode | worst parameter-gradient error | column-0 reconstruction error |")
+print("|---|---|---|---|---|")
+for (mode, n, alpha) in sorted(checks, key=lambda c: (c[2], c[1], c[0] != "full")):
+    g, d, k = checks[(mode, n, alpha)]
+    label = f"auto (k = {k})" if mode == "auto" else mode
+    print(f"| {alpha:g} | {n} | {label} | {g:.3e} | {d} |" if g is not None else f"| {alpha:g} | {n} | {label} | - | {d} |")
+
+# The goals of the performance issue, each met or not with its number.
+print("\n## Goals\n")
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def worst_ratio(pairs):
+    vals = [(a / b, n) for a, b, n in pairs if a is not None and b]
+    return max(vals) if vals else (None, None)
+
+
+goals = []
+for label, mode in (("training step, plain", "off"), ("training step, reversible (column)", "column")):
+    w, n = worst_ratio([(train[(n, mode)]["step_ms"], py[(n, mode)]["step_ms"], n)
+                        for n in columns if (n, mode) in train and (n, mode) in py])
+    if w is not None:
+        goals.append((f"C++ {label} <= 0.8 x Python", f"worst ratio {w:.2f} (at {n} columns)", w <= 0.8))
+w, n = worst_ratio([(infer[n]["step_ms"], py_infer[n]["step_ms"], n) for n in infer if n in py_infer])
+if w is not None:
+    goals.append(("C++ inference <= 0.8 x Python", f"worst ratio {w:.2f} (at {n} columns)", w <= 0.8))
+for mode in ("column", "full"):
+    w, n = worst_ratio([(train[(n, mode)]["step_ms"], train[(n, "off")]["step_ms"], n)
+                        for n in columns if (n, mode) in train and (n, "off") in train])
+    if w is not None:
+        goals.append((f"`{mode}` step <= 1.25 x `off` step", f"worst {w:.2f} (at {n} columns)", w <= 1.25))
+lo, hi = min(columns, default=None), max(columns, default=None)
+a1 = "full, alpha 1"
+if (lo, a1) in train and (hi, a1) in train and lo != hi:
+    flat = train[(hi, a1)]["act_mb"] / train[(lo, a1)]["act_mb"]
+    goals.append((f"`full`, alpha 1: activation memory at {hi} columns <= 1.05 x at {lo}", f"{flat:.3f}", flat <= 1.05))
+if (hi, a1) in train and (hi, "off") in train:
+    frac = train[(hi, a1)]["act_mb"] / train[(hi, "off")]["act_mb"]
+    goals.append((f"`full`, alpha 1: activation memory at {hi} columns <= 0.15 x `off`", f"{frac:.3f}", frac <= 0.15))
+c = checks.get(("full", 16, 1.0))
+if c and c[0] is not None:
+    goals.append(("`full`, alpha 1, 16 columns: float32 gradients within 1e-4 of `off`", f"{c[0]:.1e}", c[0] <= 1e-4))
+c = checks.get(("auto", 16, 0.5))
+if c and c[0] is not None:
+    goals.append((f"`auto`, alpha 0.5, 16 columns: float32 gradients within 1e-4 of `off` (k = {c[2]})", f"{c[0]:.1e}",
+                  c[0] <= 1e-4))
+if (hi, "auto") in train and (hi, "column") in train:
+    au, co = train[(hi, "auto")]["act_mb"], train[(hi, "column")]["act_mb"]
+    goals.append((f"`auto` activation memory at {hi} columns below `column`'s",
+                  f"{au:.0f} MB against {co:.0f} MB ({au / co:.2f}x, k = {train[(hi, 'auto')]['store_every']})",
+                  au < co))
+print("| goal | measured | verdict |")
+print("|---|---|---|")
+for name, measured, ok in goals:
+    print(f"| {name} | {measured} | {verdict(ok)} |")
+
+# The plot: activation memory (tracked) against columns, one line per mode.
+W, H, L, B, R, T = 640, 360, 60, 40, 170, 20
+series = [(v, [(n, train[(n, v)]["act_mb"]) for n in columns if (n, v) in train]) for v in variants]
+series = [(v, pts) for v, pts in series if pts]
+ymax = max((y for _, pts in series for _, y in pts), default=1) * 1.05
+xmax = max(columns, default=1)
+colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def px(n):
+    return L + (W - L - R) * (n / xmax)
+
+
+def py_(y):
+    return H - B - (H - B - T) * (y / ymax)
+
+
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
+       f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
+       f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">columns</text>',
+       f'<text x="14" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 {(T + H - B) / 2})">'
+       f'activation memory (MB)</text>']
+for n in columns:
+    svg.append(f'<text x="{px(n):.1f}" y="{H - B + 16}" text-anchor="middle">{n}</text>')
+for i in range(5):
+    y = ymax * i / 4
+    svg.append(f'<text x="{L - 6}" y="{py_(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
+    svg.append(f'<line x1="{L}" y1="{py_(y):.1f}" x2="{W - R}" y2="{py_(y):.1f}" stroke="#ddd"/>')
+for i, (v, pts) in enumerate(series):
+    col = colours[i % len(colours)]
+    svg.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="'
+               + " ".join(f"{px(n):.1f},{py_(y):.1f}" for n, y in pts) + '"/>')
+    for n, y in pts:
+        svg.append(f'<circle cx="{px(n):.1f}" cy="{py_(y):.1f}" r="3" fill="{col}"/>')
+    svg.append(f'<line x1="{W - R + 10}" y1="{T + 10 + 18 * i}" x2="{W - R + 30}" y2="{T + 10 + 18 * i}" '
+               f'stroke="{col}" stroke-width="2"/>')
+    svg.append(f'<text x="{W - R + 36}" y="{T + 14 + 18 * i}">{v}</text>')
+svg.append("</svg>")
+with open(svg_path, "w") as f:
+    f.write("\n".join(svg) + "\n")

@@ -122,6 +122,7 @@ int bench(const BenchArgs& a) {
                       {"memory_mode", a.memory_mode},
                       {"store_every", store_every},
                       {"recompute_chunks", a.recompute_chunks},
+                      {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
                       {"threads", at::get_num_threads()},
                       {"params", params},
                       {"step_ms", std::round(median * 10) / 10},

@@ -101,6 +101,11 @@ int check_backbone(const CheckArgs& a) {
     cmp.seed = a.seed;
     const auto report = reversible::compare_memory_modes(*model, forward, input, cmp);
     ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, dtype)) && ok;
+    if (mode == MemoryMode::Auto)
+      for (auto* part : parts)
+        std::cout << fmt::format("auto: store every {} (0: the last column only), from the drift it read\n",
+                                 reversible::choose_store_every(part->last_drift(),
+                                                                part->column_options().drift_tolerance()));
   }
   const auto drifts = reversible::measure_drift(*model, [&] { model->forward(input); });
   for (size_t i = 0; i < drifts.size(); ++i) {
@@ -164,7 +169,7 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--floor", a->floor, "with --weights: tensors smaller than this compare absolutely")->capture_default_str();
   fixture->excludes(backbone);
   weights->excludes(fixture)->excludes(backbone);
-  cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or all")->capture_default_str();
+  cmd->add_option("--memory-mode", a->memory_mode, "off, column, full, auto or all")->capture_default_str();
   cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();

@@ -25,6 +25,8 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")->capture_default_str();
   cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column, full or auto (default: the config's)");
   cmd->add_option("--store-every", o->store_every, "full mode: keep every k-th column");
+  cmd->add_option("--recompute-chunks", o->recompute_chunks, "recompute each backbone level's blocks in this many pieces")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--drop-path", o->drop_path, "the backbone's largest drop-path rate (default: the backbone's own)")
       ->check(CLI::Range(0.0, 0.99));
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");

@@ -28,6 +28,7 @@
 #include "engine/detection_model.h"
 #include "engine/loader.h"
 #include "engine/plots.h"
+#include "reversible/reversible_module.h"
 #include "heads/detect.h"
 #include "heads/detect_loss.h"
 
@@ -213,6 +214,8 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   if (o.batch % world != 0) throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o.batch, world));
   if (o.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", o.workers));
   if (o.checkpoint_every <= 0) throw InputError(fmt::format("--checkpoint-every must be positive, got {}", o.checkpoint_every));
+  if (o.recompute_chunks <= 0)
+    throw InputError(fmt::format("--recompute-chunks must be positive, got {}", o.recompute_chunks));
   TrainSummary summary;
 
   const DataConfig data = load_data_config(o.data);
@@ -236,6 +239,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   const nlohmann::json config = load_model_config(o.model, &model_source);
   DetectionModel model(config, model_source, overrides);
   DetectionModel ema_model(config, model_source, overrides);
+  for (auto* part : reversible::reversible_modules(*model)) part->column_options().recompute_chunks(o.recompute_chunks);
   if (config.contains("nc") && config["nc"].is_number_integer() && config["nc"].get<int64_t>() != nc)
     logger()->info("{}: nc {} replaced by the {} classes of {}", model_source, config["nc"].get<int64_t>(), nc, data.source);
 
@@ -535,6 +539,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"seed", seed},
           {"memory_mode", memory_mode ? reversible::to_string(*memory_mode) : std::string("config")},
           {"store_every", store_every},
+          {"recompute_chunks", recompute_chunks},
           {"drop_path", drop_path ? nlohmann::json(*drop_path) : nlohmann::json()},
           {"amp", amp},
           {"strict", strict},
@@ -581,6 +586,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j, const std::string&
     const std::string mode = j.at("memory_mode");
     if (mode != "config") o.memory_mode = reversible::parse_memory_mode(mode);
     o.store_every = j.at("store_every");
+    o.recompute_chunks = j.value("recompute_chunks", int64_t{1});
     if (j.contains("drop_path") && j["drop_path"].is_number()) o.drop_path = j["drop_path"].get<double>();
     o.amp = j.at("amp");
     o.strict = j.at("strict");

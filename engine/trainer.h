@@ -25,6 +25,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   std::optional<reversible::MemoryMode> memory_mode;
   int64_t store_every = 0;
+  int64_t recompute_chunks = 1;      // recompute each level's blocks in this many pieces (reversible/chunks.h)
   std::optional<double> drop_path;   // the backbone's largest drop-path rate (default: the backbone's own)
   bool amp = false;
   bool strict = false;               // a bad image or label row is an error instead of a warning
