@@ -5,15 +5,30 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 
-out, steps, threads, have_python = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-model_imgsz, model_batch, svg_path = sys.argv[5], sys.argv[6], sys.argv[7]
+out, steps, rounds, threads, have_python = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+model_imgsz, model_batch, svg_path = sys.argv[6], sys.argv[7], sys.argv[8]
 
 
 def lines(path):
     return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+
+
+def merged(records, key):
+    """One record per key, its step time the median over the rounds (the other fields from the first round)."""
+    groups = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    result = {}
+    for k, rs in groups.items():
+        r = dict(rs[0])
+        r["step_ms"] = statistics.median(x["step_ms"] for x in rs)
+        r["rounds"] = [x["step_ms"] for x in rs]
+        result[k] = r
+    return result
 
 
 def cpu_model():
@@ -36,11 +51,11 @@ def variant(r):
 
 
 rows = lines(os.path.join(out, "cpp.jsonl"))
-train = {(r["columns"], variant(r)): r for r in rows if "backbone" in r and r["mode"] == "train"}
-infer = {r["columns"]: r for r in rows if "backbone" in r and r["mode"] == "infer"}
-model_rows = {r["memory_mode"]: r for r in rows if "model" in r}
-py = {(r["subnets"], "off" if r["save_memory"] == 0 else "column"): r for r in lines(os.path.join(out, "py.jsonl"))}
-py_infer = {r["subnets"]: r for r in lines(os.path.join(out, "py_infer.jsonl"))}
+train = merged([r for r in rows if "backbone" in r and r["mode"] == "train"], lambda r: (r["columns"], variant(r)))
+infer = merged([r for r in rows if "backbone" in r and r["mode"] == "infer"], lambda r: r["columns"])
+model_rows = merged([r for r in rows if "model" in r], lambda r: r["memory_mode"])
+py = merged(lines(os.path.join(out, "py.jsonl")), lambda r: (r["subnets"], "off" if r["save_memory"] == 0 else "column"))
+py_infer = merged(lines(os.path.join(out, "py_infer.jsonl")), lambda r: r["subnets"])
 columns = sorted({c for c, _ in train})
 variants = ["off", "column", "full", "auto", "full, alpha 1", "full, alpha 1, 2 pieces"]
 
@@ -66,9 +81,11 @@ print(f"- Machine: {cpu_model()}, {os.cpu_count()} cores; {threads} intra-op thr
 print(f"- LibTorch {pkg_version('libtorch-dev')} (Debian), Python torch {pkg_version('python3-torch')}, "
       f"OpenBLAS {pkg_version('libopenblas0-openmp')}")
 print(f"- RevCol-T channels and layers, batch 2, 224x224, drop path 0; a training step = forward, loss = "
-      f"sum_k mean(c_k^2), backward; an inference step = forward without autograd; median of {steps} timed steps "
-      f"after warm-up\n")
-print("Activation memory: `act` is the tracking allocator's peak during a step minus the bytes held before it; "
+      f"sum_k mean(c_k^2), backward; an inference step = forward without autograd; each process times {steps} steps "
+      f"after warm-up and reports their median; every time below is the median of {rounds} such processes run in "
+      f"separate rounds over the table\n")
+print("Activation memory: `act` is the tracking allocator's peak during one more step (after the timed ones, "
+      "which run on LibTorch's own allocator, as Python does) minus the bytes held before it; "
       "`rss` is peak-RSS growth of a 224x224 step over a 32x32 step, measured the way `bench_reference.py` does "
       "(the only column the Python side has). `auto` shows the k it chose (a stored column every k; 0: the last "
       "only).\n")

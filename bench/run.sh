@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of revkit against the seed's Python RevCol, written to BENCHMARKS.md and
 # bench/activation_memory.svg. Every configuration runs in its own process, C++ and Python interleaved so that both
-# see the same machine load; each process reports the median of its timed steps.
+# see the same machine load; each process reports the median of its timed steps, and the whole table is run
+# --rounds times, each number being the median over the rounds (a shared machine's speed drifts by 20% and more
+# over minutes).
 #
-#   bash bench/run.sh [--columns "2 4 8 16"] [--steps 5] [--quick]
+#   bash bench/run.sh [--columns "2 4 8 16"] [--steps 3] [--rounds 3] [--quick]
 #
 # Needs a built revkit (scripts/build.sh) and, for the Python side, Debian's python3-torch and the reference
 # scripts (REVKIT_REFERENCE, default ../shared/reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 columns="2 4 8 16"
-steps=5
+steps=3
+rounds=3
 model_imgsz=320
 model_batch=8
 while [ $# -gt 0 ]; do
   case "$1" in
     --columns) columns="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
-    --quick) columns="2 4"; steps=3; model_imgsz=128; model_batch=2; shift ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --quick) columns="2 4"; steps=2; rounds=1; model_imgsz=128; model_batch=2; shift ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -36,32 +40,35 @@ bench() {  # revkit bench with the common arguments; one JSON line appended to c
   "$revkit" bench --steps "$steps" --threads "$threads" --json "$@" >> "$out/cpp.jsonl"
 }
 
-for n in $columns; do
-  backbone=(--backbone revcol_tiny --columns "$n" --imgsz 224 --batch 2)
-  for mode in off column full auto; do
-    bench "${backbone[@]}" --memory-mode "$mode"
-    if [ "$have_python" = 1 ] && { [ "$mode" = off ] || [ "$mode" = column ]; }; then
-      save=$([ "$mode" = off ] && echo 0 || echo 1)
-      echo "python: $n columns, save_memory $save" >&2
-      "$python" "$reference/bench_reference.py" --variant tiny --subnets "$n" --batch 2 --size 224 \
-        --save-memory "$save" --steps "$steps" --threads "$threads" >> "$out/py.jsonl"
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds" >&2
+  for n in $columns; do
+    backbone=(--backbone revcol_tiny --columns "$n" --imgsz 224 --batch 2)
+    for mode in off column full auto; do
+      bench "${backbone[@]}" --memory-mode "$mode"
+      if [ "$have_python" = 1 ] && { [ "$mode" = off ] || [ "$mode" = column ]; }; then
+        save=$([ "$mode" = off ] && echo 0 || echo 1)
+        echo "python: $n columns, save_memory $save" >&2
+        "$python" "$reference/bench_reference.py" --variant tiny --subnets "$n" --batch 2 --size 224 \
+          --save-memory "$save" --steps "$steps" --threads "$threads" >> "$out/py.jsonl"
+      fi
+    done
+    # full with alpha 1 (flat memory, small drift), and below a level's working set with chunked recompute
+    bench "${backbone[@]}" --memory-mode full --alpha-init 1
+    bench "${backbone[@]}" --memory-mode full --alpha-init 1 --recompute-chunks 2
+    # inference: forward without autograd
+    bench "${backbone[@]}" --memory-mode off --mode infer
+    if [ "$have_python" = 1 ]; then
+      echo "python: $n columns, inference" >&2
+      "$python" bench/reference_infer.py "$reference" --subnets "$n" --batch 2 --size 224 --steps "$steps" \
+        --threads "$threads" >> "$out/py_infer.jsonl"
     fi
   done
-  # full with alpha 1 (flat memory, small drift), and below a level's working set with chunked recompute
-  bench "${backbone[@]}" --memory-mode full --alpha-init 1
-  bench "${backbone[@]}" --memory-mode full --alpha-init 1 --recompute-chunks 2
-  # inference: forward without autograd
-  bench "${backbone[@]}" --memory-mode off --mode infer
-  if [ "$have_python" = 1 ]; then
-    echo "python: $n columns, inference" >&2
-    "$python" bench/reference_infer.py "$reference" --subnets "$n" --batch 2 --size 224 --steps "$steps" \
-      --threads "$threads" >> "$out/py_infer.jsonl"
-  fi
-done
 
-# A whole detector: the seed's model, training steps per memory mode.
-for mode in off column full auto; do
-  bench --model yolov5-revcol-tiny --imgsz "$model_imgsz" --batch "$model_batch" --memory-mode "$mode"
+  # A whole detector: the seed's model, training steps per memory mode.
+  for mode in off column full auto; do
+    bench --model yolov5-revcol-tiny --imgsz "$model_imgsz" --batch "$model_batch" --memory-mode "$mode"
+  done
 done
 
 # Float32 gradient error of full and auto against off, per column count and alpha (RevCol-T shapes, 64x64 input).
@@ -78,7 +85,7 @@ done
 
 # Keep the training section that bench/train.sh wrote.
 train_section=$(sed -n '/<!-- train:begin -->/,/<!-- train:end -->/p' BENCHMARKS.md 2>/dev/null || true)
-"$python" bench/report.py "$out" "$steps" "$threads" "$have_python" "$model_imgsz" "$model_batch" \
+"$python" bench/report.py "$out" "$steps" "$rounds" "$threads" "$have_python" "$model_imgsz" "$model_batch" \
   bench/activation_memory.svg > BENCHMARKS.md
 if [ -n "$train_section" ]; then printf '\n%s\n' "$train_section" >> BENCHMARKS.md; fi
 echo "wrote BENCHMARKS.md and bench/activation_memory.svg" >&2

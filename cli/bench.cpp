@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +28,7 @@ struct BenchArgs {
   int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, recompute_chunks = 1;
   double alpha_init = 0.5;
   bool json = false;
+  std::string profile;  // a Chrome trace of one more step
 };
 
 // The benchmarked network: a registered backbone or a detection model, with its outputs as one list.
@@ -70,7 +72,6 @@ int bench(const BenchArgs& a) {
     throw InputError(fmt::format("--mode must be train or infer, got '{}'", a.mode));
   const bool training = a.mode == "train";
   at::manual_seed(0);
-  TrackingAllocator::install();
   Subject subject = make_subject(a);
   torch::nn::Module& model = *subject.module;
   if (a.imgsz <= 0 || a.imgsz % subject.size_divisor != 0)
@@ -99,14 +100,24 @@ int bench(const BenchArgs& a) {
   step(x);
   const double rss1 = max_rss_mb();
 
+  // Timed steps first, on LibTorch's own allocator (as the Python side runs); then one step on the tracking
+  // allocator for activation memory. Installing it late is safe: each block is freed by the allocator that made it,
+  // and every allocation inside the measured step is tracked.
   std::vector<double> times;
-  int64_t act_bytes = 0;
   for (int64_t i = 0; i < a.steps; ++i) {
-    ActivationMeter meter;
     const auto t0 = std::chrono::steady_clock::now();
     step(x);
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    act_bytes = std::max(act_bytes, meter.peak_bytes());
+  }
+  int64_t act_bytes = 0;
+  {
+    ActivationMeter meter;  // installs the tracking allocator
+    step(x);
+    act_bytes = meter.peak_bytes();
+  }
+  if (!a.profile.empty()) {
+    torch::autograd::profiler::RecordProfile trace(a.profile);
+    step(x);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
@@ -160,6 +171,8 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "print one JSON line");
+  cmd->add_option("--profile", a->profile, "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
+                                           "bench/profile_summary.py sums it by operator");
   return [a] { return bench(*a); };
 }
 
