@@ -1,8 +1,10 @@
 #include "reversible/reversible_module.h"
 
 #include <ATen/ATen.h>
-#include "core/logging.h"
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "core/logging.h"
 #include "reversible/drift.h"
 
 namespace revkit::reversible {
@@ -47,7 +49,11 @@ std::vector<at::Tensor> ReversibleModule::run_columns(const at::Tensor& x) {
 void ReversibleModule::check_drift(const at::Tensor& x) {
   last_drift_ = reversible::measure_drift(grid_, x.detach(), options_);
   if (options_.memory_mode() == MemoryMode::Auto) {
-    options_.store_every(choose_store_every(last_drift_, options_.drift_tolerance()));
+    const int64_t k = choose_store_every(last_drift_, options_.drift_tolerance());
+    if (k != options_.store_every())
+      logger()->debug("memory mode auto: store every {} of {} columns (0: the last only), drift per column {:.1e}", k,
+                      grid_.columns(), fmt::join(last_drift_, ", "));
+    options_.store_every(k);
     return;
   }
   const int64_t inverses_bound = options_.store_every() > 0 ? options_.store_every() - 1 : grid_.columns() - 1;
