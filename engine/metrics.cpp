@@ -82,7 +82,7 @@ std::string MetricsAccumulator::serialize() const {
   const int64_t header[3] = {images_, conf.size(0), target.size(0)};
   std::string out(reinterpret_cast<const char*>(header), sizeof(header));
   for (const at::Tensor* t : {&correct, &conf, &pred, &target})
-    out.append(static_cast<const char*>(t->data_ptr()), t->nbytes());
+    if (t->nbytes() > 0) out.append(static_cast<const char*>(t->data_ptr()), t->nbytes());
   return out;
 }
 
@@ -95,7 +95,8 @@ void MetricsAccumulator::merge(const std::string& bytes) {
   auto take = [&](std::vector<int64_t> shape, at::ScalarType type) {
     at::Tensor t = at::empty(shape, type);
     TORCH_CHECK(offset + t.nbytes() <= bytes.size(), "MetricsAccumulator::merge: truncated");
-    std::memcpy(t.data_ptr(), bytes.data() + offset, t.nbytes());
+    // An empty tensor's data pointer is null, and memcpy's may not be even for zero bytes (UBSan).
+    if (t.nbytes() > 0) std::memcpy(t.data_ptr(), bytes.data() + offset, t.nbytes());
     offset += t.nbytes();
     return t;
   };
