@@ -2,6 +2,7 @@
 memory against columns."""
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -193,21 +194,24 @@ print("|---|---|---|")
 for name, measured, ok in goals:
     print(f"| {name} | {measured} | {verdict(ok)} |")
 
-# The plot: activation memory (tracked) against columns, one line per mode.
-W, H, L, B, R, T = 640, 360, 60, 40, 170, 20
+# The plot: activation memory (tracked) against columns, one line per mode, on a log scale (off grows to 20x the
+# reversible modes).
+W, H, L, B, R, T = 640, 360, 60, 40, 190, 20
 series = [(v, [(n, train[(n, v)]["act_mb"]) for n in columns if (n, v) in train]) for v in variants]
 series = [(v, pts) for v, pts in series if pts]
-ymax = max((y for _, pts in series for _, y in pts), default=1) * 1.05
+values = [y for _, pts in series for _, y in pts if y > 0]
+ylo = 10 ** math.floor(math.log10(min(values, default=1)))
+yhi = 10 ** math.ceil(math.log10(max(values, default=10)))
 xmax = max(columns, default=1)
 colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
 def px(n):
-    return L + (W - L - R) * (n / xmax)
+    return L + (W - L - R) * (math.log2(n) / math.log2(xmax) if xmax > 1 else 0.5)
 
 
 def py_(y):
-    return H - B - (H - B - T) * (y / ymax)
+    return H - B - (H - B - T) * (math.log10(max(y, ylo)) - math.log10(ylo)) / (math.log10(yhi) - math.log10(ylo))
 
 
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
@@ -216,13 +220,18 @@ svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-f
        f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
        f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">columns</text>',
        f'<text x="14" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 {(T + H - B) / 2})">'
-       f'activation memory (MB)</text>']
+       f'activation memory (MB, log scale)</text>']
 for n in columns:
     svg.append(f'<text x="{px(n):.1f}" y="{H - B + 16}" text-anchor="middle">{n}</text>')
-for i in range(5):
-    y = ymax * i / 4
-    svg.append(f'<text x="{L - 6}" y="{py_(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
-    svg.append(f'<line x1="{L}" y1="{py_(y):.1f}" x2="{W - R}" y2="{py_(y):.1f}" stroke="#ddd"/>')
+decade = ylo
+while decade <= yhi:
+    for m in (1, 2, 5):
+        y = decade * m
+        if y > yhi:
+            break
+        svg.append(f'<text x="{L - 6}" y="{py_(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+        svg.append(f'<line x1="{L}" y1="{py_(y):.1f}" x2="{W - R}" y2="{py_(y):.1f}" stroke="#ddd"/>')
+    decade *= 10
 for i, (v, pts) in enumerate(series):
     col = colours[i % len(colours)]
     svg.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="'

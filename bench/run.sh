@@ -29,8 +29,9 @@ reference="${REVKIT_REFERENCE:-../shared/reference}"
 python=/usr/bin/python3
 revkit=build/bin/revkit
 threads=$(nproc)
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# The raw JSON lines stay in build/bench-results, so the report and plot can be made again without rerunning.
+out=build/bench-results
+rm -rf "$out" && mkdir -p "$out"
 
 have_python=0
 if [ -f "$reference/bench_reference.py" ] && "$python" -c "import torch" 2>/dev/null; then have_python=1; fi
