@@ -206,7 +206,7 @@ TrainSummary run(TrainOptions o, const ResumePoint* resume) {
   if (const auto env = distributed_from_environment(); env && env->world_size > 1) dist = std::make_unique<Distributed>(*env);
   const int world = dist ? dist->world_size() : 1;
   const bool main_rank = !dist || dist->is_main();
-  if (!main_rank) logger()->set_level(spdlog::level::err);  // one rank speaks for all
+  if (!main_rank) logger()->set_level(LogLevel::Error);  // one rank speaks for all
   std::ostream& out = o.quiet || !main_rank ? null_stream() : std::cout;
   if (o.epochs <= 0) throw InputError(fmt::format("--epochs must be positive, got {}", o.epochs));
   if (o.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o.batch));

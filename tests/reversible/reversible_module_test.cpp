@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <torch/nn/modules/container/sequential.h>
 
 #include <cmath>
@@ -107,13 +106,12 @@ TEST_CASE("auto mode keeps a column every k, chosen from the drift it measures, 
 
 TEST_CASE("full mode warns once per column whose rebuilt states drift beyond the threshold") {
   std::ostringstream log;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
-  logger()->sinks().push_back(sink);
+  auto capture = std::make_unique<LogCapture>(log);
   auto toy = drifting_stack(MemoryMode::Full);
   toy->column_options().drift_check_every(1);  // read the monitor on every step
   at::Tensor x = at::randn({2, 3, 6, 6});
   for (int step = 0; step < 3; ++step) train_step(toy, x);
-  logger()->sinks().pop_back();
+  capture.reset();
   const std::string text = log.str();
   INFO(text);
   CHECK(text.find("memory mode full: column 0 is rebuilt by the inverse with relative error") != std::string::npos);
