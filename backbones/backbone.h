@@ -23,18 +23,25 @@ class Backbone : public torch::nn::Module {
   virtual int64_t size_divisor() const { return strides().back(); }
 };
 
-// Overrides a backbone factory applies to its built-in defaults; unset fields keep them.
-struct BackboneArgs {
-  std::optional<int64_t> columns;
-  std::optional<int64_t> kernel_size;
-  std::optional<double> drop_path;
-  std::optional<double> alpha_init;
-  std::optional<double> alpha_floor;
+// The settings a user gives a backbone (from the command line, a training run's options or a test), carried by
+// value from the CLI to the backbone's factory; unset fields keep the backbone's own defaults.
+struct BackboneSettings {
+  // The reversible engine's settings (reversible::ColumnOptions).
   std::optional<reversible::MemoryMode> memory_mode;
   std::optional<int64_t> store_every;
+  std::optional<int64_t> recompute_chunks;
+  std::optional<double> alpha_floor;
+  // The architecture's.
+  std::optional<int64_t> columns;
+  std::optional<int64_t> kernel_size;
+  std::optional<double> drop_path;  // the largest drop-path rate
+  std::optional<double> alpha_init;
+
+  // `defaults` with the reversible settings that are set applied.
+  reversible::ColumnOptions column_options(reversible::ColumnOptions defaults) const;
 };
 
-using BackboneFactory = std::function<std::shared_ptr<Backbone>(const BackboneArgs&)>;
+using BackboneFactory = std::function<std::shared_ptr<Backbone>(const BackboneSettings&)>;
 
 // Every backbone by the name configs use (revcol_tiny, ...). The built-ins are added on first use.
 Registry<BackboneFactory>& backbone_registry();

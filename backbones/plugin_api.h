@@ -12,7 +12,7 @@
 
 #include "backbones/backbone.h"
 
-#define REVKIT_PLUGIN_API_VERSION 1
+#define REVKIT_PLUGIN_API_VERSION 2  // 2: factories take BackboneSettings
 #define REVKIT_PLUGIN_ENTRY_SYMBOL "revkit_plugin_entry"
 
 namespace revkit {

@@ -9,16 +9,12 @@
 namespace revkit {
 namespace {
 
-RevColOptions apply(RevColOptions o, const BackboneArgs& a) {
-  if (a.columns) o.columns(*a.columns);
-  if (a.kernel_size) o.kernel_size(*a.kernel_size);
-  if (a.drop_path) o.drop_path(*a.drop_path);
-  if (a.alpha_init) o.alpha_init(*a.alpha_init);
-  auto column = o.column_options();
-  if (a.memory_mode) column.memory_mode(*a.memory_mode);
-  if (a.store_every) column.store_every(*a.store_every);
-  if (a.alpha_floor) column.alpha_floor(*a.alpha_floor);
-  return o.column_options(column);
+RevColOptions apply(RevColOptions o, const BackboneSettings& s) {
+  if (s.columns) o.columns(*s.columns);
+  if (s.kernel_size) o.kernel_size(*s.kernel_size);
+  if (s.drop_path) o.drop_path(*s.drop_path);
+  if (s.alpha_init) o.alpha_init(*s.alpha_init);
+  return o.column_options(s.column_options(o.column_options()));
 }
 
 void register_revcol(PluginRegistrar* registrar) {
@@ -28,8 +24,8 @@ void register_revcol(PluginRegistrar* registrar) {
         "revcol_" + variant,
         fmt::format("RevCol-{}{} reversible column backbone ({} columns), strides 4-32",
                     static_cast<char>(std::toupper(variant[0])), variant.substr(1), o.columns()),
-        [variant](const BackboneArgs& args) -> std::shared_ptr<Backbone> {
-          return std::make_shared<RevColImpl>(apply(revcol_variant(variant), args));
+        [variant](const BackboneSettings& settings) -> std::shared_ptr<Backbone> {
+          return std::make_shared<RevColImpl>(apply(revcol_variant(variant), settings));
         });
   }
 }
@@ -42,6 +38,14 @@ Registry<BackboneFactory>& registry_instance() {
 }
 
 }  // namespace
+
+reversible::ColumnOptions BackboneSettings::column_options(reversible::ColumnOptions o) const {
+  if (memory_mode) o.memory_mode(*memory_mode);
+  if (store_every) o.store_every(*store_every);
+  if (recompute_chunks) o.recompute_chunks(*recompute_chunks);
+  if (alpha_floor) o.alpha_floor(*alpha_floor);
+  return o;
+}
 
 const std::vector<const RevkitPlugin*>& builtin_plugins() {
   static const std::vector<const RevkitPlugin*> plugins = {&kRevColPlugin};

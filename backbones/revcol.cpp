@@ -100,20 +100,20 @@ at::Tensor RevColLevel::forward(const at::Tensor& lower, const at::Tensor& upper
 
 namespace {
 
-// One column ("subnet" in the seed): four alphas and four levels.
+// One column ("subnet" in the seed): four alphas and four levels, put into the grid as column j.
 class RevColColumnImpl : public torch::nn::Module {
  public:
-  RevColColumnImpl(const RevColOptions& o, bool first_column, const std::vector<double>& rates) {
+  RevColColumnImpl(const RevColOptions& o, int64_t j, const std::vector<double>& rates, reversible::ColumnGrid& grid) {
+    std::vector<at::Tensor> alphas;  // registered before the levels, as the seed's state_dict orders them
     for (int64_t k = 0; k < 4; ++k)
       alphas.push_back(register_parameter("alpha" + std::to_string(k),
                                           at::full({1, o.channels()[k], 1, 1}, o.alpha_init())));
     for (int64_t k = 0; k < 4; ++k)
-      levels.push_back(register_module("level" + std::to_string(k),
-                                       std::make_shared<RevColLevel>(k, o.channels(), o.layers(), o.kernel_size(),
-                                                                     first_column, rates, o.layer_scale_init())));
+      grid.add_level(*this, "level" + std::to_string(k),
+                     std::make_shared<RevColLevel>(k, o.channels(), o.layers(), o.kernel_size(), j == 0, rates,
+                                                   o.layer_scale_init()),
+                     j, alphas[k]);
   }
-  std::vector<at::Tensor> alphas;
-  std::vector<std::shared_ptr<reversible::ReversibleLevel>> levels;
 };
 
 struct Variant {
@@ -168,11 +168,8 @@ RevColImpl::RevColImpl(RevColOptions opts) : options(std::move(opts)) {
   std::vector<double> rates;  // the seed's torch.linspace(0, drop_path, sum(layers))
   for (int64_t i = 0; i < total_blocks; ++i)
     rates.push_back(total_blocks > 1 ? options.drop_path() * static_cast<double>(i) / (total_blocks - 1) : 0.0);
-  for (int64_t j = 0; j < options.columns(); ++j) {
-    auto column = register_module("subnet" + std::to_string(j), std::make_shared<RevColColumnImpl>(options, j == 0, rates));
-    grid_.levels.push_back(column->levels);
-    grid_.alphas.push_back(column->alphas);
-  }
+  for (int64_t j = 0; j < options.columns(); ++j)
+    register_module("subnet" + std::to_string(j), std::make_shared<RevColColumnImpl>(options, j, rates, grid_));
   reset_parameters();
 }
 

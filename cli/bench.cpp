@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "core/weights.h"
 #include "core/tracking_allocator.h"
-#include "engine/detection_model.h"
+#include "models/detection_model.h"
 #include "reversible/reversible_module.h"
 
 namespace revkit::cli {
@@ -39,23 +39,28 @@ struct Subject {
   std::string name;
 };
 
+// Timed without drop path: its masks would differ between C++ and the Python reference.
+BackboneSettings settings_of(const BenchArgs& a) {
+  BackboneSettings s;
+  s.memory_mode = reversible::parse_memory_mode(a.memory_mode);
+  s.store_every = a.store_every;
+  s.recompute_chunks = a.recompute_chunks;
+  s.drop_path = 0.0;
+  return s;
+}
+
 Subject make_subject(const BenchArgs& a) {
   if (!a.model.empty()) {
     ModelOverrides overrides;
-    overrides.memory_mode = reversible::parse_memory_mode(a.memory_mode);
-    overrides.store_every = a.store_every;
-    overrides.drop_path = 0.0;
+    overrides.backbone = settings_of(a);
     DetectionModel model = build_model(a.model, overrides);
     return {model.ptr(), [model](const at::Tensor& x) mutable { return model->forward_raw(x); }, model->size_divisor(),
             a.model};
   }
-  BackboneArgs args;
-  if (a.columns > 0) args.columns = a.columns;
-  args.drop_path = 0.0;
-  args.alpha_init = a.alpha_init;
-  args.memory_mode = reversible::parse_memory_mode(a.memory_mode);
-  args.store_every = a.store_every;
-  std::shared_ptr<Backbone> backbone = backbone_registry().at(a.backbone).factory(args);
+  BackboneSettings settings = settings_of(a);
+  if (a.columns > 0) settings.columns = a.columns;
+  settings.alpha_init = a.alpha_init;
+  std::shared_ptr<Backbone> backbone = backbone_registry().at(a.backbone).factory(settings);
   return {backbone, [backbone](const at::Tensor& x) mutable { return backbone->forward(x); }, backbone->size_divisor(),
           a.backbone};
 }
@@ -79,7 +84,6 @@ int bench(const BenchArgs& a) {
   model.train(training);
   const int64_t params = count_parameters(model);
   const auto parts = reversible::reversible_modules(model);
-  for (auto* part : parts) part->column_options().recompute_chunks(a.recompute_chunks);
 
   auto step = [&](const at::Tensor& x) {
     if (!training) {

@@ -73,13 +73,13 @@ int check_backbone(const CheckArgs& a) {
     dtype = at::kFloat;
   else
     throw InputError("--dtype must be float32 or float64, got '" + a.dtype + "'");
-  BackboneArgs args;
-  if (a.columns > 0) args.columns = a.columns;
-  args.drop_path = a.drop_path;
-  args.alpha_init = a.alpha_init;
+  BackboneSettings settings;
+  if (a.columns > 0) settings.columns = a.columns;
+  settings.drop_path = a.drop_path;
+  settings.alpha_init = a.alpha_init;
   const auto& entry = backbone_registry().at(a.backbone);
   at::manual_seed(a.seed);
-  std::shared_ptr<Backbone> model = entry.factory(args);
+  std::shared_ptr<Backbone> model = entry.factory(settings);
   if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {} for {}, got {}", model->size_divisor(),
                                  a.backbone, a.imgsz));

@@ -1,4 +1,4 @@
-// revkit info: a model's layer table, parameters, GFLOPs and output shapes; revkit list: every module.
+// revkit info: a model's layer table, parameters, GFLOPs and output shapes; revkit list: every layer and backbone.
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,7 +11,7 @@
 #include "core/weights.h"
 #include "core/flops.h"
 #include "core/logging.h"
-#include "engine/detection_model.h"
+#include "models/detection_model.h"
 #include "plugins/loader.h"
 
 namespace revkit::cli {
@@ -29,7 +29,7 @@ int info(const InfoArgs& a) {
     if (a.nc < 0) throw InputError(fmt::format("--nc must be positive, got {}", a.nc));
     overrides.num_classes = a.nc;
   }
-  if (!a.memory_mode.empty()) overrides.memory_mode = reversible::parse_memory_mode(a.memory_mode);
+  if (!a.memory_mode.empty()) overrides.backbone.memory_mode = reversible::parse_memory_mode(a.memory_mode);
   if (a.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", a.imgsz));
   at::manual_seed(0);
   DetectionModel model = build_model(a.model, overrides);
@@ -49,7 +49,7 @@ int info(const InfoArgs& a) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : model->layers())
       layers.push_back({{"row", l.row}, {"position", l.position}, {"from", l.from}, {"repeats", l.repeats},
-                        {"params", l.params}, {"module", l.module}, {"args", l.args}, {"out_channels", l.out_channels}});
+                        {"params", l.params}, {"type", l.type}, {"args", l.args}, {"out_channels", l.out_channels}});
     nlohmann::json shapes = nlohmann::json::array();
     for (const auto& o : outputs) shapes.push_back(o.sizes().vec());
     nlohmann::json j = {{"model", a.model},    {"params", params},   {"gflops", std::round(gflops * 1000) / 1000},
@@ -58,11 +58,11 @@ int info(const InfoArgs& a) {
     std::cout << j.dump() << "\n";
     return 0;
   }
-  std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", "pos", "from", "n", "params", "module", "arguments");
+  std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", "pos", "from", "n", "params", "type", "arguments");
   for (const auto& l : model->layers()) {
     const std::string pos = l.out_channels.size() > 1 ? fmt::format("{}-{}", l.position, l.position + l.out_channels.size() - 1)
                                                       : fmt::format("{}", l.position);
-    std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", pos, l.from_text, l.repeats, l.params, l.module, l.args);
+    std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", pos, l.from_text, l.repeats, l.params, l.type, l.args);
   }
   std::cout << fmt::format("{}: {} layers, {} parameters, {:.1f} GFLOPs at {}x{}\n", a.model, model->layers().size(), params,
                            gflops, imgsz, imgsz);
@@ -85,10 +85,12 @@ Command add_info(CLI::App& app) {
 }
 
 Command add_list(CLI::App& app) {
-  app.add_subcommand("list", "every registered module, and the built-in model configs");
+  app.add_subcommand("list", "every registered layer and backbone, and the built-in model configs");
   return [] {
-    std::cout << "modules:\n";
-    for (const auto& e : module_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
+    std::cout << "layers:\n";
+    for (const auto& e : layer_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
+    std::cout << "backbones (row 0 of a config; outputs take row positions 0-4):\n";
+    for (const auto& e : backbone_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
     std::cout << "built-in models:\n";
     for (const auto& name : builtin_model_names()) std::cout << "  " << name << "\n";
     const auto plugins = loaded_plugins();

@@ -24,10 +24,11 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "batch size")->capture_default_str();
   cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")->capture_default_str();
   cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column, full or auto (default: the config's)");
-  cmd->add_option("--store-every", o->store_every, "full mode: keep every k-th column");
-  cmd->add_option("--recompute-chunks", o->recompute_chunks, "recompute each backbone level's blocks in this many pieces")
+  cmd->add_option("--store-every", o->backbone.store_every, "full mode: keep every k-th column");
+  cmd->add_option("--recompute-chunks", o->backbone.recompute_chunks,
+                  "recompute each backbone level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--drop-path", o->drop_path, "the backbone's largest drop-path rate (default: the backbone's own)")
+  cmd->add_option("--drop-path", o->backbone.drop_path, "the backbone's largest drop-path rate (default: the backbone's own)")
       ->check(CLI::Range(0.0, 0.99));
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
   cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
@@ -38,7 +39,7 @@ Command add_train(CLI::App& app) {
   cmd->add_flag("--exist-ok", o->exist_ok, "reuse <project>/<name> instead of numbering a new run");
   cmd->add_flag("--strict", o->strict, "a bad image or label row is an error, not a warning");
   cmd->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_flag("--cos-lr", o->cosine, "cosine learning-rate decay instead of linear");
+  cmd->add_flag("--cos-lr", o->schedule.cosine, "cosine learning-rate decay instead of linear");
   cmd->add_flag("!--no-augment", o->augment, "no mosaic, affine, HSV or flip (e.g. to fit a few images)");
   cmd->add_flag("!--noval", o->val, "validate only after the last epoch");
   cmd->add_option("--checkpoint-every", o->checkpoint_every, "write weights/last every N epochs (the last epoch always)")
@@ -70,7 +71,7 @@ Command add_train(CLI::App& app) {
       s = resume_training(*resume, o->project, cmd->count("--workers") > 0 ? o->workers : -1, o->stop_after_epochs);
     } else {
       if (o->data.empty()) throw InputError("train needs --data (a data yaml), or --resume");
-      if (!memory_mode->empty()) o->memory_mode = reversible::parse_memory_mode(*memory_mode);
+      if (!memory_mode->empty()) o->backbone.memory_mode = reversible::parse_memory_mode(*memory_mode);
       s = train_detector(*o);
     }
     if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return 0;  // rank 0 reports

@@ -6,11 +6,11 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/logging.h"
-#include "engine/checkpoint.h"
-#include "engine/dataset.h"
-#include "engine/loader.h"
-#include "engine/trainer.h"
-#include "engine/validate.h"
+#include "core/device.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "engine/validator.h"
+#include "models/weights_file.h"
 
 namespace revkit::cli {
 namespace {

@@ -1,88 +1,89 @@
 #include "engine/checkpoint.h"
 
-#include <ATen/ATen.h>
+#include <fmt/format.h>
 
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/safetensors.h"
-#include "core/weights.h"
-#include "engine/detection_model.h"
+
+namespace fs = std::filesystem;
 
 namespace revkit {
 
-std::map<std::string, at::Tensor> named_state(const torch::nn::Module& module) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& p : module.named_parameters()) out[p.key()] = p.value().detach().cpu().contiguous();
-  for (const auto& b : module.named_buffers()) out[b.key()] = b.value().detach().cpu().contiguous();
-  return out;
+void write_training_state(const std::string& path, const TrainingState& s) {
+  write_safetensors(path, s.tensors,
+                    {{"format", "revkit-train-state"},
+                     {"next_epoch", std::to_string(s.next_epoch)},
+                     {"best_fitness", fmt::format("{:.17g}", s.best_fitness)},
+                     {"ema_updates", std::to_string(s.ema_updates)},
+                     {"last_opt_step", std::to_string(s.last_opt_step)},
+                     {"loss_scale", fmt::format("{:.17g}", s.loss_scale)},
+                     {"loss_scale_good_steps", std::to_string(s.loss_scale_good_steps)},
+                     {"args", s.options.dump()}});
 }
 
-void save_weights(const std::string& path, const torch::nn::Module& module, const std::map<std::string, std::string>& metadata) {
-  write_safetensors(path, named_state(module), metadata);
-}
-
-int64_t transfer_weights(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
-                         const std::string& source, int64_t* total) {
-  at::NoGradGuard no_grad;
-  int64_t copied = 0, count = 0;
-  auto copy = [&](const std::string& name, at::Tensor& target) {
-    ++count;
-    const auto it = tensors.find(name);
-    if (it == tensors.end() || it->second.sizes() != target.sizes()) return;
-    target.copy_(it->second);
-    ++copied;
+TrainingState read_training_state(const std::string& path) {
+  Safetensors file = read_safetensors(path);
+  auto meta = [&](const char* key, const char* fallback = nullptr) {
+    const auto it = file.metadata.find(key);
+    if (it != file.metadata.end()) return it->second;
+    if (fallback) return std::string(fallback);
+    throw InputError(path, fmt::format("not a revkit training state (no '{}' in its metadata)", key));
   };
-  for (auto& p : module.named_parameters()) copy(p.key(), p.value());
-  for (auto& b : module.named_buffers()) copy(b.key(), b.value());
-  if (copied == 0) throw InputError(source, "no tensor matches the model's names and shapes (weights of another model?)");
-  if (total) *total = count;
-  return copied;
-}
-
-DetectionModel load_detector(const std::string& model, const std::string& weights, std::vector<std::string>* names) {
-  Safetensors file = read_safetensors(weights);
-  nlohmann::json config;
-  std::string source = model;
-  if (!model.empty()) {
-    config = load_model_config(model, &source);
-  } else {
-    const auto it = file.metadata.find("config");
-    if (it == file.metadata.end()) throw InputError(weights, "no model config saved with these weights: pass --model");
-    config = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-    if (config.is_discarded()) throw InputError(weights, "the model config saved with these weights is not valid JSON");
-    source = weights;
+  if (meta("format") != "revkit-train-state") throw InputError(path, "not a revkit training state");
+  TrainingState s;
+  try {
+    s.next_epoch = std::stoll(meta("next_epoch"));
+    s.best_fitness = std::stod(meta("best_fitness"));
+    s.ema_updates = std::stoll(meta("ema_updates"));
+    s.last_opt_step = std::stoll(meta("last_opt_step"));
+    s.loss_scale = std::stod(meta("loss_scale", "65536"));
+    s.loss_scale_good_steps = std::stoll(meta("loss_scale_good_steps", "0"));
+  } catch (const std::logic_error&) {  // std::invalid_argument, std::out_of_range
+    throw InputError(path, "a counter in the training state's metadata is not a number");
   }
-  ModelOverrides overrides;
-  std::vector<std::string> class_names;
-  if (const auto it = file.metadata.find("names"); it != file.metadata.end()) {
-    const auto j = nlohmann::json::parse(it->second, nullptr, false);
-    if (j.is_array())
-      for (const auto& n : j) class_names.push_back(n.is_string() ? n.get<std::string>() : n.dump());
-  }
-  if (const auto it = file.metadata.find("nc"); it != file.metadata.end()) {
-    overrides.num_classes = std::stoll(it->second);
-  } else {
-    // Weights from elsewhere: the class count is in the shape of the head's first convolution.
-    for (const auto& [name, t] : file.tensors)
-      if (name.find(".m.0.weight") != std::string::npos && t.dim() == 4) {
-        const DetectionModel probe(config, source);
-        overrides.num_classes = t.size(0) / probe->head()->na - 5;
-        break;
-      }
-  }
-  DetectionModel detector(config, source, overrides);
-  load_named_tensors(*detector, file.tensors, weights);
-  if (names) {
-    *names = class_names;
-    for (auto k = static_cast<int64_t>(names->size()); k < detector->num_classes(); ++k) names->push_back(std::to_string(k));
-  }
-  return detector;
+  s.options = nlohmann::json::parse(meta("args"), nullptr, /*allow_exceptions=*/false);
+  if (s.options.is_discarded()) throw InputError(path, "the saved training options cannot be read");
+  s.tensors = std::move(file.tensors);
+  return s;
 }
 
 std::string state_path_for(const std::string& weights_path) {
-  std::filesystem::path p(weights_path);
+  const fs::path p(weights_path);
   return (p.parent_path() / (p.stem().string() + ".state.safetensors")).string();
+}
+
+std::string find_training_state(const std::string& run_or_state, const std::string& project) {
+  std::string path = run_or_state;
+  const std::string suffix = ".state.safetensors";
+  if (path.empty()) {
+    fs::file_time_type newest{};
+    if (fs::is_directory(project))
+      for (const auto& f : fs::recursive_directory_iterator(project))
+        if (f.path().filename() == "last" + suffix && (path.empty() || f.last_write_time() > newest))
+          path = f.path().string(), newest = f.last_write_time();
+    if (path.empty()) throw InputError(project, "no run to resume (no weights/last.state.safetensors below it)");
+  } else if (fs::is_directory(path)) {
+    path = (fs::path(path) / "weights" / ("last" + suffix)).string();
+  } else if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    path = state_path_for(path);
+  }
+  if (!fs::exists(path)) throw InputError(path, "no training state to resume from");
+  return path;
+}
+
+std::map<std::string, at::Tensor> strip_prefix(const std::map<std::string, at::Tensor>& tensors, const std::string& prefix) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : tensors)
+    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
+  return out;
+}
+
+std::map<std::string, at::Tensor> with_prefix(const std::map<std::string, at::Tensor>& tensors, const std::string& prefix) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : tensors) out[prefix + k] = v;
+  return out;
 }
 
 }  // namespace revkit

@@ -4,47 +4,27 @@
 // results.png, train and validation batch pictures, and weights/{last,best}.safetensors (EMA weights) each with
 // a .state.safetensors to resume from. Started with torchrun's environment (WORLD_SIZE > 1) it trains
 // data-parallel: `batch` is the global batch, split evenly over the ranks, and rank 0 alone validates and writes.
-#include <nlohmann/json.hpp>
+#include <map>
+#include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
+#include <vector>
 
-#include "engine/augment.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "engine/amp.h"
+#include "engine/checkpoint.h"
+#include "engine/grad_scaler.h"
 #include "engine/optimizer.h"
-#include "engine/validate.h"
-#include "reversible/reversible_function.h"
+#include "engine/train_options.h"
+#include "engine/validator.h"
+#include "heads/detect_loss.h"
+#include "models/detection_model.h"
 
 namespace revkit {
 
-struct TrainOptions {
-  std::string model = "yolov5-revcol-tiny";
-  std::string data;
-  std::string weights;               // initial weights (names and shapes that match are copied)
-  std::string project = "runs/train", name = "exp";
-  bool exist_ok = false;             // reuse <project>/<name> instead of numbering a new one
-  int64_t epochs = 100, imgsz = 640, batch = 16, workers = 0;
-  uint64_t seed = 0;
-  std::optional<reversible::MemoryMode> memory_mode;
-  int64_t store_every = 0;
-  int64_t recompute_chunks = 1;      // recompute each level's blocks in this many pieces (reversible/chunks.h)
-  std::optional<double> drop_path;   // the backbone's largest drop-path rate (default: the backbone's own)
-  bool amp = false;
-  bool strict = false;               // a bad image or label row is an error instead of a warning
-  std::string device = "cpu";
-  bool augment = true;
-  bool cosine = false;
-  bool val = true;                   // validate every epoch (else only after the last)
-  ScheduleOptions schedule;
-  AugmentOptions augment_options;
-  double max_grad_norm = 10.0;
-  int64_t max_nonfinite_in_row = 3;  // stop after this many non-finite losses in a row
-  int64_t checkpoint_every = 1;      // write weights/last (and its state) every so many epochs; the last one always
-  int64_t stop_after_epochs = 0;     // end this process after so many epochs, leaving a run to resume (0: run all)
-  bool quiet = false;                // no progress lines or tables
-  bool sync_bn = false;              // data-parallel runs: BatchNorm statistics over the global batch
-
-  nlohmann::json to_json() const;
-  static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
-};
+class Distributed;
 
 struct TrainSummary {
   std::string run_dir;
@@ -56,14 +36,83 @@ struct TrainSummary {
   double peak_rss_mb = 0;
 };
 
+// One training run, as named steps: the constructor sets everything up (data, model, optimizer, run folder, or
+// the state of the run it resumes), run() trains epoch by epoch and validates the best weights at the end.
+class Trainer {
+ public:
+  // A new run; InputError for bad options or data, before anything is written.
+  explicit Trainer(TrainOptions options);
+  // Continues the run whose training state this is, with its saved options.
+  Trainer(TrainOptions options, TrainingState resume, std::string state_path);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  TrainSummary run();
+
+ private:
+  struct EpochLosses {
+    double mean[3] = {0, 0, 0};  // box, obj, cls over the epoch's batches
+  };
+  // The whole batch's loss parts (box, obj, cls) and total, summed over ranks.
+  struct StepLosses {
+    double parts[4] = {0, 0, 0, 0};
+  };
+
+  void check_options() const;
+  void setup_data();
+  void setup_model();
+  void setup_optimization();
+  void setup_run_folder();
+  void restore(const TrainingState& state);
+
+  EpochLosses train_epoch(int64_t epoch);
+  // Forward, loss and backward of one batch; nullopt when its loss was not finite (the step is skipped).
+  std::optional<StepLosses> train_step(const Batch& batch, int64_t epoch, int64_t i);
+  void optimizer_step(int64_t ni);
+  // Validation, results and checkpoints after an epoch; false when this process stops here.
+  bool end_epoch(int64_t epoch, const EpochLosses& losses);
+  void save_checkpoint(int64_t epoch, const std::map<std::string, std::string>& metadata, bool pending_gradients);
+  void final_validation();
+
+  TrainOptions o_;
+  std::optional<TrainingState> resume_;
+  std::string resume_path_;
+  c10::Device device_ = c10::kCPU;
+  std::unique_ptr<Distributed> dist_;
+  int world_ = 1;
+  bool main_rank_ = true;
+  std::ostream* out_ = nullptr;
+  TrainSummary summary_;
+
+  DataConfig data_;
+  int64_t nc_ = 0;
+  std::optional<DatasetIndex> train_index_, val_index_;
+  std::unique_ptr<DetectionLoader> train_loader_, val_loader_;
+  int64_t batches_per_epoch_ = 0;
+
+  nlohmann::json config_;
+  DetectionModel model_{nullptr}, ema_model_{nullptr};
+  std::unique_ptr<TrainingSchedule> schedule_;
+  std::unique_ptr<NesterovSgd> optimizer_;
+  std::unique_ptr<ModelEma> ema_;
+  DetectLossOptions loss_options_;
+  AmpPolicy amp_;
+  std::unique_ptr<GradScaler> scaler_;
+  ValidationOptions val_options_;
+
+  std::string run_dir_, last_path_, best_path_;
+  std::map<std::string, std::string> weights_metadata_;
+  int64_t start_epoch_ = 0, last_opt_step_ = -1, nonfinite_in_row_ = 0;
+  std::vector<std::vector<double>> rows_;  // results.csv
+  std::vector<double> iteration_seconds_;
+};
+
 TrainSummary train_detector(const TrainOptions& options);
 
-// Continues the run whose state file is given (or the state of "<run>/weights/last"), with its saved options;
-// `workers` and `device` may differ. An empty `run` resumes the most recent run under `project`.
-TrainSummary resume_training(const std::string& run, const std::string& project, int64_t workers = -1,
+// Continues the run that `run_or_state` names (see find_training_state; empty: the most recent under `project`),
+// with its saved options; `workers` (when >= 0) and `stop_after_epochs` may differ from the saved run's.
+TrainSummary resume_training(const std::string& run_or_state, const std::string& project, int64_t workers = -1,
                              int64_t stop_after_epochs = 0);
-
-// The device named by "cpu", "cuda" or "cuda:N"; InputError when unknown or not available.
-c10::Device parse_device(const std::string& text);
 
 }  // namespace revkit

@@ -78,16 +78,6 @@ at::Tensor DetectImpl::decode(const std::vector<at::Tensor>& raw) const {
   return at::cat(out, 1);
 }
 
-at::Tensor box_iou(const at::Tensor& a, const at::Tensor& b) {
-  at::Tensor area_a = (a.select(1, 2) - a.select(1, 0)) * (a.select(1, 3) - a.select(1, 1));
-  at::Tensor area_b = (b.select(1, 2) - b.select(1, 0)) * (b.select(1, 3) - b.select(1, 1));
-  at::Tensor lt = at::max(a.narrow(1, 0, 2).unsqueeze(1), b.narrow(1, 0, 2).unsqueeze(0));
-  at::Tensor rb = at::min(a.narrow(1, 2, 2).unsqueeze(1), b.narrow(1, 2, 2).unsqueeze(0));
-  at::Tensor wh = (rb - lt).clamp_min(0);
-  at::Tensor inter = wh.select(2, 0) * wh.select(2, 1);
-  return inter / (area_a.unsqueeze(1) + area_b.unsqueeze(0) - inter + 1e-9);
-}
-
 std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold, double iou_threshold,
                                             int64_t max_det) {
   at::NoGradGuard no_grad;
@@ -110,28 +100,7 @@ std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, doubl
     conf = conf.index({order}).contiguous();
     cls = cls.index({order}).contiguous();
 
-    // Greedy, class-aware: a box suppresses later boxes of its own class that overlap it by more than the
-    // threshold. O(n * kept) time, O(n) memory.
-    const int64_t n = boxes.size(0);
-    const float* bx = boxes.data_ptr<float>();
-    const int64_t* c = cls.data_ptr<int64_t>();
-    std::vector<char> removed(n, 0);
-    std::vector<int64_t> kept;
-    for (int64_t i = 0; i < n && static_cast<int64_t>(kept.size()) < max_det; ++i) {
-      if (removed[i]) continue;
-      kept.push_back(i);
-      const float* a = bx + 4 * i;
-      const float area_a = (a[2] - a[0]) * (a[3] - a[1]);
-      for (int64_t j = i + 1; j < n; ++j) {
-        if (removed[j] || c[j] != c[i]) continue;
-        const float* o = bx + 4 * j;
-        const float w = std::min(a[2], o[2]) - std::max(a[0], o[0]), h = std::min(a[3], o[3]) - std::max(a[1], o[1]);
-        if (w <= 0 || h <= 0) continue;
-        const float inter = w * h;
-        if (inter / (area_a + (o[2] - o[0]) * (o[3] - o[1]) - inter + 1e-9f) > iou_threshold) removed[j] = 1;
-      }
-    }
-    at::Tensor idx = at::tensor(kept, at::kLong);
+    const at::Tensor idx = class_aware_nms(boxes, cls, iou_threshold, max_det);
     results.push_back(at::cat({boxes.index({idx}), conf.index({idx}).unsqueeze(1), cls.index({idx}).unsqueeze(1).to(at::kFloat)}, 1));
   }
   return results;

@@ -7,6 +7,8 @@
 
 #include <vector>
 
+#include "heads/boxes.h"
+
 namespace revkit {
 
 struct DetectOptions {
@@ -47,8 +49,5 @@ TORCH_MODULE(Detect);
 // [k, 6] tensor of (x1, y1, x2, y2, confidence, class), best first, at most `max_det` rows.
 std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold = 0.25,
                                             double iou_threshold = 0.45, int64_t max_det = 300);
-
-// Pairwise IoU of boxes [n, 4] and [m, 4] in (x1, y1, x2, y2): [n, m].
-at::Tensor box_iou(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace revkit

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "heads/boxes.h"
 #include "heads/detect.h"
 
 namespace revkit {
@@ -17,28 +18,6 @@ DetectLossOptions DetectLossOptions::scaled(int64_t nl, int64_t nc, int64_t imgs
   return o;
 }
 
-at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps) {
-  auto part = [](const at::Tensor& b, int64_t i) { return b.select(-1, i); };
-  at::Tensor x1 = part(box1, 0), y1 = part(box1, 1), w1 = part(box1, 2), h1 = part(box1, 3);
-  at::Tensor x2 = part(box2, 0), y2 = part(box2, 1), w2 = part(box2, 2), h2 = part(box2, 3);
-  at::Tensor b1x1 = x1 - w1 / 2, b1x2 = x1 + w1 / 2, b1y1 = y1 - h1 / 2, b1y2 = y1 + h1 / 2;
-  at::Tensor b2x1 = x2 - w2 / 2, b2x2 = x2 + w2 / 2, b2y1 = y2 - h2 / 2, b2y2 = y2 + h2 / 2;
-  at::Tensor inter = (at::min(b1x2, b2x2) - at::max(b1x1, b2x1)).clamp_min(0) *
-                     (at::min(b1y2, b2y2) - at::max(b1y1, b2y1)).clamp_min(0);
-  at::Tensor uni = w1 * h1 + w2 * h2 - inter + eps;
-  at::Tensor iou = inter / uni;
-  at::Tensor cw = at::max(b1x2, b2x2) - at::min(b1x1, b2x1);
-  at::Tensor ch = at::max(b1y2, b2y2) - at::min(b1y1, b2y1);
-  at::Tensor c2 = cw.pow(2) + ch.pow(2) + eps;
-  at::Tensor rho2 = ((b2x1 + b2x2 - b1x1 - b1x2).pow(2) + (b2y1 + b2y2 - b1y1 - b1y2).pow(2)) / 4;
-  at::Tensor v = (4 / (M_PI * M_PI)) * (at::atan(w2 / h2) - at::atan(w1 / h1)).pow(2);
-  at::Tensor alpha;
-  {
-    at::NoGradGuard no_grad;
-    alpha = v / (v - iou + (1 + eps));
-  }
-  return iou - (rho2 / c2 + v * alpha);
-}
 
 namespace {
 

@@ -30,8 +30,6 @@ struct DetectLoss {
   double box = 0, obj = 0, cls = 0;  // the three parts, before the batch-size factor
 };
 
-// CIoU of boxes in (x, y, w, h), element by element: IoU - (centre distance^2 / enclosing diagonal^2 + v alpha).
-at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps = 1e-7);
 
 // raw: the head's training maps, [batch, na, ny, nx, nc + 5] per level. targets: [n, 6] rows of
 // (image index, class, x, y, w, h) with coordinates normalised to [0, 1].

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
+#include "core/buffer_snapshot.h"
 #include "core/rng_state.h"
+#include "reversible/grid_sweep.h"
 
 namespace revkit::reversible {
 
@@ -14,24 +16,19 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
   clamp_alphas(grid, options.alpha_floor());
   const auto devices = cuda_devices_of(x);
   RngForkGuard rng_fork(devices);
-
-  std::vector<std::pair<at::Tensor, at::Tensor>> buffers;  // (buffer, value before the check)
+  std::vector<at::Tensor> buffers;
   for (const auto& column : grid.levels)
     for (const auto& level : column)
-      for (const auto& b : level->buffers()) buffers.emplace_back(b, b.clone());
+      for (const auto& b : level->buffers()) buffers.push_back(b);
+  BufferRestoreGuard keep_buffers(std::move(buffers));
 
-  std::vector<std::vector<at::Tensor>> states(N);
+  // The forward, keeping every column's states and each cell's RNG state.
+  std::vector<std::vector<at::Tensor>> states(N, std::vector<at::Tensor>(L));
   std::vector<std::vector<RngState>> rng(N, std::vector<RngState>(L));
-  for (int64_t j = 0; j < N; ++j) {
-    states[j].resize(L);
-    for (int64_t k = 0; k < L; ++k) {
-      rng[j][k] = RngState::capture(devices);
-      const at::Tensor& lower = k == 0 ? x : states[j][k - 1];
-      at::Tensor upper = j > 0 && k + 1 < L ? states[j - 1][k + 1] : at::Tensor();
-      at::Tensor f = grid.levels[j][k]->forward(lower, upper);
-      states[j][k] = j > 0 ? grid.alphas[j][k] * states[j - 1][k] + f : f;
-    }
-  }
+  detail::sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+    rng[j][k] = RngState::capture(devices);
+    return states[j][k] = detail::combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+  });
 
   std::vector<double> error(std::max<int64_t>(N - 1, 0), 0.0);
   std::vector<at::Tensor> current = states[N - 1];
@@ -48,7 +45,6 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
     }
     current = std::move(previous);
   }
-  for (auto& [buffer, value] : buffers) buffer.copy_(value);
   return error;
 }
 

@@ -4,12 +4,12 @@
 #include <torch/autograd.h>
 #include <torch/custom_class.h>
 
-#include <unordered_map>
-
 #include "core/autocast_state.h"
+#include "core/buffer_snapshot.h"
 #include "core/error.h"
 #include "core/rng_state.h"
 #include "reversible/chunks.h"
+#include "reversible/grid_sweep.h"
 
 namespace revkit::reversible {
 
@@ -58,28 +58,8 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-at::Tensor combine(const at::Tensor& f, const at::Tensor& alpha, const at::Tensor& previous) {
-  return previous.defined() ? alpha * previous + f : f;
-}
-
-// The forward sweep over the grid, column by column, level by level; `cell(j, k, lower, upper, previous)` gives
-// c_k[j] (upper and previous are undefined where the recurrence has none).
-template <typename Cell>
-std::vector<at::Tensor> sweep(const ColumnGrid& grid, const at::Tensor& x, Cell cell) {
-  const int64_t L = grid.num_levels();
-  std::vector<at::Tensor> state;
-  for (int64_t j = 0; j < grid.columns(); ++j) {
-    std::vector<at::Tensor> next(L);
-    for (int64_t k = 0; k < L; ++k) {
-      const at::Tensor& lower = k == 0 ? x : next[k - 1];
-      const at::Tensor upper = j > 0 && k + 1 < L ? state[k + 1] : at::Tensor();
-      next[k] = cell(j, k, lower, upper, j > 0 ? state[k] : at::Tensor());
-    }
-    state = std::move(next);
-  }
-  return state;
-}
+using detail::combine;
+using detail::sweep;
 
 std::vector<at::Tensor> run_plain(const ColumnGrid& grid, const at::Tensor& x) {
   return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
@@ -87,26 +67,11 @@ std::vector<at::Tensor> run_plain(const ColumnGrid& grid, const at::Tensor& x) {
   });
 }
 
-// Restores a level's buffers (BatchNorm running statistics, ...) after a recompute, so they move once per step.
-class BufferGuard {
- public:
-  explicit BufferGuard(const std::vector<at::Tensor>& buffers) : buffers_(buffers) {
-    for (const auto& b : buffers_) saved_.push_back(b.clone());
-  }
-  ~BufferGuard() {
-    at::NoGradGuard no_grad;
-    for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(saved_[i]);
-  }
-
- private:
-  const std::vector<at::Tensor>& buffers_;
-  std::vector<at::Tensor> saved_;
-};
-
-// What the cells of one forward share: the grid, the states that backward will read (stored by the forward or
-// rebuilt by the inverse), and each cell's RNG state. Held by every cell's autograd node as a capsule; tensors
-// in it are detached, so it holds no reference back into the graph.
-struct Plan : torch::CustomClassHolder {
+// What backward needs from one forward through the grid, shared by every cell's autograd node (as a capsule): the
+// grid, the states backward will read (stored by the forward or rebuilt by the inverse, dropped after their last
+// read), each cell's RNG state, buffers and trainable parameters. Tensors in it are detached, so it holds no
+// reference back into the graph.
+struct GridTape : torch::CustomClassHolder {
   ColumnGrid grid;
   ColumnOptions options;
   std::vector<bool> stored;
@@ -116,24 +81,59 @@ struct Plan : torch::CustomClassHolder {
   std::vector<std::vector<int>> reads_left;       // [column][level]: backward reads of c_k[j] still to come
   std::vector<std::vector<RngState>> rng;         // [column][level]: generator state before F_k[j]
   std::vector<std::vector<bool>> backward_done;   // [column][level]
+  int64_t cells_done = 0;
   std::vector<std::vector<std::vector<at::Tensor>>> buffers;  // [column][level]
-  // [column][level]: the trainable parameters, in the order the cell's node takes them as inputs and
-  // returns their gradients.
+  // [column][level]: the trainable parameters, in the order the cell's node takes them as inputs and returns
+  // their gradients.
   std::vector<std::vector<std::vector<at::Tensor>>> params;
   std::vector<int> cuda_devices;
   AutocastState autocast;
+  RngState last_rng;
 
   int64_t columns() const { return grid.columns(); }
+  int64_t levels() const { return grid.num_levels(); }
+
+  // The states the backward of cell (j, k) reads: its lower input, its upper input, and in a column after the
+  // first its previous state (rebuilt by its inverse) and its own output (which the inverse reads). The one
+  // place that knows this: the read counts are set from it and released by it.
+  template <typename Visit>
+  void for_each_read(int64_t j, int64_t k, Visit visit) const {
+    if (k > 0) visit(j, k - 1);
+    if (j > 0 && k + 1 < levels()) visit(j - 1, k + 1);
+    if (j > 0) {
+      visit(j - 1, k);
+      visit(j, k);
+    }
+  }
+  void count_reads() {
+    reads_left.assign(columns(), std::vector<int>(levels(), 0));
+    for (int64_t j = 0; j < columns(); ++j)
+      for (int64_t k = 0; k < levels(); ++k) for_each_read(j, k, [&](int64_t a, int64_t b) { ++reads_left[a][b]; });
+  }
+  // After the backward of cell (j, k): each state it read has one reader less, and goes once none is left.
+  void release_reads(int64_t j, int64_t k) {
+    for_each_read(j, k, [&](int64_t a, int64_t b) {
+      if (--reads_left[a][b] > 0) return;
+      state[a][b] = at::Tensor();
+      version[a][b] = -1;
+    });
+    if (++cells_done < columns() * levels()) return;
+    // The whole grid is done: every counted read happened, and nothing is kept (a one-column grid's top state
+    // has no reader at all).
+    for (int64_t a = 0; a < columns(); ++a)
+      for (int64_t b = 0; b < levels(); ++b)
+        TORCH_INTERNAL_ASSERT(reads_left[a][b] == 0, "revkit: column ", a, " level ", b, " has ", reads_left[a][b],
+                              " backward reads left after the last cell");
+    state.clear();
+  }
 
   // Levels that draw no random numbers leave the generator as they found it: consecutive equal states are
-  // kept once, so without dropout the plan holds one state, not one per cell.
+  // kept once, so without dropout the tape holds one state, not one per cell.
   void capture_rng(int64_t j, int64_t k) {
     RngState now = RngState::capture(cuda_devices);
     if (!last_rng.empty() && now == last_rng) now = last_rng;
     rng[j][k] = last_rng = now;
   }
-  RngState last_rng;
-  int64_t levels() const { return grid.num_levels(); }
 
   // c_k[j] for backward: the stored or already rebuilt value, or rebuilt now from column j + 1.
   at::Tensor value(int64_t j, int64_t k) {
@@ -144,22 +144,14 @@ struct Plan : torch::CustomClassHolder {
       // Only when the cell that rebuilds it never ran backward (its output took no part in the loss).
       TORCH_CHECK(j + 1 < columns(), "revkit: the state of column ", j, " level ", k, " is gone");
       at::NoGradGuard no_grad;
-      BufferGuard keep_buffers(buffers[j + 1][k]);
+      BufferRestoreGuard keep_buffers(buffers[j + 1][k]);
       state[j][k] = invert(j + 1, k, recompute(j + 1, k));
     }
     return state[j][k];
   }
 
-  // The designated reader of c_k[j] has used it: drop it after the last such read.
-  void done_reading(int64_t j, int64_t k) {
-    if (--reads_left[j][k] <= 0) {
-      state[j][k] = at::Tensor();
-      version[j][k] = -1;
-    }
-  }
-
-  // F_k[j] on the states it saw in the forward pass, under the same RNG state. The caller holds a BufferGuard
-  // until it is done with the result: batch norm's backward checks the running statistics it saved.
+  // F_k[j] on the states it saw in the forward pass, under the same RNG state. The caller keeps the buffers
+  // from moving until it is done with the result: batch norm's backward checks the running statistics it saved.
   at::Tensor recompute(int64_t j, int64_t k, const at::Tensor& lower = {}, const at::Tensor& upper = {}) {
     if (options.preserve_rng_state()) rng[j][k].restore();
     const at::Tensor low = lower.defined() ? lower : (k == 0 ? x : value(j, k - 1));
@@ -176,127 +168,124 @@ struct Plan : torch::CustomClassHolder {
 };
 
 // One cell of the grid as an autograd node: inputs (lower, upper, c_k[j-1], alpha_k[j], F's parameters), output
-// c_k[j]. The engine runs cells in reverse order, which is also the order in which the inverse can rebuild the
-// states each needs: cell (j+1, k) rebuilds c_k[j] before any cell that reads it runs.
+// c_k[j]. The autograd engine runs cells in reverse order, which is also the order in which the inverse can
+// rebuild the states each needs: cell (j+1, k) rebuilds c_k[j] before any cell that reads it runs.
 struct CellFunction : public torch::autograd::Function<CellFunction> {
-  static variable_list forward(AutogradContext* ctx, c10::intrusive_ptr<Plan> plan, int64_t j, int64_t k,
+  // Where each input's gradient goes in backward's result: tape, j, k (none), then these, then the parameters.
+  enum Slot : size_t { kLower = 3, kUpper = 4, kPrevious = 5, kAlpha = 6, kFirstParam = 7 };
+
+  static variable_list forward(AutogradContext* ctx, c10::intrusive_ptr<GridTape> tape, int64_t j, int64_t k,
                                const at::Tensor& lower, const c10::optional<at::Tensor>& upper,
                                const c10::optional<at::Tensor>& previous, const c10::optional<at::Tensor>& alpha,
                                at::TensorList params) {
-    if (plan->options.preserve_rng_state()) plan->capture_rng(j, k);
-    at::Tensor out = plan->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
+    if (tape->options.preserve_rng_state()) tape->capture_rng(j, k);
+    at::Tensor out = tape->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
     if (previous) out = combine(out, *alpha, *previous);
-    if (plan->stored[j]) {
-      plan->state[j][k] = out.detach();  // shares out's version counter: in-place changes are caught
-      plan->version[j][k] = out._version();
+    if (tape->stored[j]) {
+      tape->state[j][k] = out.detach();  // shares out's version counter: in-place changes are caught
+      tape->version[j][k] = out._version();
     }
-    ctx->saved_data["plan"] = c10::IValue::make_capsule(plan);
+    ctx->saved_data["tape"] = c10::IValue::make_capsule(tape);
     ctx->saved_data["j"] = j;
     ctx->saved_data["k"] = k;
     return {out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    auto plan = c10::static_intrusive_pointer_cast<Plan>(ctx->saved_data["plan"].toCapsule());
+    auto tape = c10::static_intrusive_pointer_cast<GridTape>(ctx->saved_data["tape"].toCapsule());
     const int64_t j = ctx->saved_data["j"].toInt(), k = ctx->saved_data["k"].toInt();
-    const int64_t L = plan->levels();
-    TORCH_CHECK(!plan->backward_done[j][k],
+    TORCH_CHECK(!tape->backward_done[j][k],
                 "revkit: backward through a reversible column stack a second time; it recomputes from its outputs "
                 "and supports one backward per forward (run the forward again)");
-    plan->backward_done[j][k] = true;
+    tape->backward_done[j][k] = true;
     const at::Tensor& g = grad_outputs[0];
 
     std::unique_ptr<RngForkGuard> rng_fork;
-    if (plan->options.preserve_rng_state()) rng_fork = std::make_unique<RngForkGuard>(plan->cuda_devices);
-    AutocastStateGuard autocast(plan->autocast);
-    at::AutoGradMode grad_on(true);
+    if (tape->options.preserve_rng_state()) rng_fork = std::make_unique<RngForkGuard>(tape->cuda_devices);
+    AutocastStateGuard autocast(tape->autocast);
+    variable_list result(kFirstParam);
+    at::Tensor f = gradients(*tape, j, k, g, ctx->needs_input_grad(0), result);
+    if (j > 0) inverse(*tape, j, k, std::move(f), g, result);
+    tape->release_reads(j, k);
+    return result;
+  }
 
-    const bool has_upper = j > 0 && k + 1 < L;
-    at::Tensor lower = (k == 0 ? plan->x : plan->value(j, k - 1)).detach().requires_grad_(ctx->needs_input_grad(0));
-    at::Tensor upper = has_upper ? plan->value(j - 1, k + 1).detach().requires_grad_(true) : at::Tensor();
-    auto keep_buffers = std::make_unique<BufferGuard>(plan->buffers[j][k]);
+  // Recomputes F_k[j] with autograd on, from detached copies of its inputs, and puts the gradients of its lower
+  // and upper inputs and of its parameters into `result`. Returns F's output for the inverse.
+  static at::Tensor gradients(GridTape& tape, int64_t j, int64_t k, const at::Tensor& g, bool lower_needs_grad,
+                              variable_list& result) {
+    at::AutoGradMode grad_on(true);
+    const bool has_upper = j > 0 && k + 1 < tape.levels();
+    at::Tensor lower = (k == 0 ? tape.x : tape.value(j, k - 1)).detach().requires_grad_(lower_needs_grad);
+    at::Tensor upper = has_upper ? tape.value(j - 1, k + 1).detach().requires_grad_(true) : at::Tensor();
+    BufferRestoreGuard keep_buffers(tape.buffers[j][k]);  // until F's backward has run: batch norm checks them
     at::Tensor f;
     {
-      RecomputeChunksGuard chunks(plan->options.recompute_chunks());
-      f = plan->recompute(j, k, lower, upper);
+      RecomputeChunksGuard chunks(tape.options.recompute_chunks());
+      f = tape.recompute(j, k, lower, upper);
     }
-
     variable_list wrt;
     if (lower.requires_grad()) wrt.push_back(lower);
     if (upper.defined()) wrt.push_back(upper);
     const size_t first_param = wrt.size();
-    wrt.insert(wrt.end(), plan->params[j][k].begin(), plan->params[j][k].end());
-    variable_list d = wrt.empty() ? variable_list{}
-                                  : torch::autograd::grad({f}, wrt, {g}, /*retain_graph=*/false,
-                                                          /*create_graph=*/false, /*allow_unused=*/true);
-    keep_buffers.reset();
-
-    // Result layout: plan, j, k (no gradients), lower, upper, previous, alpha, then every parameter.
-    variable_list result(7);
+    wrt.insert(wrt.end(), tape.params[j][k].begin(), tape.params[j][k].end());
+    if (wrt.empty()) return f;
+    variable_list d = torch::autograd::grad({f}, wrt, {g}, /*retain_graph=*/false, /*create_graph=*/false,
+                                            /*allow_unused=*/true);
     size_t i = 0;
-    if (lower.requires_grad()) result[3] = d[i++];
-    if (upper.defined()) result[4] = d[i++];
+    if (lower.requires_grad()) result[kLower] = d[i++];
+    if (upper.defined()) result[kUpper] = d[i++];
     for (size_t n = first_param; n < d.size(); ++n) result.push_back(d[n]);
+    return f;
+  }
 
-    if (j > 0) {
-      at::NoGradGuard no_grad;
-      const at::Tensor& alpha = plan->grid.alphas[j][k];
-      if (plan->state[j - 1][k].defined())
-        plan->value(j - 1, k);  // checks a kept state was not changed in place
-      else
-        plan->state[j - 1][k] = plan->invert(j, k, f);
-      f = at::Tensor();
-      result[5] = g * alpha;
-      result[6] = (g * plan->state[j - 1][k]).sum_to_size(alpha.sizes());
-      plan->done_reading(j - 1, k);  // as this cell's previous state
-      plan->done_reading(j, k);      // its own output, read by the inverse
-    }
-    if (k > 0) plan->done_reading(j, k - 1);
-    if (has_upper) plan->done_reading(j - 1, k + 1);
-    return result;
+  // c_k[j-1] rebuilt from c_k[j] and F's output (or checked, when the forward kept it), and the gradients of the
+  // previous state and of alpha: d c_k[j] / d c_k[j-1] = alpha, d c_k[j] / d alpha = c_k[j-1].
+  static void inverse(GridTape& tape, int64_t j, int64_t k, at::Tensor f, const at::Tensor& g, variable_list& result) {
+    at::NoGradGuard no_grad;
+    const at::Tensor& alpha = tape.grid.alphas[j][k];
+    if (tape.state[j - 1][k].defined())
+      tape.value(j - 1, k);  // checks a kept state was not changed in place
+    else
+      tape.state[j - 1][k] = tape.invert(j, k, f);
+    f = at::Tensor();
+    result[kPrevious] = g * alpha;
+    result[kAlpha] = (g * tape.state[j - 1][k]).sum_to_size(alpha.sizes());
   }
 };
 
-c10::intrusive_ptr<Plan> make_plan(const ColumnGrid& grid, const ColumnOptions& options, const at::Tensor& x) {
-  auto plan = c10::make_intrusive<Plan>();
-  plan->grid = grid;
-  plan->options = options;
+c10::intrusive_ptr<GridTape> make_tape(const ColumnGrid& grid, const ColumnOptions& options, const at::Tensor& x) {
+  auto tape = c10::make_intrusive<GridTape>();
+  tape->grid = grid;
+  tape->options = options;
   const int64_t N = grid.columns(), L = grid.num_levels();
-  plan->stored = stored_columns(options, N);
-  plan->x = x.detach();
-  plan->state.assign(N, std::vector<at::Tensor>(L));
-  plan->version.assign(N, std::vector<int64_t>(L, -1));
-  plan->reads_left.assign(N, std::vector<int>(L, 0));
+  tape->stored = stored_columns(options, N);
+  tape->x = x.detach();
+  tape->state.assign(N, std::vector<at::Tensor>(L));
+  tape->version.assign(N, std::vector<int64_t>(L, -1));
+  tape->count_reads();
+  if (options.preserve_rng_state()) tape->rng.assign(N, std::vector<RngState>(L));
+  tape->backward_done.assign(N, std::vector<bool>(L, false));
+  tape->buffers.assign(N, std::vector<std::vector<at::Tensor>>(L));
+  tape->params.assign(N, std::vector<std::vector<at::Tensor>>(L));
   for (int64_t j = 0; j < N; ++j)
     for (int64_t k = 0; k < L; ++k) {
-      int& reads = plan->reads_left[j][k];
-      if (j > 0) ++reads;                       // its own cell's inverse
-      if (k + 1 < L) ++reads;                   // lower input of (j, k+1)
-      if (j + 1 < N) ++reads;                   // previous state of (j+1, k)
-      if (j + 1 < N && k >= 1) ++reads;         // upper input of (j+1, k-1)
-    }
-  if (options.preserve_rng_state()) plan->rng.assign(N, std::vector<RngState>(L));
-  plan->backward_done.assign(N, std::vector<bool>(L, false));
-  plan->buffers.assign(N, std::vector<std::vector<at::Tensor>>(L));
-  plan->params.assign(N, std::vector<std::vector<at::Tensor>>(L));
-  for (int64_t j = 0; j < N; ++j)
-    for (int64_t k = 0; k < L; ++k) {
-      plan->buffers[j][k] = grid.levels[j][k]->buffers();
+      tape->buffers[j][k] = grid.levels[j][k]->buffers();
       for (const auto& p : grid.levels[j][k]->parameters())
-        if (p.requires_grad()) plan->params[j][k].push_back(p);
+        if (p.requires_grad()) tape->params[j][k].push_back(p);
     }
-  plan->cuda_devices = cuda_devices_of(x);
-  plan->autocast = AutocastState::current();
-  return plan;
+  tape->cuda_devices = cuda_devices_of(x);
+  tape->autocast = AutocastState::current();
+  return tape;
 }
 
 std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
-  auto plan = make_plan(grid, options, x);
+  auto tape = make_tape(grid, options, x);
   // Absent inputs go in as empty optionals: autograd nodes take no undefined tensors.
   auto maybe = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
   return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-    return CellFunction::apply(plan, j, k, lower, maybe(upper), maybe(previous),
-                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(plan->params[j][k]))[0];
+    return CellFunction::apply(tape, j, k, lower, maybe(upper), maybe(previous),
+                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(tape->params[j][k]))[0];
   });
 }
 

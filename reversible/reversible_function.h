@@ -1,5 +1,5 @@
 #pragma once
-// The reversible-column engine. A network of L levels of state c_0..c_{L-1} passes through N columns; level k of
+// The reversible column grid: forward and backward of any reversible column network. A network of L levels of state c_0..c_{L-1} passes through N columns; level k of
 // column j computes
 //
 //     c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j]( c_{k-1}[j], c_{k+1}[j-1] )      (c_{-1}[j] = x, no c_L)
@@ -62,6 +62,23 @@ struct ColumnGrid {
 
   int64_t columns() const { return static_cast<int64_t>(levels.size()); }
   int64_t num_levels() const { return levels.empty() ? 0 : static_cast<int64_t>(levels.front().size()); }
+
+  // Registers `level` in `owner` as `name` and appends it with its alpha to column `column`, a new column when
+  // column == columns(): how a backbone builds its grid, column by column, level by level.
+  template <typename Level>
+  std::shared_ptr<Level> add_level(torch::nn::Module& owner, const std::string& name, std::shared_ptr<Level> level,
+                                   int64_t column, const at::Tensor& alpha) {
+    TORCH_CHECK(column >= 0 && column <= columns(), "ColumnGrid::add_level: column ", column, " of a grid with ",
+                columns(), " columns");
+    if (column == columns()) {
+      levels.emplace_back();
+      alphas.emplace_back();
+    }
+    owner.register_module(name, level);
+    levels[column].push_back(level);
+    alphas[column].push_back(alpha);
+    return level;
+  }
 };
 
 // Runs x through every column and returns the last column's states c_0..c_{L-1}. With grad mode off, or in Off

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core/buffer_snapshot.h"
 #include "core/rng_state.h"
 #include "reversible/reversible_module.h"
 
@@ -103,17 +104,13 @@ EquivalenceReport compare_memory_modes(torch::nn::Module& model, const ForwardFn
   auto parts = reversible_modules(model);
   std::vector<ColumnOptions> original;
   for (auto* p : parts) original.push_back(p->column_options());
-  std::vector<std::pair<at::Tensor, at::Tensor>> buffers;
-  for (const auto& b : model.buffers()) buffers.emplace_back(b, b.detach().clone());
+  const BufferSnapshot buffers(model.buffers());
   RngForkGuard rng_fork;
 
   std::vector<at::Tensor> probes;
   set_memory_mode(model, comparison.reference);
   RunResult ref = run_once(model, forward, input, probes, comparison.seed);
-  {
-    at::NoGradGuard no_grad;
-    for (auto& [b, value] : buffers) b.copy_(value);
-  }
+  buffers.restore();
   set_memory_mode(model, comparison.mode, comparison.store_every);
   for (auto* p : parts) p->column_options().recompute_chunks(comparison.recompute_chunks);
   RunResult got = run_once(model, forward, input, probes, comparison.seed);

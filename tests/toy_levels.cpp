@@ -24,20 +24,13 @@ at::Tensor ToyLevel::forward(const at::Tensor& lower, const at::Tensor& upper) {
 
 ToyStackImpl::ToyStackImpl(const ToyOptions& o, reversible::MemoryMode mode) {
   options_ = reversible::ColumnOptions(mode);
-  for (int64_t j = 0; j < o.columns; ++j) {
-    std::vector<std::shared_ptr<reversible::ReversibleLevel>> levels;
-    std::vector<at::Tensor> alphas;
+  for (int64_t j = 0; j < o.columns; ++j)
     for (int64_t k = 0; k < o.levels; ++k) {
-      auto level = register_module("col" + std::to_string(j) + "_level" + std::to_string(k),
-                                   std::make_shared<ToyLevel>(o, j > 0 && k + 1 < o.levels));
-      all_levels.push_back(level);
-      levels.push_back(level);
-      alphas.push_back(register_parameter("col" + std::to_string(j) + "_alpha" + std::to_string(k),
-                                          at::full({1, o.channels, 1, 1}, o.alpha)));
+      const std::string column = "col" + std::to_string(j);
+      const at::Tensor alpha = register_parameter(column + "_alpha" + std::to_string(k), at::full({1, o.channels, 1, 1}, o.alpha));
+      all_levels.push_back(grid_.add_level(*this, column + "_level" + std::to_string(k),
+                                           std::make_shared<ToyLevel>(o, j > 0 && k + 1 < o.levels), j, alpha));
     }
-    grid_.levels.push_back(levels);
-    grid_.alphas.push_back(alphas);
-  }
 }
 
 }  // namespace revkit::testing

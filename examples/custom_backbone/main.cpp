@@ -32,17 +32,12 @@ class TinyRevImpl : public revkit::Backbone, public revkit::reversible::Reversib
   TinyRevImpl(int64_t channels, int64_t columns, MemoryMode mode) : channels_(channels) {
     options_ = revkit::reversible::ColumnOptions(mode);
     stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, channels, 4).stride(4)));
-    for (int64_t j = 0; j < columns; ++j) {
-      std::vector<std::shared_ptr<revkit::reversible::ReversibleLevel>> levels;
-      std::vector<at::Tensor> alphas;
+    for (int64_t j = 0; j < columns; ++j)
       for (int64_t k = 0; k < 2; ++k) {
         const std::string name = "c" + std::to_string(j) + "_l" + std::to_string(k);
-        levels.push_back(register_module(name, std::make_shared<MixLevel>(channels, j > 0 && k == 0)));
-        alphas.push_back(register_parameter(name + "_alpha", at::ones({1, channels, 1, 1})));
+        const at::Tensor alpha = register_parameter(name + "_alpha", at::ones({1, channels, 1, 1}));
+        grid_.add_level(*this, name, std::make_shared<MixLevel>(channels, j > 0 && k == 0), j, alpha);
       }
-      grid_.levels.push_back(levels);
-      grid_.alphas.push_back(alphas);
-    }
   }
   at::Tensor column_input(const at::Tensor& x) override { return stem->forward(x); }
   std::vector<at::Tensor> forward(const at::Tensor& x) override { return {run_columns(column_input(x)).back()}; }
@@ -56,9 +51,9 @@ class TinyRevImpl : public revkit::Backbone, public revkit::reversible::Reversib
 
 void register_tinyrev(revkit::PluginRegistrar* registrar) {
   registrar->add_backbone("tinyrev", "two-level reversible toy backbone from the custom_backbone example",
-                          [](const revkit::BackboneArgs& a) -> std::shared_ptr<revkit::Backbone> {
-                            return std::make_shared<TinyRevImpl>(16, a.columns.value_or(4),
-                                                                 a.memory_mode.value_or(MemoryMode::Full));
+                          [](const revkit::BackboneSettings& s) -> std::shared_ptr<revkit::Backbone> {
+                            return std::make_shared<TinyRevImpl>(16, s.columns.value_or(4),
+                                                                 s.memory_mode.value_or(MemoryMode::Full));
                           });
 }
 
@@ -71,9 +66,9 @@ extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plu
 
 int main() {
   revkit::register_plugin(kTinyRev, "tinyrev");
-  revkit::BackboneArgs args;
-  args.columns = 6;
-  auto model = revkit::backbone_registry().factory("tinyrev")(args);
+  revkit::BackboneSettings settings;
+  settings.columns = 6;
+  auto model = revkit::backbone_registry().factory("tinyrev")(settings);
   model->to(at::kDouble);
 
   // 1. Every reversible memory mode against plain autograd, tensor by tensor.

@@ -34,17 +34,13 @@ RevNetStageImpl::RevNetStageImpl(int64_t in_channels, int64_t channels, int64_t 
   down = register_module("down", torch::nn::Sequential(
                                      torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, channels, stride).stride(stride).bias(false)),
                                      torch::nn::BatchNorm2d(channels)));
-  for (int64_t j = 0; j <= blocks; ++j) {  // column 0 projects, columns 1..blocks couple
-    std::vector<std::shared_ptr<reversible::ReversibleLevel>> cells;
-    std::vector<at::Tensor> alphas;
+  for (int64_t j = 0; j <= blocks; ++j)  // column 0 projects, columns 1..blocks couple
     for (int64_t k = 0; k < 2; ++k) {
-      cells.push_back(register_module(fmt_name(j, k), std::make_shared<RevNetCell>(channels, k, j == 0)));
       // Additive coupling: alpha is 1 and not trained.
-      alphas.push_back(register_buffer("alpha" + std::to_string(j) + "_" + std::to_string(k), at::ones({1, channels, 1, 1})));
+      const at::Tensor alpha =
+          register_buffer("alpha" + std::to_string(j) + "_" + std::to_string(k), at::ones({1, channels, 1, 1}));
+      grid_.add_level(*this, fmt_name(j, k), std::make_shared<RevNetCell>(channels, k, j == 0), j, alpha);
     }
-    grid_.levels.push_back(cells);
-    grid_.alphas.push_back(alphas);
-  }
 }
 
 std::string RevNetStageImpl::fmt_name(int64_t j, int64_t k) { return (k == 0 ? "f" : "g") + std::to_string(j); }
@@ -86,13 +82,10 @@ void register_revnet(PluginRegistrar* registrar) {
   for (const std::string variant : {"tiny", "small"}) {
     registrar->add_backbone("revnet_" + variant,
                             "RevNet-" + variant + ": reversible residual stages, additive coupling (plugin), strides 4-32",
-                            [variant](const BackboneArgs& a) -> std::shared_ptr<Backbone> {
+                            [variant](const BackboneSettings& s) -> std::shared_ptr<Backbone> {
                               RevNetOptions o = revnet_variant(variant);
-                              if (a.columns) o.blocks(std::vector<int64_t>(4, *a.columns));
-                              auto column = o.column_options();
-                              if (a.memory_mode) column.memory_mode(*a.memory_mode);
-                              if (a.store_every) column.store_every(*a.store_every);
-                              return std::make_shared<RevNetImpl>(o.column_options(column));
+                              if (s.columns) o.blocks(std::vector<int64_t>(4, *s.columns));
+                              return std::make_shared<RevNetImpl>(o.column_options(s.column_options(o.column_options())));
                             });
   }
 }

@@ -1,6 +1,6 @@
 #pragma once
 // RevNet: a backbone of reversible residual stages with additive coupling (Gomez et al., 2017), written on
-// revkit's general column engine as L = 2 levels with alpha = 1. In each stage, after a strided downsampling,
+// revkit's general column grid as L = 2 levels with alpha = 1. In each stage, after a strided downsampling,
 // the first column projects the input into two streams, then every block is one coupling column:
 //
 //     c_0[j] = c_0[j-1] + F_j(c_1[j-1])          c_1[j] = c_1[j-1] + G_j(c_0[j])

@@ -97,17 +97,19 @@ TEST_CASE("drop-path rates rise linearly over the blocks, as the seed's linspace
   for (size_t i = 0; i < rates.size(); ++i) CHECK(rates[i] == doctest::Approx(0.1 * i));
 }
 
-TEST_CASE("the backbone registry has the five variants, with options applied") {
+TEST_CASE("the backbone registry has the five variants, with settings applied") {
   const auto names = backbone_registry().names();
   for (const char* n : {"revcol_tiny", "revcol_small", "revcol_base", "revcol_large", "revcol_xlarge"})
     CHECK(std::find(names.begin(), names.end(), n) != names.end());
-  BackboneArgs args;
-  args.columns = 2;
-  args.memory_mode = reversible::MemoryMode::Full;
-  auto model = backbone_registry().factory("revcol_tiny")(args);
+  BackboneSettings settings;
+  settings.columns = 2;
+  settings.memory_mode = reversible::MemoryMode::Full;
+  settings.recompute_chunks = 3;
+  auto model = backbone_registry().factory("revcol_tiny")(settings);
   auto* rev = dynamic_cast<reversible::ReversibleModule*>(model.get());
   REQUIRE(rev);
   CHECK(rev->column_grid().columns() == 2);
   CHECK(rev->column_options().memory_mode() == reversible::MemoryMode::Full);
+  CHECK(rev->column_options().recompute_chunks() == 3);
   CHECK_FALSE(backbone_registry().at("revcol_tiny").description.empty());
 }

@@ -92,7 +92,7 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
   bad.epochs = 0;
   CHECK_THROWS_WITH_AS(train_detector(bad), "--epochs must be positive, got 0", InputError);
   bad = o;
-  bad.recompute_chunks = 0;
+  bad.backbone.recompute_chunks = 0;
   CHECK_THROWS_WITH_AS(train_detector(bad), "--recompute-chunks must be positive, got 0", InputError);
   bad = o;
   bad.data = (project / "missing.yaml").string();

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "backbones/backbone.h"
-#include "engine/detection_model.h"
+#include "models/detection_model.h"
 
 using namespace revkit;
 
@@ -17,7 +17,7 @@ TEST_CASE("loading the RevNet plugin registers its backbones, once") {
   CHECK(&load_plugin(REVKIT_REVNET_PLUGIN) == &p);
   CHECK(loaded_plugins().size() == 1);
   CHECK(backbone_registry().contains("revnet_tiny"));
-  CHECK(module_registry().contains("revnet_tiny"));
+  CHECK(find_layer("revnet_tiny"));
 
   // A model config row uses it like a built-in.
   const nlohmann::json cfg = {{"nc", 2},
@@ -35,7 +35,7 @@ TEST_CASE("loader errors are clear, and leave the registries as they were") {
   CHECK_THROWS_WITH_AS(load_plugin(REVKIT_NOT_A_PLUGIN), doctest::Contains("not a revkit plugin: it has no revkit_plugin_entry() entry point"),
                        InputError);
   CHECK_THROWS_WITH_AS(load_plugin(REVKIT_BAD_VERSION_PLUGIN),
-                       doctest::Contains("plugin API version 999, but this revkit speaks version 1 (rebuild the plugin)"),
+                       doctest::Contains("plugin API version 999, but this revkit speaks version 2 (rebuild the plugin)"),
                        InputError);
   CHECK_THROWS_WITH_AS(load_plugin(REVKIT_DUPLICATE_PLUGIN),
                        doctest::Contains("plugin 'impostor': backbone 'revcol_tiny' is already registered"), InputError);

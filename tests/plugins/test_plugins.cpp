@@ -4,14 +4,14 @@
 #ifdef REVKIT_TEST_BAD_VERSION
 static void register_nothing(revkit::PluginRegistrar*) {}
 extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plugin_entry() {
-  static const RevkitPlugin info = {REVKIT_PLUGIN_API_VERSION + 998, "from-the-future", "9.9", &register_nothing};
+  static const RevkitPlugin info = {999, "from-the-future", "9.9", &register_nothing};
   return &info;
 }
 #endif
 
 #ifdef REVKIT_TEST_DUPLICATE
 static void register_taken_name(revkit::PluginRegistrar* r) {
-  r->add_backbone("revcol_tiny", "a second revcol_tiny", [](const revkit::BackboneArgs&) -> std::shared_ptr<revkit::Backbone> {
+  r->add_backbone("revcol_tiny", "a second revcol_tiny", [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
     return nullptr;
   });
 }

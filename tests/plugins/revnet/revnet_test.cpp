@@ -71,10 +71,10 @@ TEST_CASE("RevNet full mode: activation memory flat in depth") {
 TEST_CASE("linked statically: the same plugin registers through register_plugin") {
   const auto added = register_plugin(revnet_plugin(), "revnet (static)");
   CHECK(added == std::vector<std::string>{"revnet_tiny", "revnet_small"});
-  BackboneArgs args;
-  args.columns = 1;
-  args.memory_mode = MemoryMode::Full;
-  auto backbone = backbone_registry().factory("revnet_tiny")(args);
+  BackboneSettings settings;
+  settings.columns = 1;
+  settings.memory_mode = MemoryMode::Full;
+  auto backbone = backbone_registry().factory("revnet_tiny")(settings);
   CHECK(backbone->out_channels() == std::vector<int64_t>{32, 64, 128, 256});
   CHECK_THROWS_WITH(register_plugin(revnet_plugin(), "again"), doctest::Contains("already registered"));
 }

@@ -1,0 +1,153 @@
+#include "data/dataset.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "data/labels.h"
+
+namespace fs = std::filesystem;
+
+namespace revkit {
+namespace {
+
+bool is_image(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::set<std::string> known = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"};
+  return known.count(ext) > 0;
+}
+
+std::vector<std::string> split_entries(const nlohmann::json& value, const std::string& root, const std::string& source,
+                                       const char* key) {
+  std::vector<std::string> out;
+  auto add = [&](const nlohmann::json& v) {
+    if (!v.is_string() || v.get<std::string>().empty())
+      throw InputError(source, fmt::format("'{}' must be a folder, a .txt list or a list of them, got {}", key, v.dump()));
+    const fs::path p(v.get<std::string>());
+    out.push_back((p.is_absolute() ? p : fs::path(root) / p).lexically_normal().string());
+  };
+  if (value.is_array())
+    for (const auto& v : value) add(v);
+  else
+    add(value);
+  return out;
+}
+
+}  // namespace
+
+DataConfig load_data_config(const std::string& yaml_path) {
+  const nlohmann::json j = load_config_file(yaml_path);
+  if (!j.is_object()) throw InputError(yaml_path, "a data yaml must be a mapping with train, val and names");
+  DataConfig c;
+  c.source = yaml_path;
+  const fs::path folder = fs::path(yaml_path).parent_path();
+  fs::path root = folder;
+  if (j.contains("path") && !j["path"].is_null()) {
+    if (!j["path"].is_string()) throw InputError(yaml_path, "'path' must be a folder");
+    const fs::path p(j["path"].get<std::string>());
+    root = p.is_absolute() ? p : folder / p;
+  }
+  c.root = root.lexically_normal().string();
+  for (const char* key : {"train", "val"})
+    if (!j.contains(key) || j[key].is_null()) throw InputError(yaml_path, fmt::format("'{}' is missing", key));
+  c.train = split_entries(j["train"], c.root, yaml_path, "train");
+  c.val = split_entries(j["val"], c.root, yaml_path, "val");
+  if (j.contains("test") && !j["test"].is_null()) c.test = split_entries(j["test"], c.root, yaml_path, "test");
+
+  if (!j.contains("names")) throw InputError(yaml_path, "'names' is missing (the class names)");
+  const auto& names = j["names"];
+  if (names.is_array()) {
+    for (const auto& n : names) c.names.push_back(n.is_string() ? n.get<std::string>() : n.dump());
+  } else if (names.is_object()) {
+    c.names.resize(names.size());
+    for (auto it = names.begin(); it != names.end(); ++it) {
+      size_t used = 0;
+      long index = -1;
+      try {
+        index = std::stol(it.key(), &used);
+      } catch (const std::exception&) {
+      }
+      if (used != it.key().size() || index < 0 || index >= static_cast<long>(names.size()))
+        throw InputError(yaml_path, fmt::format("'names' keys must be 0..{}, got '{}'", names.size() - 1, it.key()));
+      c.names[index] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+    }
+  } else {
+    throw InputError(yaml_path, "'names' must be a list or a map of class index to name");
+  }
+  if (c.names.empty()) throw InputError(yaml_path, "'names' is empty");
+  return c;
+}
+
+std::string label_path_for(const std::string& image_path) {
+  std::string p = image_path;
+  const std::string images = std::string(1, fs::path::preferred_separator) + "images" + fs::path::preferred_separator;
+  const auto at = p.rfind(images);
+  if (at != std::string::npos)
+    p.replace(at, images.size(), std::string(1, fs::path::preferred_separator) + "labels" + fs::path::preferred_separator);
+  return fs::path(p).replace_extension(".txt").string();
+}
+
+int64_t DatasetIndex::boxes() const {
+  int64_t n = 0;
+  for (const auto& l : labels) n += l.size(0);
+  return n;
+}
+
+DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_classes, bool strict, const std::string& source) {
+  DatasetIndex index;
+  std::set<std::string> label_dirs;
+  for (const auto& entry : split) {
+    const fs::path p(entry);
+    if (fs::is_directory(p)) {
+      for (const auto& f : fs::recursive_directory_iterator(p))
+        if (f.is_regular_file() && is_image(f.path())) index.images.push_back(f.path().string());
+    } else if (fs::is_regular_file(p) && p.extension() == ".txt") {
+      std::ifstream list(p);
+      for (std::string line; std::getline(list, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        fs::path image(line);
+        if (image.is_relative()) image = p.parent_path() / image;
+        index.images.push_back(image.lexically_normal().string());
+      }
+    } else {
+      throw InputError(source, fmt::format("split entry '{}' is neither a folder nor a .txt list of images", entry));
+    }
+  }
+  std::sort(index.images.begin(), index.images.end());
+  index.images.erase(std::unique(index.images.begin(), index.images.end()), index.images.end());
+  if (index.images.empty()) throw InputError(source, "no images found in " + fmt::format("{}", fmt::join(split, ", ")));
+
+  std::set<std::string> expected_labels;
+  for (const auto& image : index.images) {
+    const std::string label = label_path_for(image);
+    expected_labels.insert(fs::path(label).lexically_normal().string());
+    label_dirs.insert(fs::path(label).parent_path().string());
+    if (!fs::exists(label)) {
+      ++index.backgrounds;
+      index.labels.push_back(at::zeros({0, 5}));
+      continue;
+    }
+    ParsedLabels parsed = read_yolo_labels(label, num_classes);
+    if (strict && !parsed.problems.empty()) throw InputError(parsed.problems.front());
+    for (auto& p : parsed.problems) index.problems.push_back(std::move(p));
+    if (parsed.rows.size(0) == 0) ++index.backgrounds;
+    index.labels.push_back(parsed.rows);
+  }
+  for (const auto& dir : label_dirs) {
+    if (!fs::is_directory(dir)) continue;
+    for (const auto& f : fs::directory_iterator(dir))
+      if (f.path().extension() == ".txt" && !expected_labels.count(f.path().lexically_normal().string())) ++index.orphan_labels;
+  }
+  return index;
+}
+
+}  // namespace revkit

@@ -1,0 +1,73 @@
+#include "data/images.h"
+
+#include <ATen/ATen.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace revkit {
+
+DecodedImage decode_image(const std::string& path, int64_t long_side) {
+  cv::Mat bgr;
+  try {
+    bgr = cv::imread(path, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    throw InputError(path, std::string("cannot decode image: ") + e.what());
+  }
+  if (bgr.empty()) throw InputError(path, "cannot decode image (missing, truncated or not an image)");
+  DecodedImage out;
+  out.original_width = bgr.cols;
+  out.original_height = bgr.rows;
+  out.scale = long_side > 0 ? static_cast<double>(long_side) / std::max(bgr.cols, bgr.rows) : 1.0;
+  const int w = std::max(1, static_cast<int>(std::round(bgr.cols * out.scale)));
+  const int h = std::max(1, static_cast<int>(std::round(bgr.rows * out.scale)));
+  out.image = at::empty({h, w, 3}, at::kByte);
+  cv::Mat rgb(h, w, CV_8UC3, out.image.data_ptr());
+  if (w == bgr.cols && h == bgr.rows) {
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  } else {
+    cv::Mat resized;
+    cv::resize(bgr, resized, cv::Size(w, h), 0, 0, out.scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::cvtColor(resized, rgb, cv::COLOR_BGR2RGB);
+  }
+  return out;
+}
+
+LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels) {
+  DecodedImage decoded = decode_image(path, size);
+  LetterboxedImage out;
+  out.original_width = decoded.original_width;
+  out.original_height = decoded.original_height;
+  out.scale = decoded.scale;
+  const int64_t h = decoded.image.size(0), w = decoded.image.size(1);
+  out.pad_x = (size - w) / 2;
+  out.pad_y = (size - h) / 2;
+  at::Tensor canvas = at::full({size, size, 3}, 114, at::kByte);
+  canvas.narrow(0, out.pad_y, h).narrow(1, out.pad_x, w).copy_(decoded.image);
+  out.image = canvas.permute({2, 0, 1}).contiguous();
+
+  at::Tensor l = labels.to(at::kFloat).clone();
+  if (l.size(0) > 0) {
+    const double sx = w / static_cast<double>(size), sy = h / static_cast<double>(size);
+    l.select(1, 1).mul_(sx).add_(static_cast<double>(out.pad_x) / size);
+    l.select(1, 2).mul_(sy).add_(static_cast<double>(out.pad_y) / size);
+    l.select(1, 3).mul_(sx);
+    l.select(1, 4).mul_(sy);
+  }
+  out.labels = l;
+  return out;
+}
+
+at::Tensor unletterbox_boxes(const at::Tensor& boxes, const LetterboxedImage& info) {
+  at::Tensor b = boxes.clone();
+  b.select(1, 0).sub_(static_cast<double>(info.pad_x)).div_(info.scale).clamp_(0, info.original_width);
+  b.select(1, 2).sub_(static_cast<double>(info.pad_x)).div_(info.scale).clamp_(0, info.original_width);
+  b.select(1, 1).sub_(static_cast<double>(info.pad_y)).div_(info.scale).clamp_(0, info.original_height);
+  b.select(1, 3).sub_(static_cast<double>(info.pad_y)).div_(info.scale).clamp_(0, info.original_height);
+  return b;
+}
+
+}  // namespace revkit

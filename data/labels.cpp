@@ -1,0 +1,114 @@
+#include "data/labels.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace revkit {
+
+ParsedLabels parse_yolo_labels(const std::string& text, const std::string& source, int64_t num_classes) {
+  ParsedLabels out;
+  std::vector<float> values;
+  std::istringstream lines(text);
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    auto skip = [&](const std::string& what) { out.problems.push_back(fmt::format("{}:{}: {}", source, number, what)); };
+    std::istringstream fields(line);
+    std::vector<std::string> tokens;
+    for (std::string t; fields >> t;) tokens.push_back(t);
+    if (tokens.size() != 5) {
+      skip(fmt::format("expected 5 columns (class x y w h), got {}", tokens.size()));
+      continue;
+    }
+    double v[5];
+    bool numeric = true;
+    for (int i = 0; i < 5; ++i) {
+      char* end = nullptr;
+      v[i] = std::strtod(tokens[i].c_str(), &end);
+      if (end == tokens[i].c_str() || *end != '\0' || !std::isfinite(v[i])) numeric = false;
+    }
+    if (!numeric) {
+      skip("a value is not a finite number: " + line);
+      continue;
+    }
+    if (v[0] < 0 || v[0] != std::floor(v[0]) || (num_classes > 0 && v[0] >= num_classes)) {
+      skip(num_classes > 0 ? fmt::format("class {} is not in 0..{}", tokens[0], num_classes - 1)
+                           : fmt::format("class {} is not a non-negative integer", tokens[0]));
+      continue;
+    }
+    if (v[1] < 0 || v[1] > 1 || v[2] < 0 || v[2] > 1 || v[3] <= 0 || v[3] > 1 || v[4] <= 0 || v[4] > 1) {
+      skip("coordinates must be normalised: centre in [0, 1], size in (0, 1]: " + line);
+      continue;
+    }
+    values.insert(values.end(), v, v + 5);
+  }
+  out.rows = at::tensor(values, at::kFloat).view({-1, 5});
+  return out;
+}
+
+ParsedLabels read_yolo_labels(const std::string& path, int64_t num_classes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "cannot open label file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_yolo_labels(buffer.str(), path, num_classes);
+}
+
+at::Tensor yolo_to_corners(const at::Tensor& rows, double width, double height) {
+  at::Tensor xy = rows.narrow(1, 1, 2), half = rows.narrow(1, 3, 2) / 2;
+  at::Tensor scale = at::tensor({width, height, width, height}, rows.options());
+  return at::cat({rows.narrow(1, 0, 1), at::cat({xy - half, xy + half}, 1) * scale}, 1);
+}
+
+CocoGroundTruth read_coco_instances(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, "cannot open file");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path, std::string("not valid JSON: ") + e.what());
+  }
+  for (const char* key : {"images", "annotations", "categories"})
+    if (!j.contains(key) || !j[key].is_array()) throw InputError(path, fmt::format("no '{}' list: not COCO instances", key));
+  CocoGroundTruth gt;
+  try {
+    for (const auto& c : j["categories"]) gt.category_ids.push_back(c.at("id").get<int64_t>());
+    std::sort(gt.category_ids.begin(), gt.category_ids.end());
+    std::map<int64_t, std::vector<float>> rows;
+    for (const auto& im : j["images"]) {
+      gt.file_names[im.at("id").get<int64_t>()] = im.at("file_name").get<std::string>();
+      rows[im.at("id").get<int64_t>()];
+    }
+    for (const auto& a : j["annotations"]) {
+      if (a.value("iscrowd", 0) != 0) {
+        ++gt.crowd;
+        continue;
+      }
+      const int64_t category = a.at("category_id").get<int64_t>();
+      auto it = std::lower_bound(gt.category_ids.begin(), gt.category_ids.end(), category);
+      if (it == gt.category_ids.end() || *it != category)
+        throw InputError(path, fmt::format("annotation {} has unknown category {}", a.value("id", int64_t{-1}), category));
+      const auto& b = a.at("bbox");
+      const float x = b.at(0).get<float>(), y = b.at(1).get<float>(), w = b.at(2).get<float>(), h = b.at(3).get<float>();
+      auto& r = rows[a.at("image_id").get<int64_t>()];
+      r.insert(r.end(), {static_cast<float>(it - gt.category_ids.begin()), x, y, x + w, y + h});
+    }
+    for (auto& [id, r] : rows) gt.labels[id] = at::tensor(r, at::kFloat).view({-1, 5});
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path, std::string("malformed COCO entry: ") + e.what());
+  }
+  return gt;
+}
+
+}  // namespace revkit

@@ -1,0 +1,92 @@
+#pragma once
+// Batches of detection data. Training samples are augmented (mosaic, affine, HSV, flip); validation samples are
+// letterboxed only. Worker threads decode and augment the next batches while the model trains. Every sample is
+// drawn from a generator seeded by (seed, epoch, image), and each epoch's order from (seed, epoch), so a run is
+// reproducible whatever the number of workers, and can resume at any epoch.
+#include <ATen/core/Tensor.h>
+
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+
+namespace revkit {
+
+struct LoaderOptions {
+  int64_t imgsz = 640;
+  int64_t batch = 16;
+  int64_t workers = 0;  // 0: the caller's thread decodes
+  bool augment = false;
+  bool shuffle = false;
+  uint64_t seed = 0;
+  AugmentOptions augment_options;
+  int64_t rank = 0, world_size = 1;  // data-parallel shard: this process reads every world_size-th image
+  bool pad_shards = true;            // repeat images so every rank has as many (training); false: each image once
+};
+
+// Where a validation image went inside its letterboxed square.
+struct ImageShape {
+  double scale = 1;
+  int64_t pad_x = 0, pad_y = 0;
+  int64_t width = 0, height = 0;  // original size
+};
+
+struct Batch {
+  at::Tensor images;   // [B, 3, S, S] uint8 RGB
+  at::Tensor targets;  // [n, 6] (index in batch, class, x, y, w, h), normalised to S
+  std::vector<std::string> paths;
+  std::vector<ImageShape> shapes;
+};
+
+// Decodes every image once and removes those that cannot be read (with their labels) from the index, returning
+// one "<file>: <problem>" per image removed; with `strict`, the first one is an InputError instead.
+std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict, int64_t threads = 1);
+
+class DetectionLoader {
+ public:
+  DetectionLoader(DatasetIndex index, LoaderOptions options);
+  ~DetectionLoader();
+  DetectionLoader(const DetectionLoader&) = delete;
+  DetectionLoader& operator=(const DetectionLoader&) = delete;
+
+  const DatasetIndex& index() const { return index_; }
+  const LoaderOptions& options() const { return options_; }
+  int64_t batches() const;  // per epoch, for this rank
+
+  // Begins an epoch (stopping any unfinished one); next() then returns its batches in order.
+  void start_epoch(int64_t epoch);
+  std::optional<Batch> next();
+
+  // One sample of an epoch, as next() would build it: [3, S, S] uint8, labels [n, 5] (class, x, y, w, h).
+  std::pair<at::Tensor, at::Tensor> sample(int64_t image, int64_t epoch, ImageShape* shape = nullptr) const;
+
+ private:
+  Batch make_batch(int64_t b) const;
+  void stop_workers();
+  void work();
+
+  DatasetIndex index_;
+  LoaderOptions options_;
+  int64_t epoch_ = 0;
+  std::vector<int64_t> order_;  // this rank's images for the epoch, in order
+  int64_t next_batch_ = 0;
+
+  // Prefetching: workers claim batch numbers and leave finished batches (or their error) in `ready_`.
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<int64_t, Batch> ready_;
+  std::map<int64_t, std::exception_ptr> failed_;
+  int64_t claimed_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace revkit

@@ -1,0 +1,102 @@
+#include "engine/validator.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "core/autocast_state.h"
+#include "engine/amp.h"
+#include "engine/distributed.h"
+#include "heads/detect.h"
+#include "heads/detect_loss.h"
+
+namespace revkit {
+
+ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
+                          const BatchCallback& on_batch, Distributed* dist) {
+  const auto start = std::chrono::steady_clock::now();
+  const bool was_training = model.is_training();
+  model.eval();
+  at::NoGradGuard no_grad;
+  ValidationResult result;
+  MetricsAccumulator metrics;
+  const DetectImpl& head = *model.head();
+  const int64_t size = loader.options().imgsz;
+  const DetectLossOptions loss_options = DetectLossOptions::scaled(head.nl, head.nc, size);
+  int64_t batches = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    at::Tensor images = batch->images.to(options.device).to(at::kFloat).div_(255);
+    std::vector<at::Tensor> raw;
+    {
+      AutocastStateGuard autocast(AmpPolicy::choose(options.amp, options.device).autocast());
+      raw = model.forward_raw(images);
+    }
+    for (auto& r : raw) r = r.to(at::kFloat);
+    const at::Tensor targets = batch->targets.to(options.device);
+    if (options.compute_loss) {
+      const DetectLoss loss = detect_loss(head, raw, targets, loss_options);
+      result.box += loss.box, result.obj += loss.obj, result.cls += loss.cls;
+    }
+    const auto kept = non_max_suppression(head.decode(raw), options.conf, options.iou, options.max_det);
+    std::vector<at::Tensor> per_image;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      const at::Tensor dets = kept[i].cpu();
+      const at::Tensor rows = batch->targets.index({batch->targets.select(1, 0) == static_cast<double>(i)});
+      at::Tensor labels = at::zeros({0, 5});
+      if (rows.size(0) > 0) {
+        at::Tensor xy = rows.narrow(1, 2, 2), half = rows.narrow(1, 4, 2) / 2;
+        labels = at::cat({rows.narrow(1, 1, 1), (xy - half) * size, (xy + half) * size}, 1);
+      }
+      metrics.add(dets, labels);
+      result.instances += labels.size(0);
+      per_image.push_back(dets);
+      if (options.keep_detections) {
+        const ImageShape& s = batch->shapes[i];
+        at::Tensor boxes = dets.clone();
+        const double pad[4] = {static_cast<double>(s.pad_x), static_cast<double>(s.pad_y), static_cast<double>(s.pad_x),
+                               static_cast<double>(s.pad_y)};
+        const double limit[4] = {static_cast<double>(s.width), static_cast<double>(s.height), static_cast<double>(s.width),
+                                 static_cast<double>(s.height)};
+        for (int k = 0; k < 4; ++k) boxes.select(1, k).sub_(pad[k]).div_(s.scale).clamp_(0, limit[k]);
+        result.detections.push_back({batch->paths[i], boxes});
+      }
+    }
+    if (on_batch) on_batch(*batch, per_image);
+    ++batches;
+  }
+  if (dist) {
+    at::Tensor sums = at::tensor({result.box, result.obj, result.cls, static_cast<double>(batches),
+                                  static_cast<double>(result.instances)}, at::kDouble);
+    dist->all_reduce_sum({sums});
+    result.box = sums[0].item<double>(), result.obj = sums[1].item<double>(), result.cls = sums[2].item<double>();
+    batches = static_cast<int64_t>(sums[3].item<double>());
+    result.instances = static_cast<int64_t>(sums[4].item<double>());
+    MetricsAccumulator pooled;
+    for (const auto& bytes : dist->all_gather_bytes(metrics.serialize())) pooled.merge(bytes);
+    metrics = std::move(pooled);
+  }
+  if (batches > 0) result.box /= batches, result.obj /= batches, result.cls /= batches;
+  result.images = metrics.images();
+  result.metrics = metrics.compute();
+  model.train(was_training);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names, bool per_class) {
+  const auto& m = v.metrics;
+  const char* row = "{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n";
+  out << fmt::format("{:>22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "Class", "Images", "Instances", "P", "R",
+                     "mAP50", "mAP50-95");
+  out << fmt::format(fmt::runtime(row), "all", v.images, v.instances, m.mp, m.mr, m.map50, m.map50_95);
+  for (size_t k = 0; per_class && k < m.classes.size(); ++k) {
+    const int64_t c = m.classes[k];
+    const std::string name = c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c);
+    out << fmt::format(fmt::runtime(row), name, "", m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k], m.ap50_95[k]);
+  }
+  out << std::flush;
+}
+
+}  // namespace revkit

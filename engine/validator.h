@@ -1,0 +1,51 @@
+#pragma once
+// Validation of a detector as YOLOv5's val.py does it: letterboxed images, class-aware NMS (conf 0.001, IoU 0.6,
+// at most 300 boxes per image), detections matched to labels at IoU 0.50:0.95, precision, recall, mAP@0.5 and
+// mAP@0.5:0.95 with COCO's 101-point interpolation; the three losses when asked; COCO-format detections.
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "models/detection_model.h"
+#include "data/loader.h"
+#include "eval/coco.h"
+#include "eval/metrics.h"
+
+namespace revkit {
+
+struct ValidationOptions {
+  double conf = 0.001, iou = 0.6;
+  int64_t max_det = 300;
+  bool compute_loss = true;
+  bool amp = false;        // bf16 autocast on CPU, fp16 on CUDA
+  bool keep_detections = false;  // fill ValidationResult::detections (for --save-json)
+  c10::Device device = c10::kCPU;
+};
+
+struct ValidationResult {
+  DetectionMetrics metrics;
+  double box = 0, obj = 0, cls = 0;  // mean losses per batch
+  int64_t images = 0, instances = 0;
+  double seconds = 0;
+  std::vector<ImageDetections> detections;
+  double fitness() const { return 0.1 * metrics.map50 + 0.9 * metrics.map50_95; }  // YOLOv5's
+};
+
+// Called with each batch and its detections per image ([k, 6], letterboxed pixels), e.g. to draw the first one.
+using BatchCallback = std::function<void(const Batch&, const std::vector<at::Tensor>&)>;
+
+class Distributed;
+
+// Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0). With `dist`, the loader
+// holds this rank's shard and the ranks pool their matches and losses: every rank returns the metrics of the
+// whole set (detections for --save-json stay per rank).
+ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
+                          const BatchCallback& on_batch = {}, Distributed* dist = nullptr);
+
+// Ultralytics' results table: a header and the "all" row, then with `per_class` one row per class with labels.
+void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names, bool per_class);
+
+}  // namespace revkit

@@ -1,0 +1,197 @@
+#include "eval/metrics.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+
+#include <algorithm>
+#include <map>
+
+#include "heads/boxes.h"
+
+namespace revkit {
+
+const std::vector<double>& iou_thresholds() {
+  static const std::vector<double> t = [] {
+    std::vector<double> v;
+    for (int i = 0; i < 10; ++i) v.push_back(0.5 + 0.05 * i);
+    return v;
+  }();
+  return t;
+}
+
+at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labels) {
+  const int64_t n = detections.size(0), m = labels.size(0);
+  at::Tensor correct = at::zeros({n, 10}, at::kBool);
+  if (n == 0 || m == 0) return correct;
+  at::Tensor det = detections.to(at::kCPU, at::kFloat), lab = labels.to(at::kCPU, at::kFloat);
+  at::Tensor iou = box_iou(lab.narrow(1, 1, 4), det.narrow(1, 0, 4));  // [m, n]
+  at::Tensor same_class = lab.select(1, 0).unsqueeze(1) == det.select(1, 5).unsqueeze(0);
+  auto iou_a = iou.accessor<float, 2>();
+  auto same_a = same_class.accessor<bool, 2>();
+  auto correct_a = correct.accessor<bool, 2>();
+  for (size_t t = 0; t < iou_thresholds().size(); ++t) {
+    const double threshold = iou_thresholds()[t];
+    struct Match {
+      int64_t label, detection;
+      float iou;
+    };
+    std::vector<Match> matches;
+    for (int64_t l = 0; l < m; ++l)
+      for (int64_t d = 0; d < n; ++d)
+        if (same_a[l][d] && iou_a[l][d] >= threshold) matches.push_back({l, d, iou_a[l][d]});
+    std::stable_sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) { return a.iou > b.iou; });
+    std::vector<char> label_used(m, 0), det_used(n, 0);
+    for (const auto& match : matches) {
+      if (label_used[match.label] || det_used[match.detection]) continue;
+      label_used[match.label] = det_used[match.detection] = 1;
+      correct_a[match.detection][t] = true;
+    }
+  }
+  return correct;
+}
+
+double average_precision_101(const std::vector<double>& recall, const std::vector<double>& precision) {
+  const size_t n = recall.size();
+  if (n == 0) return 0.0;
+  std::vector<double> p = precision;
+  for (size_t i = n - 1; i > 0; --i) p[i - 1] = std::max(p[i - 1], p[i]);  // monotone from the right
+  double sum = 0.0;
+  for (int k = 0; k <= 100; ++k) {
+    const double r = k / 100.0;
+    const auto it = std::lower_bound(recall.begin(), recall.end(), r - 1e-12);
+    if (it != recall.end()) sum += p[static_cast<size_t>(it - recall.begin())];
+  }
+  return sum / 101.0;
+}
+
+void MetricsAccumulator::add(const at::Tensor& detections, const at::Tensor& labels) {
+  ++images_;
+  correct_.push_back(match_detections(detections, labels));
+  conf_.push_back(detections.select(1, 4).to(at::kCPU, at::kDouble));
+  pred_cls_.push_back(detections.select(1, 5).to(at::kCPU, at::kLong));
+  target_cls_.push_back(labels.select(1, 0).to(at::kCPU, at::kLong));
+}
+
+std::string MetricsAccumulator::serialize() const {
+  auto joined = [](const std::vector<at::Tensor>& parts, at::ScalarType type, std::vector<int64_t> empty_shape) {
+    return parts.empty() ? at::zeros(empty_shape, type) : at::cat(parts).to(type).contiguous();
+  };
+  const at::Tensor correct = joined(correct_, at::kBool, {0, 10}), conf = joined(conf_, at::kDouble, {0}),
+                   pred = joined(pred_cls_, at::kLong, {0}), target = joined(target_cls_, at::kLong, {0});
+  const int64_t header[3] = {images_, conf.size(0), target.size(0)};
+  std::string out(reinterpret_cast<const char*>(header), sizeof(header));
+  for (const at::Tensor* t : {&correct, &conf, &pred, &target})
+    if (t->nbytes() > 0) out.append(static_cast<const char*>(t->data_ptr()), t->nbytes());
+  return out;
+}
+
+void MetricsAccumulator::merge(const std::string& bytes) {
+  int64_t header[3];
+  TORCH_CHECK(bytes.size() >= sizeof(header), "MetricsAccumulator::merge: truncated");
+  std::memcpy(header, bytes.data(), sizeof(header));
+  const int64_t n = header[1], m = header[2];
+  size_t offset = sizeof(header);
+  auto take = [&](std::vector<int64_t> shape, at::ScalarType type) {
+    at::Tensor t = at::empty(shape, type);
+    TORCH_CHECK(offset + t.nbytes() <= bytes.size(), "MetricsAccumulator::merge: truncated");
+    // An empty tensor's data pointer is null, and memcpy's may not be even for zero bytes (UBSan).
+    if (t.nbytes() > 0) std::memcpy(t.data_ptr(), bytes.data() + offset, t.nbytes());
+    offset += t.nbytes();
+    return t;
+  };
+  correct_.push_back(take({n, 10}, at::kBool));
+  conf_.push_back(take({n}, at::kDouble));
+  pred_cls_.push_back(take({n}, at::kLong));
+  target_cls_.push_back(take({m}, at::kLong));
+  images_ += header[0];
+}
+
+DetectionMetrics MetricsAccumulator::compute() const {
+  DetectionMetrics out;
+  if (images_ == 0) return out;
+  at::Tensor correct = at::cat(correct_), conf = at::cat(conf_), pred_cls = at::cat(pred_cls_), target_cls = at::cat(target_cls_);
+  at::Tensor order = conf.argsort(0, /*descending=*/true);
+  correct = correct.index({order});
+  conf = conf.index({order});
+  pred_cls = pred_cls.index({order});
+
+  std::map<int64_t, int64_t> labels_of;
+  auto t = target_cls.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < target_cls.size(0); ++i) ++labels_of[t[i]];
+  auto corr = correct.accessor<bool, 2>();
+  auto cls = pred_cls.accessor<int64_t, 1>();
+  auto cf = conf.accessor<double, 1>();
+
+  // Precision and recall against confidence, on a 1000-point grid, for the best mean-F1 operating point.
+  constexpr int kGrid = 1000;
+  std::vector<std::vector<double>> p_at(labels_of.size(), std::vector<double>(kGrid, 0.0)), r_at = p_at;
+  size_t ci = 0;
+  for (const auto& [c, n_labels] : labels_of) {
+    std::vector<double> confs;
+    std::vector<std::vector<double>> rec_t(10), prec_t(10);
+    std::vector<int64_t> tp(10, 0), fp(10, 0);
+    for (int64_t i = 0; i < correct.size(0); ++i) {
+      if (cls[i] != c) continue;
+      confs.push_back(cf[i]);
+      for (int th = 0; th < 10; ++th) {
+        (corr[i][th] ? tp[th] : fp[th]) += 1;
+        rec_t[th].push_back(static_cast<double>(tp[th]) / static_cast<double>(n_labels));
+        prec_t[th].push_back(static_cast<double>(tp[th]) / static_cast<double>(tp[th] + fp[th]));
+      }
+    }
+    double ap_sum = 0.0;
+    for (int th = 0; th < 10; ++th) {
+      const double ap = average_precision_101(rec_t[th], prec_t[th]);
+      ap_sum += ap;
+      if (th == 0) out.ap50.push_back(ap);
+    }
+    out.ap50_95.push_back(ap_sum / 10.0);
+    // At grid confidence x: the curves linearly interpolated over the detections' confidences, as Ultralytics
+    // does with np.interp; above the highest confidence recall is 0 and precision 1.
+    for (int g = 0; g < kGrid; ++g) {
+      const double x = static_cast<double>(g) / (kGrid - 1);
+      auto interp = [&](const std::vector<double>& y, double above) {
+        if (confs.empty()) return 0.0;  // a class never predicted: precision and recall 0, as Ultralytics
+        if (x > confs.front()) return above;
+        if (x <= confs.back()) return y.back();
+        size_t k = 1;
+        while (confs[k] > x) ++k;  // confs[k - 1] >= x > confs[k]
+        const double x0 = confs[k - 1], x1 = confs[k];
+        return x0 == x1 ? y[k - 1] : y[k - 1] + (y[k] - y[k - 1]) * (x0 - x) / (x0 - x1);
+      };
+      r_at[ci][g] = interp(rec_t[0], 0.0);
+      p_at[ci][g] = interp(prec_t[0], 1.0);
+    }
+    out.classes.push_back(c);
+    out.labels_per_class.push_back(n_labels);
+    ++ci;
+  }
+  int best = 0;
+  double best_f1 = -1.0;
+  for (int g = 0; g < kGrid; ++g) {
+    double f1 = 0.0;
+    for (size_t k = 0; k < labels_of.size(); ++k) {
+      const double p = p_at[k][g], r = r_at[k][g];
+      f1 += p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+    }
+    if (f1 > best_f1 + 1e-12) {
+      best_f1 = f1;
+      best = g;
+    }
+  }
+  for (size_t k = 0; k < labels_of.size(); ++k) {
+    out.precision.push_back(p_at[k][best]);
+    out.recall.push_back(r_at[k][best]);
+  }
+  const double nc = static_cast<double>(labels_of.size());
+  for (size_t k = 0; k < labels_of.size(); ++k) {
+    out.mp += out.precision[k] / nc;
+    out.mr += out.recall[k] / nc;
+    out.map50 += out.ap50[k] / nc;
+    out.map50_95 += out.ap50_95[k] / nc;
+  }
+  return out;
+}
+
+}  // namespace revkit

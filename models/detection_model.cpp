@@ -1,0 +1,253 @@
+#include "models/detection_model.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "core/weights.h"
+#include "models/builtin_configs.h"
+
+namespace revkit {
+namespace {
+
+constexpr int64_t kBackbonePositions = 5;
+
+// Python's round(): halves go to the even neighbour, as Ultralytics' repeat scaling does.
+int64_t round_half_even(double x) { return static_cast<int64_t>(std::nearbyint(x)); }
+
+nlohmann::json substitute(const nlohmann::json& args, int64_t nc, const nlohmann::json& anchors) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& a : args) {
+    if (a.is_string() && a == "nc")
+      out.push_back(nc);
+    else if (a.is_string() && a == "anchors")
+      out.push_back(anchors);
+    else if (a.is_string() && a == "None")
+      out.push_back(nullptr);
+    else if (a.is_string() && (a == "True" || a == "False"))
+      out.push_back(a == "True");
+    else
+      out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+// What the rows are built with, from the config's top-level keys.
+struct DetectionModelImpl::Header {
+  double depth = 1.0, width = 1.0;
+  nlohmann::json anchors;
+  nlohmann::json rows = nlohmann::json::array();  // backbone then head
+};
+
+DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json& cfg, const std::string& source,
+                                                           const ModelOverrides& overrides) {
+  auto fail = [&](const std::string& what) -> void { throw InputError(source, what); };
+  if (!cfg.is_object()) fail("a model config must be a mapping with nc, backbone and head");
+  static const std::vector<std::string> known = {"nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head"};
+  for (auto it = cfg.begin(); it != cfg.end(); ++it)
+    if (std::find(known.begin(), known.end(), it.key()) == known.end())
+      fail(fmt::format("unknown key '{}' (expected {})", it.key(), fmt::join(known, ", ")));
+
+  if (overrides.num_classes) {
+    num_classes_ = *overrides.num_classes;
+  } else {
+    if (!cfg.contains("nc")) fail("nc is missing (the number of classes)");
+    if (!cfg["nc"].is_number_integer()) fail("nc must be an integer, got " + cfg["nc"].dump());
+    num_classes_ = cfg["nc"].get<int64_t>();
+  }
+  if (num_classes_ <= 0) fail(fmt::format("nc must be positive, got {}", num_classes_));
+  auto multiple = [&](const char* key) {
+    if (!cfg.contains(key)) return 1.0;
+    if (!cfg[key].is_number() || cfg[key].get<double>() <= 0)
+      fail(fmt::format("{} must be a positive number, got {}", key, cfg[key].dump()));
+    return cfg[key].get<double>();
+  };
+  Header h;
+  h.depth = multiple("depth_multiple");
+  h.width = multiple("width_multiple");
+  if (cfg.contains("anchors")) h.anchors = cfg["anchors"];
+  for (const char* part : {"backbone", "head"}) {
+    if (!cfg.contains(part)) fail(fmt::format("'{}' is missing (a list of [from, number, module, args] rows)", part));
+    if (!cfg[part].is_array()) fail(fmt::format("'{}' must be a list of [from, number, module, args] rows", part));
+    for (const auto& r : cfg[part]) h.rows.push_back(r);
+  }
+  if (h.rows.empty()) fail("the model has no rows");
+  return h;
+}
+
+void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& source, const ModelOverrides& overrides,
+                                 Positions& positions) {
+  const auto& row = h.rows[i];
+  std::vector<int64_t>& channels = positions.channels;
+  const int64_t position = static_cast<int64_t>(i) + positions.offset;
+  auto row_fail = [&](const std::string& what) -> void { throw InputError(source, fmt::format("row {}: {}", i, what)); };
+  if (!row.is_array() || row.size() != 4) row_fail("expected [from, number, module, args], got " + row.dump());
+  if (!row[2].is_string()) row_fail("the layer type must be a name, got " + row[2].dump());
+  LayerArgs args;
+  args.source = source;
+  args.row = static_cast<int64_t>(i);
+  args.type = row[2].get<std::string>();
+  LayerFactory factory;
+  try {
+    factory = find_layer(args.type);
+  } catch (const UnknownNameError& e) {
+    row_fail(e.what());
+  }
+
+  std::vector<int64_t> from;
+  const nlohmann::json from_list = row[0].is_array() ? row[0] : nlohmann::json::array({row[0]});
+  if (from_list.empty()) args.fail("from is an empty list");
+  for (const auto& f : from_list) {
+    if (!f.is_number_integer()) args.fail("from must be an integer or a list of integers, got " + row[0].dump());
+    const int64_t v = f.get<int64_t>();
+    const int64_t p = v < 0 ? position + v : v;
+    if (p < -1 || p >= position || (v < -1 && p < 0))
+      args.fail(fmt::format("from {} is out of range: row positions before this one are 0..{}", v, position - 1));
+    if (p >= 0 && channels[p] == 0) args.fail(fmt::format("from {} names an unused backbone position", v));
+    from.push_back(p);
+    args.in_channels.push_back(p < 0 ? 3 : channels[p]);
+  }
+  if (!row[1].is_number_integer() || row[1].get<int64_t>() < 1)
+    args.fail("number must be a positive integer, got " + row[1].dump());
+  const int64_t n = row[1].get<int64_t>();
+  args.repeats = n > 1 ? std::max<int64_t>(round_half_even(n * h.depth), 1) : n;
+  if (!row[3].is_array()) args.fail("args must be a list, got " + row[3].dump());
+  args.args = substitute(row[3], num_classes_, h.anchors);
+  args.width_multiple = h.width;
+  args.num_classes = num_classes_;
+  args.backbone = overrides.backbone;
+
+  BuiltLayer built = factory(args);
+  model->push_back(built.module);
+  LayerInfo info;
+  info.row = args.row;
+  info.from = from;
+  info.from_text = row[0].dump();
+  info.repeats = args.repeats;
+  info.type = args.type;
+  info.args = built.args_text;
+  info.out_channels = built.out_channels;
+  info.params = count_parameters(*built.module);
+  Step step{built.forward, from, {}};
+  if (built.backbone) {
+    const int64_t k = static_cast<int64_t>(built.out_channels.size());
+    channels.assign(kBackbonePositions - k, 0);
+    for (int64_t c : built.out_channels) channels.push_back(c);
+    for (int64_t p = kBackbonePositions - k; p < kBackbonePositions; ++p) step.outputs.push_back(p);
+    positions.offset = kBackbonePositions - 1;
+    info.position = kBackbonePositions - k;
+  } else {
+    channels.push_back(built.out_channels.at(0));
+    step.outputs.push_back(position);
+    info.position = position;
+  }
+  if (built.detect) {
+    if (i + 1 != h.rows.size()) args.fail("Detect must be the last row");
+    head_ = Detect(std::static_pointer_cast<DetectImpl>(built.detect));
+  }
+  steps_.push_back(std::move(step));
+  layers_.push_back(std::move(info));
+}
+
+void DetectionModelImpl::finish(int64_t positions) {
+  last_use_.assign(positions, -1);
+  for (size_t s = 0; s < steps_.size(); ++s)
+    for (int64_t p : steps_[s].from)
+      if (p >= 0) last_use_[p] = static_cast<int64_t>(s);
+
+  // Strides from the feature maps of a 256x256 probe, as Ultralytics finds them.
+  at::NoGradGuard no_grad;
+  const bool was_training = is_training();
+  eval();
+  auto features = run(at::zeros({1, 3, 256, 256}), /*up_to_head=*/true);
+  train(was_training);
+  for (const auto& f : features) strides_.push_back(256.0 / static_cast<double>(f.size(2)));
+  head_->set_strides(strides_);
+  size_divisor_ = static_cast<int64_t>(*std::max_element(strides_.begin(), strides_.end()));
+}
+
+DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::string& source, const ModelOverrides& overrides) {
+  const Header header = read_header(cfg, source, overrides);
+  model = register_module("model", torch::nn::ModuleList());
+  Positions positions;
+  for (size_t i = 0; i < header.rows.size(); ++i) add_row(header, i, source, overrides, positions);
+  if (!head_) throw InputError(source, "the model has no Detect row");
+  finish(static_cast<int64_t>(positions.channels.size()));
+}
+
+std::vector<at::Tensor> DetectionModelImpl::run(const at::Tensor& images, bool up_to_head) {
+  std::vector<at::Tensor> outputs(last_use_.size());
+  std::vector<at::Tensor> last;
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& step = steps_[s];
+    std::vector<at::Tensor> inputs;
+    for (int64_t p : step.from) inputs.push_back(p < 0 ? images : outputs[p]);
+    if (up_to_head && s + 1 == steps_.size()) return inputs;
+    last = step.forward(inputs);
+    // A backbone returns its maps fine to coarse; they fill its positions from the right.
+    const size_t k = std::min(last.size(), step.outputs.size());
+    for (size_t o = 0; o < k; ++o) outputs[step.outputs[step.outputs.size() - k + o]] = last[last.size() - k + o];
+    for (int64_t p : step.from)  // free what no later row reads
+      if (p >= 0 && last_use_[p] == static_cast<int64_t>(s)) outputs[p] = at::Tensor();
+  }
+  return last;
+}
+
+std::vector<at::Tensor> DetectionModelImpl::forward(const at::Tensor& images) {
+  check_input(images);
+  return run(images, /*up_to_head=*/false);
+}
+
+std::vector<at::Tensor> DetectionModelImpl::forward_raw(const at::Tensor& images) {
+  check_input(images);
+  return head_->raw(run(images, /*up_to_head=*/true));
+}
+
+int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {
+  if (imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", imgsz));
+  if (imgsz % size_divisor_ == 0) return imgsz;
+  const int64_t rounded = (imgsz + size_divisor_ - 1) / size_divisor_ * size_divisor_;
+  logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", imgsz, size_divisor_, rounded);
+  return rounded;
+}
+
+void DetectionModelImpl::check_input(const at::Tensor& images) const {
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "DetectionModel: expected images [N, 3, H, W], got ", images.sizes());
+  TORCH_CHECK(images.size(2) % size_divisor_ == 0 && images.size(3) % size_divisor_ == 0,
+              "DetectionModel: image height and width must be multiples of ", size_divisor_, ", got ", images.size(2), "x",
+              images.size(3));
+}
+
+std::vector<std::string> builtin_model_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, text] : builtin_configs()) names.push_back(name);
+  return names;
+}
+
+nlohmann::json load_model_config(const std::string& name_or_path, std::string* source) {
+  for (const auto& [name, text] : builtin_configs())
+    if (name == name_or_path) {
+      if (source) *source = name;
+      return parse_config_text(text, name, /*yaml=*/true);
+    }
+  if (source) *source = name_or_path;
+  if (!std::filesystem::exists(name_or_path))
+    throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})", fmt::join(builtin_model_names(), ", ")));
+  return load_config_file(name_or_path);
+}
+
+DetectionModel build_model(const std::string& name_or_path, const ModelOverrides& overrides) {
+  std::string source;
+  const nlohmann::json cfg = load_model_config(name_or_path, &source);
+  return DetectionModel(cfg, source, overrides);
+}
+
+}  // namespace revkit

@@ -1,0 +1,97 @@
+#pragma once
+// A detection model built from an Ultralytics-style config: `nc`, `depth_multiple`, `width_multiple`, `anchors`,
+// and `backbone` + `head` rows of [from, number, module, args]. A backbone that returns several feature maps
+// (RevCol) must be row 0 and occupies row positions 0..4 (fewer than five outputs are padded on the left), so
+// every later row's position is its row number plus 4, as in the seed's YOLOv5 integration.
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/layers.h"
+#include "heads/detect.h"
+
+namespace revkit {
+
+// What a user changes in a config as the model is built.
+struct ModelOverrides {
+  std::optional<int64_t> num_classes;
+  BackboneSettings backbone;  // given to the backbone row's factory
+};
+
+struct LayerInfo {
+  int64_t row = 0;
+  int64_t position = 0;           // first output position
+  std::vector<int64_t> from;       // input positions (-1: the image)
+  std::string from_text;           // `from` as the config wrote it
+  int64_t repeats = 1;
+  int64_t params = 0;
+  std::string type;                // the layer type the row names
+  std::string args;
+  std::vector<int64_t> out_channels;
+};
+
+class DetectionModelImpl : public torch::nn::Module {
+ public:
+  // `source` names the config in errors (a file path or a built-in name).
+  DetectionModelImpl(const nlohmann::json& config, const std::string& source, const ModelOverrides& overrides = {});
+
+  // Training mode: the head's raw maps, one per level. Eval mode: one [batch, boxes, nc + 5] tensor of
+  // decoded boxes. Input sides must be multiples of size_divisor().
+  std::vector<at::Tensor> forward(const at::Tensor& images);
+  // The head's raw maps in either mode; head()->decode turns them into boxes.
+  std::vector<at::Tensor> forward_raw(const at::Tensor& images);
+
+  const std::vector<LayerInfo>& layers() const { return layers_; }
+  Detect head() const { return head_; }
+  int64_t num_classes() const { return num_classes_; }
+  const std::vector<double>& strides() const { return strides_; }
+  int64_t size_divisor() const { return size_divisor_; }
+  // `imgsz` rounded up to a multiple of size_divisor(), with a warning when it changes (Ultralytics'
+  // check_img_size); InputError when it is not positive.
+  int64_t checked_image_size(int64_t imgsz) const;
+
+ private:
+  struct Step {
+    std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)> forward;
+    std::vector<int64_t> from;     // positions; -1 is the image
+    std::vector<int64_t> outputs;  // positions written (padding slots get undefined tensors)
+  };
+  struct Header;
+  // What the rows built so far output: channels by row position (0 for a backbone's unused positions), and how
+  // many positions a multi-output backbone took beyond its row.
+  struct Positions {
+    std::vector<int64_t> channels;
+    int64_t offset = 0;
+  };
+  // The three steps of building: the config's top-level keys (nc set here), one row, then strides from a probe.
+  Header read_header(const nlohmann::json& cfg, const std::string& source, const ModelOverrides& overrides);
+  void add_row(const Header& header, size_t i, const std::string& source, const ModelOverrides& overrides,
+               Positions& positions);
+  void finish(int64_t positions);
+  std::vector<at::Tensor> run(const at::Tensor& images, bool up_to_head);
+  void check_input(const at::Tensor& images) const;
+
+  torch::nn::ModuleList model{nullptr};
+  std::vector<Step> steps_;
+  std::vector<int64_t> last_use_;  // per position: the last step that reads it
+  std::vector<LayerInfo> layers_;
+  Detect head_{nullptr};
+  int64_t num_classes_ = 0;
+  std::vector<double> strides_;
+  int64_t size_divisor_ = 32;
+};
+TORCH_MODULE(DetectionModel);
+
+// The built-in model configs, by name: yolov5-revcol-tiny (the seed's), yolov5-revcol-small,
+// yolov5-revcol-base, yolov5n, yolov5s, yolov5m.
+std::vector<std::string> builtin_model_names();
+// A built-in name or a .yaml/.yml/.json path; `source` receives what errors should call it.
+nlohmann::json load_model_config(const std::string& name_or_path, std::string* source = nullptr);
+// load_model_config + DetectionModel.
+DetectionModel build_model(const std::string& name_or_path, const ModelOverrides& overrides = {});
+
+}  // namespace revkit

@@ -1,0 +1,35 @@
+#pragma once
+// The forward sweep over a column grid, shared by the plain and reversible forwards and the drift monitor. An
+// internal header of reversible/: not installed.
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "reversible/reversible_function.h"
+
+namespace revkit::reversible::detail {
+
+// c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j](...), or F alone in the first column.
+inline at::Tensor combine(const at::Tensor& f, const at::Tensor& alpha, const at::Tensor& previous) {
+  return previous.defined() ? alpha * previous + f : f;
+}
+
+// Column by column, level by level; `cell(j, k, lower, upper, previous)` gives c_k[j] (upper and previous are
+// undefined where the recurrence has none). Returns the last column's states.
+template <typename Cell>
+std::vector<at::Tensor> sweep(const ColumnGrid& grid, const at::Tensor& x, Cell cell) {
+  const int64_t L = grid.num_levels();
+  std::vector<at::Tensor> state;
+  for (int64_t j = 0; j < grid.columns(); ++j) {
+    std::vector<at::Tensor> next(L);
+    for (int64_t k = 0; k < L; ++k) {
+      const at::Tensor& lower = k == 0 ? x : next[k - 1];
+      const at::Tensor upper = j > 0 && k + 1 < L ? state[k + 1] : at::Tensor();
+      next[k] = cell(j, k, lower, upper, j > 0 ? state[k] : at::Tensor());
+    }
+    state = std::move(next);
+  }
+  return state;
+}
+
+}  // namespace revkit::reversible::detail

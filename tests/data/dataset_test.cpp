@@ -1,0 +1,84 @@
+#include "data/dataset.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+using namespace revkit;
+
+namespace {
+struct TempData {
+  fs::path root = fs::temp_directory_path() / ("revkit_data_" + std::to_string(::getpid()));
+  TempData() {
+    fs::create_directories(root / "images");
+    fs::create_directories(root / "labels");
+  }
+  ~TempData() { fs::remove_all(root); }
+  void write(const std::string& rel, const std::string& text) const { std::ofstream(root / rel) << text; }
+  std::string path(const std::string& rel) const { return (root / rel).string(); }
+};
+}  // namespace
+
+TEST_CASE("the bundled coco8: data yaml, images, labels") {
+  const DataConfig c = load_data_config(REVKIT_ASSETS "/coco8/coco8.yaml");
+  CHECK(c.names.size() == 80);
+  CHECK(c.names[0] == "person");
+  REQUIRE(c.train.size() == 1);
+  CHECK(fs::path(c.train[0]).filename() == "train");
+  const DatasetIndex train = index_split(c.train, 80, false, c.source);
+  CHECK(train.images.size() == 4);
+  CHECK(train.boxes() == 13);
+  CHECK(train.backgrounds == 0);
+  CHECK(train.orphan_labels == 0);
+  CHECK(index_split(c.val, 80, false, c.source).boxes() == 17);
+}
+
+TEST_CASE("label paths follow Ultralytics' images -> labels rule") {
+  CHECK(label_path_for("/d/images/train/a.jpg") == "/d/labels/train/a.txt");
+  CHECK(label_path_for("/images/x/images/b.png") == "/images/x/labels/b.txt");
+}
+
+TEST_CASE("a dataset with a background image, an orphan label, a bad row and a txt list") {
+  TempData d;
+  d.write("images/a.jpg", "");
+  d.write("images/b.PNG", "");
+  d.write("images/notes.md", "");
+  d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n");
+  d.write("labels/c.txt", "0 0.5 0.5 0.2 0.2\n");  // no image c
+  d.write("list.txt", "images/a.jpg\r\nimages/b.PNG\n");
+  d.write("data.yaml", "path: .\ntrain: list.txt\nval: images\nnames:\n  0: cat\n  1: dog\n");
+  const DataConfig c = load_data_config(d.path("data.yaml"));
+  CHECK(c.names == std::vector<std::string>{"cat", "dog"});
+  for (const auto& split : {c.train, c.val}) {
+    const DatasetIndex index = index_split(split, 2, false, c.source);
+    CHECK(index.images.size() == 2);
+    CHECK(index.backgrounds == 1);
+    CHECK(index.orphan_labels == 1);
+    CHECK(index.boxes() == 1);
+    REQUIRE(index.problems.size() == 1);
+    CHECK(index.problems[0] == d.path("labels/a.txt") + ":2: class 7 is not in 0..1");
+  }
+  CHECK_THROWS_WITH_AS(index_split(c.val, 2, /*strict=*/true, c.source), doctest::Contains("a.txt:2: class 7 is not in 0..1"),
+                       InputError);
+}
+
+TEST_CASE("data that leaves nothing to train on is a clear error") {
+  TempData d;
+  d.write("data.yaml", "train: missing\nval: images\nnames: [a]\n");
+  const DataConfig c = load_data_config(d.path("data.yaml"));
+  const std::string expected = "data.yaml: split entry '" + d.path("missing") + "' is neither a folder nor a .txt list";
+  CHECK_THROWS_WITH_AS(index_split(c.train, 1, false, c.source), doctest::Contains(expected.c_str()), InputError);
+  CHECK_THROWS_WITH_AS(index_split(c.val, 1, false, c.source), doctest::Contains("data.yaml: no images found in"), InputError);
+  d.write("bad.yaml", "train: images\nval: images\n");
+  CHECK_THROWS_WITH(load_data_config(d.path("bad.yaml")), doctest::Contains("bad.yaml: 'names' is missing"));
+  d.write("bad.yaml", "train: images\nnames: [a]\n");
+  CHECK_THROWS_WITH(load_data_config(d.path("bad.yaml")), doctest::Contains("bad.yaml: 'val' is missing"));
+  d.write("bad.yaml", "train: images\nval: images\nnames: {0: a, 2: b}\n");
+  CHECK_THROWS_WITH(load_data_config(d.path("bad.yaml")), doctest::Contains("'names' keys must be 0..1, got '2'"));
+}

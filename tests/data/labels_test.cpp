@@ -1,0 +1,55 @@
+#include "data/labels.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include "core/error.h"
+
+using namespace revkit;
+
+TEST_CASE("YOLO labels: good rows, background, CRLF and a missing final newline") {
+  auto p = parse_yolo_labels("0 0.5 0.5 0.2 0.4\r\n3 0.1 0.9 0.05 0.1", "a.txt", 80);
+  CHECK(p.problems.empty());
+  REQUIRE(p.rows.size(0) == 2);
+  CHECK(p.rows[1][0].item<float>() == 3.0f);
+  CHECK(p.rows[1][2].item<float>() == doctest::Approx(0.9));
+  auto empty = parse_yolo_labels("", "bg.txt", 80);
+  CHECK(empty.rows.sizes() == at::IntArrayRef({0, 5}));
+  CHECK(empty.problems.empty());
+  at::Tensor corners = yolo_to_corners(p.rows, 100, 50);
+  CHECK(corners[0][1].item<float>() == doctest::Approx(40.0));  // x1 = (0.5 - 0.1) * 100
+  CHECK(corners[0][4].item<float>() == doctest::Approx(35.0));  // y2 = (0.5 + 0.2) * 50
+}
+
+TEST_CASE("YOLO labels: each bad row is skipped and named by file and line") {
+  const std::string text =
+      "0 0.5 0.5 0.2\n"        // 4 columns
+      "1 0.5 nan 0.2 0.2\n"    // NaN
+      "80 0.5 0.5 0.2 0.2\n"   // class >= nc
+      "2 1.5 0.5 0.2 0.2\n"    // centre outside [0, 1]
+      "2 0.5 0.5 0.0 0.2\n"    // zero size
+      "1.5 0.5 0.5 0.2 0.2\n"  // fractional class
+      "5 0.5 0.5 0.2 0.2\n";   // good
+  auto p = parse_yolo_labels(text, "b.txt", 80);
+  CHECK(p.rows.size(0) == 1);
+  REQUIRE(p.problems.size() == 6);
+  CHECK(p.problems[0] == "b.txt:1: expected 5 columns (class x y w h), got 4");
+  CHECK(p.problems[1].find("b.txt:2: a value is not a finite number") == 0);
+  CHECK(p.problems[2] == "b.txt:3: class 80 is not in 0..79");
+  CHECK(p.problems[3].find("b.txt:4: coordinates must be normalised") == 0);
+  CHECK(p.problems[4].find("b.txt:5: coordinates must be normalised") == 0);
+  CHECK(p.problems[5].find("b.txt:6: class 1.5") == 0);
+  CHECK_THROWS_WITH_AS(read_yolo_labels("missing.txt"), "missing.txt: cannot open label file", InputError);
+}
+
+TEST_CASE("COCO instances: categories to YOLO classes, crowds left out") {
+  const auto gt = read_coco_instances(std::string(REVKIT_TEST_FIXTURES) + "/coco128/annotations/instances_train2017.json");
+  CHECK(gt.category_ids.size() == 80);
+  CHECK(gt.category_ids.front() == 1);
+  CHECK(gt.category_ids.back() == 90);
+  CHECK(gt.crowd == 10);
+  int64_t boxes = 0;
+  for (const auto& [id, l] : gt.labels) boxes += l.size(0);
+  CHECK(boxes == 929);
+  CHECK(gt.file_names.size() == 128);
+}

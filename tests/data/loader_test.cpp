@@ -1,0 +1,156 @@
+#include "data/loader.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+#include "data/images.h"
+
+namespace fs = std::filesystem;
+using namespace revkit;
+
+namespace {
+DatasetIndex coco8_train() {
+  const DataConfig c = load_data_config(REVKIT_ASSETS "/coco8/coco8.yaml");
+  return index_split(c.train, 80, false, c.source);
+}
+LoaderOptions training_options(int64_t workers) {
+  LoaderOptions o;
+  o.imgsz = 96;
+  o.batch = 3;
+  o.workers = workers;
+  o.augment = true;
+  o.shuffle = true;
+  o.seed = 11;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("validation batches: letterboxed images and normalised targets with their image index") {
+  LoaderOptions o;
+  o.imgsz = 160;
+  o.batch = 3;
+  DatasetIndex index = coco8_train();
+  DetectionLoader loader(index, o);
+  CHECK(loader.batches() == 2);
+  loader.start_epoch(0);
+  auto first = loader.next();
+  REQUIRE(first);
+  CHECK(first->images.sizes() == at::IntArrayRef({3, 3, 160, 160}));
+  CHECK((first->images.scalar_type() == at::kByte));
+  CHECK(first->paths[0] == index.images[0]);
+  // Same pixels and labels as the letterbox on its own.
+  const LetterboxedImage lb = load_letterboxed(index.images[1], 160, index.labels[1]);
+  CHECK(at::equal(first->images[1], lb.image));
+  const at::Tensor rows = first->targets.index({first->targets.select(1, 0) == 1});
+  CHECK(at::allclose(rows.narrow(1, 1, 5), lb.labels, 1e-5, 1e-6));
+  CHECK(first->shapes[1].pad_x == lb.pad_x);
+  CHECK(first->shapes[1].pad_y == lb.pad_y);
+  CHECK(first->shapes[1].width == lb.original_width);
+  auto second = loader.next();
+  REQUIRE(second);
+  CHECK(second->images.size(0) == 1);  // 4 images in batches of 3
+  CHECK_FALSE(loader.next());
+}
+
+TEST_CASE("augmented batches depend on the seed and epoch, not on the number of workers") {
+  DetectionLoader serial(coco8_train(), training_options(0));
+  DetectionLoader threaded(coco8_train(), training_options(2));
+  for (int64_t epoch : {0, 1}) {
+    serial.start_epoch(epoch);
+    threaded.start_epoch(epoch);
+    for (int b = 0; b < 2; ++b) {
+      auto x = serial.next(), y = threaded.next();
+      REQUIRE(x);
+      REQUIRE(y);
+      CHECK(x->paths == y->paths);
+      CHECK(at::equal(x->images, y->images));
+      CHECK(at::equal(x->targets, y->targets));
+      // Every target inside the picture, with a positive size.
+      CHECK(x->targets.narrow(1, 2, 4).ge(0).all().item<bool>());
+      CHECK(x->targets.narrow(1, 2, 2).le(1).all().item<bool>());
+      CHECK(x->targets.narrow(1, 4, 2).gt(0).all().item<bool>());
+    }
+  }
+  serial.start_epoch(0);
+  const auto e0 = serial.next();
+  serial.start_epoch(1);
+  const auto e1 = serial.next();
+  CHECK_FALSE(at::equal(e0->images, e1->images));
+}
+
+TEST_CASE("an epoch restarted midway (as a resumed run does) gives the same batches") {
+  DetectionLoader loader(coco8_train(), training_options(2));
+  loader.start_epoch(3);
+  auto a = loader.next();
+  loader.start_epoch(3);  // stops the workers that were prefetching
+  auto b = loader.next();
+  CHECK(at::equal(a->images, b->images));
+}
+
+TEST_CASE("data-parallel shards: equal sizes, every image read by some rank") {
+  std::set<std::string> seen;
+  for (int64_t rank = 0; rank < 3; ++rank) {
+    LoaderOptions o = training_options(0);
+    o.augment = false;
+    o.batch = 8;
+    o.rank = rank;
+    o.world_size = 3;
+    DetectionLoader loader(coco8_train(), o);
+    loader.start_epoch(0);
+    auto batch = loader.next();
+    REQUIRE(batch);
+    CHECK(batch->images.size(0) == 2);  // ceil(4 / 3)
+    seen.insert(batch->paths.begin(), batch->paths.end());
+  }
+  CHECK(seen.size() == 4);
+
+  // Validation shards: every image exactly once, no padding.
+  int64_t total = 0;
+  for (int64_t rank = 0; rank < 3; ++rank) {
+    LoaderOptions o = training_options(0);
+    o.augment = false;
+    o.shuffle = false;
+    o.batch = 8;
+    o.rank = rank;
+    o.world_size = 3;
+    o.pad_shards = false;
+    DetectionLoader loader(coco8_train(), o);
+    loader.start_epoch(0);
+    while (auto batch = loader.next()) total += batch->images.size(0);
+  }
+  CHECK(total == 4);
+}
+
+TEST_CASE("unreadable images are dropped with their labels and named, or are an error under strict") {
+  const fs::path dir = fs::temp_directory_path() / ("revkit_loader_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cut = (dir / "cut.jpg").string();
+  {
+    std::ifstream in(REVKIT_ASSETS "/coco8/images/train/000000000009.jpg", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(cut, std::ios::binary) << bytes.substr(0, 300);
+  }
+  DatasetIndex index = coco8_train();
+  index.images.insert(index.images.begin() + 1, cut);
+  index.labels.insert(index.labels.begin() + 1, at::ones({2, 5}));
+  DatasetIndex strict_copy = index;
+  const auto dropped = drop_unreadable_images(index, false, 2);
+  REQUIRE(dropped.size() == 1);
+  CHECK(dropped[0].find(cut + ": cannot decode image") == 0);
+  CHECK(index.images.size() == 4);
+  CHECK(index.labels.size() == 4);
+  CHECK(at::equal(index.labels[1], coco8_train().labels[1]));
+  CHECK_THROWS_WITH_AS(drop_unreadable_images(strict_copy, true), doctest::Contains("cut.jpg: cannot decode image"), InputError);
+
+  DatasetIndex only_bad;
+  only_bad.images = {cut};
+  only_bad.labels = {at::zeros({0, 5})};
+  CHECK_THROWS_WITH_AS(drop_unreadable_images(only_bad, false), doctest::Contains("no readable image among 1"), InputError);
+  fs::remove_all(dir);
+}

@@ -1,0 +1,20 @@
+#include "engine/run_folder.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using namespace revkit;
+
+TEST_CASE("run folders are numbered as Ultralytics numbers them: exp, exp2, exp3") {
+  const fs::path project = fs::temp_directory_path() / ("revkit_runs_" + std::to_string(::getpid()));
+  CHECK(next_run_folder(project.string(), "exp") == (project / "exp").string());
+  fs::create_directories(project / "exp");
+  CHECK(next_run_folder(project.string(), "exp") == (project / "exp2").string());
+  CHECK(next_run_folder(project.string(), "exp", /*exist_ok=*/true) == (project / "exp").string());
+  fs::create_directories(project / "exp2");
+  CHECK(next_run_folder(project.string(), "exp") == (project / "exp3").string());
+  fs::remove_all(project);
+}

@@ -1,0 +1,72 @@
+#include "engine/validator.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "data/dataset.h"
+
+namespace fs = std::filesystem;
+using namespace revkit;
+
+TEST_CASE("validate: every image and label counted, losses and metrics of an untrained model in range") {
+  const DataConfig coco8 = load_data_config(REVKIT_ASSETS "/coco8/coco8.yaml");
+  DatasetIndex index = index_split(coco8.val, 80, false, coco8.source);
+  at::manual_seed(0);
+  DetectionModel model = build_model("yolov5n");
+  LoaderOptions lo;
+  lo.imgsz = 96;
+  lo.batch = 3;
+  DetectionLoader loader(index, lo);
+  ValidationOptions vo;
+  vo.keep_detections = true;
+  int batches = 0;
+  model->train();
+  const ValidationResult v = validate(*model, loader, vo, [&](const Batch& b, const std::vector<at::Tensor>& d) {
+    ++batches;
+    CHECK(d.size() == static_cast<size_t>(b.images.size(0)));
+  });
+  CHECK(model->is_training());  // put back as it was
+  CHECK(batches == 2);
+  CHECK(v.images == 4);
+  CHECK(v.instances == index.boxes());
+  CHECK(v.box > 0);
+  CHECK(v.obj > 0);
+  CHECK(v.cls > 0);
+  CHECK(v.metrics.map50 >= 0);
+  CHECK(v.metrics.map50 <= 1);
+  REQUIRE(v.detections.size() == 4);
+  // Detections are mapped back to each original image.
+  for (const auto& d : v.detections)
+    if (d.boxes.size(0) > 0) CHECK(d.boxes.narrow(1, 0, 4).ge(0).all().item<bool>());
+}
+
+TEST_CASE("the results table: header, all, one row per class with its name") {
+  ValidationResult v;
+  v.images = 4;
+  v.instances = 17;
+  v.metrics.classes = {0, 2};
+  v.metrics.labels_per_class = {10, 7};
+  v.metrics.precision = {0.5, 1.0};
+  v.metrics.recall = {0.25, 0.75};
+  v.metrics.ap50 = {0.4, 0.9};
+  v.metrics.ap50_95 = {0.2, 0.6};
+  v.metrics.mp = 0.75, v.metrics.mr = 0.5, v.metrics.map50 = 0.65, v.metrics.map50_95 = 0.4;
+  std::ostringstream out;
+  print_validation(out, v, {"person", "bicycle", "car"}, true);
+  CHECK(out.str() ==
+        "                 Class     Images  Instances          P          R      mAP50   mAP50-95\n"
+        "                   all          4         17      0.750      0.500      0.650      0.400\n"
+        "                person                    10      0.500      0.250      0.400      0.200\n"
+        "                   car                     7      1.000      0.750      0.900      0.600\n");
+  std::ostringstream brief;
+  print_validation(brief, v, {}, false);
+  const std::string text = brief.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 2);  // header and "all" only
+}

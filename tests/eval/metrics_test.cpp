@@ -1,0 +1,106 @@
+#include "eval/metrics.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "data/labels.h"
+
+using namespace revkit;
+
+TEST_CASE("AP with COCO's 101 recall points: hand-computed curves") {
+  CHECK(average_precision_101({0.5, 1.0}, {1.0, 1.0}) == doctest::Approx(1.0));
+  CHECK(average_precision_101({0.5}, {1.0}) == doctest::Approx(51.0 / 101));  // recall 0..0.5 only
+  // A false positive between two hits: precision made monotone from the right, 2/3 beyond recall 0.5.
+  CHECK(average_precision_101({0.5, 0.5, 1.0}, {1.0, 0.5, 2.0 / 3}) == doctest::Approx((51 + 50 * 2.0 / 3) / 101));
+  CHECK(average_precision_101({}, {}) == 0.0);
+}
+
+TEST_CASE("matching: one label takes one detection, same class, per IoU threshold") {
+  at::Tensor labels = at::tensor({0.f, 0.f, 0.f, 10.f, 10.f}).view({1, 5});
+  // an exact box, a duplicate, a box of another class, and a box with IoU 0.62 (10x10 vs 10x6.2 inside it)
+  at::Tensor det = at::tensor({0.f, 0.f, 10.f, 10.f, 0.9f, 0.f,  //
+                               0.f, 0.f, 10.f, 10.f, 0.8f, 0.f,  //
+                               0.f, 0.f, 10.f, 10.f, 0.7f, 1.f,  //
+                               0.f, 0.f, 10.f, 6.2f, 0.6f, 0.f})
+                       .view({4, 6});
+  at::Tensor c = match_detections(det, labels);
+  CHECK(c[0].all().item<bool>());
+  CHECK_FALSE(c[1].any().item<bool>());
+  CHECK_FALSE(c[2].any().item<bool>());
+  CHECK_FALSE(c[3].any().item<bool>());  // the label is taken by the exact box
+  at::Tensor alone = match_detections(det.narrow(0, 3, 1), labels);
+  CHECK(alone[0].sum().item<int64_t>() == 3);  // 0.50, 0.55, 0.60
+}
+
+TEST_CASE("a synthetic case with a known answer") {
+  MetricsAccumulator acc;
+  at::Tensor labels = at::tensor({0.f, 0.f, 0.f, 10.f, 10.f, 0.f, 20.f, 20.f, 30.f, 30.f}).view({2, 5});
+  // one hit at high confidence, one false positive, the second object missed
+  at::Tensor det = at::tensor({0.f, 0.f, 10.f, 10.f, 0.9f, 0.f, 50.f, 50.f, 60.f, 60.f, 0.8f, 0.f}).view({2, 6});
+  acc.add(det, labels);
+  const auto m = acc.compute();
+  CHECK(m.classes == std::vector<int64_t>{0});
+  CHECK(m.map50 == doctest::Approx(51.0 / 101));  // precision 1 up to recall 0.5
+  CHECK(m.map50_95 == doctest::Approx(51.0 / 101));
+  // P and R at the best-F1 point of a 1000-step confidence grid, as Ultralytics: just below 0.9 the precision
+  // interpolates towards the false positive's 0.5.
+  CHECK(m.mp == doctest::Approx(1.0).epsilon(1e-3));
+  CHECK(m.mr == doctest::Approx(0.5));
+}
+
+TEST_CASE("coco128's ground truth scored against itself is 1.0, from the YOLO labels and from the COCO json") {
+  namespace fs = std::filesystem;
+  MetricsAccumulator yolo;
+  for (const auto& f : fs::directory_iterator(std::string(REVKIT_TEST_FIXTURES) + "/coco128/labels/train2017")) {
+    auto p = read_yolo_labels(f.path().string(), 80);
+    CHECK(p.problems.empty());
+    at::Tensor labels = yolo_to_corners(p.rows, 640, 480);
+    at::Tensor det = at::cat({labels.narrow(1, 1, 4), at::ones({labels.size(0), 1}), labels.narrow(1, 0, 1)}, 1);
+    yolo.add(det, labels);
+  }
+  const auto a = yolo.compute();
+  CHECK(a.classes.size() == 71);
+  CHECK(a.map50 == doctest::Approx(1.0));
+  CHECK(a.map50_95 == doctest::Approx(1.0));
+  MetricsAccumulator coco;
+  for (const auto& [id, labels] : read_coco_instances(std::string(REVKIT_TEST_FIXTURES) + "/coco128/annotations/instances_train2017.json").labels)
+    coco.add(at::cat({labels.narrow(1, 1, 4), at::ones({labels.size(0), 1}), labels.narrow(1, 0, 1)}, 1), labels);
+  const auto b = coco.compute();
+  CHECK(b.map50 == doctest::Approx(1.0));
+  CHECK(b.map50_95 == doctest::Approx(1.0));
+  CHECK(b.mp == doctest::Approx(1.0));
+  CHECK(b.mr == doctest::Approx(1.0));
+}
+
+TEST_CASE("a class never predicted has precision and recall 0, as Ultralytics") {
+  MetricsAccumulator acc;
+  acc.add(at::zeros({0, 6}), at::tensor({1.f, 0.f, 0.f, 10.f, 10.f}).view({1, 5}));
+  const auto m = acc.compute();
+  CHECK(m.mp == 0.0);
+  CHECK(m.mr == 0.0);
+  CHECK(m.map50 == 0.0);
+}
+
+TEST_CASE("accumulators pooled through bytes give the metrics of one that saw every image") {
+  at::manual_seed(9);
+  MetricsAccumulator whole, a, b;
+  for (int i = 0; i < 6; ++i) {
+    at::Tensor xy = at::rand({4, 2}) * 50;
+    at::Tensor labels = at::cat({at::randint(0, 3, {4, 1}).to(at::kFloat), xy, xy + 10}, 1);
+    at::Tensor jitter = at::rand({4, 4}) * 4;
+    at::Tensor dets = at::cat({labels.narrow(1, 1, 4) + jitter, at::rand({4, 1}), labels.narrow(1, 0, 1)}, 1);
+    whole.add(dets, labels);
+    (i % 2 ? a : b).add(dets, labels);
+  }
+  MetricsAccumulator pooled, empty;
+  for (const auto* part : {&a, &b, &empty}) pooled.merge(part->serialize());
+  CHECK(pooled.images() == 6);
+  const auto x = whole.compute(), y = pooled.compute();
+  CHECK(x.map50 > 0);
+  CHECK(y.map50 == doctest::Approx(x.map50));
+  CHECK(y.map50_95 == doctest::Approx(x.map50_95));
+  CHECK(y.mp == doctest::Approx(x.mp));
+  CHECK(y.mr == doctest::Approx(x.mr));
+}

@@ -1,0 +1,146 @@
+#include "models/detection_model.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include "core/weights.h"
+
+#include <fstream>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "reversible/reversible_module.h"
+
+using namespace revkit;
+
+namespace {
+nlohmann::json seed_config() { return load_model_config("yolov5-revcol-tiny"); }
+}  // namespace
+
+TEST_CASE("yolov5n, yolov5s and yolov5m build to the published parameter counts") {
+  CHECK(count_parameters(*build_model("yolov5n")) == 1872157);
+  CHECK(count_parameters(*build_model("yolov5s")) == 7235389);
+  CHECK(count_parameters(*build_model("yolov5m")) == 21190557);
+  auto n = build_model("yolov5n");
+  CHECK(n->strides() == std::vector<double>{8, 16, 32});
+  CHECK(n->layers().size() == 25);
+  CHECK(n->layers()[13].from == std::vector<int64_t>{12});
+  CHECK(n->layers()[24].from == std::vector<int64_t>{17, 20, 23});
+}
+
+TEST_CASE("the seed's config: three maps at 256x256, strides 8, 16, 32, gradients everywhere in every mode") {
+  at::manual_seed(0);
+  DetectionModel model(seed_config(), "yolov5-revcol-tiny");
+  CHECK(model->strides() == std::vector<double>{8, 16, 32});
+  CHECK(model->layers()[0].position == 1);  // four maps take positions 1-4
+  CHECK(model->layers()[1].position == 5);
+  CHECK(model->layers()[4].from == std::vector<int64_t>{7, 3});  // [-1, 3]: the stride-16 map
+  CHECK(model->layers().back().from == std::vector<int64_t>{13, 16, 19});
+  CHECK(reversible::reversible_modules(*model).size() == 1);
+  for (auto mode : {reversible::MemoryMode::Off, reversible::MemoryMode::Column, reversible::MemoryMode::Full}) {
+    INFO(reversible::to_string(mode));
+    reversible::set_memory_mode(*model, mode);
+    model->zero_grad();
+    auto outs = model->forward(at::randn({1, 3, 256, 256}));
+    REQUIRE(outs.size() == 3);
+    CHECK(outs[0].sizes() == at::IntArrayRef({1, 3, 32, 32, 85}));
+    CHECK(outs[1].sizes() == at::IntArrayRef({1, 3, 16, 16, 85}));
+    CHECK(outs[2].sizes() == at::IntArrayRef({1, 3, 8, 8, 85}));
+    (outs[0].mean() + outs[1].mean() + outs[2].mean()).backward();
+    int64_t missing = 0;
+    for (const auto& p : model->named_parameters())
+      if (!p.value().grad().defined() && p.key().find("subnet0.alpha") == std::string::npos) ++missing;
+    CHECK(missing == 0);  // (the first column's alphas multiply a zero state)
+  }
+  model->eval();
+  at::NoGradGuard no_grad;
+  CHECK(model->forward(at::zeros({1, 3, 64, 64}))[0].sizes() == at::IntArrayRef({1, 3 * (64 + 16 + 4), 85}));
+}
+
+TEST_CASE("JSON and YAML forms of one model: same parameters, same outputs for the same weights") {
+  const nlohmann::json yaml_cfg = seed_config();
+  const nlohmann::json json_cfg = parse_config_text(yaml_cfg.dump(), "model.json", /*yaml=*/false);
+  at::manual_seed(1);
+  DetectionModel a(yaml_cfg, "yaml");
+  DetectionModel b(json_cfg, "json");
+  CHECK(count_parameters(*a) == count_parameters(*b));
+  {
+    at::NoGradGuard no_grad;
+    auto pb = b->named_parameters();
+    for (const auto& p : a->named_parameters()) pb[p.key()].copy_(p.value());
+  }
+  a->eval();
+  b->eval();
+  at::NoGradGuard no_grad;
+  at::Tensor x = at::randn({1, 3, 64, 64});
+  CHECK(at::equal(a->forward(x)[0], b->forward(x)[0]));
+}
+
+TEST_CASE("overrides: nc and the backbone's settings, all the way to its reversible part") {
+  ModelOverrides o;
+  o.num_classes = 3;
+  o.backbone.memory_mode = reversible::MemoryMode::Full;
+  o.backbone.store_every = 2;
+  o.backbone.recompute_chunks = 2;
+  auto model = build_model("yolov5-revcol-tiny", o);
+  CHECK(model->num_classes() == 3);
+  CHECK(model->head()->num_outputs() == 8);
+  const auto& column = reversible::reversible_modules(*model)[0]->column_options();
+  CHECK(column.memory_mode() == reversible::MemoryMode::Full);
+  CHECK(column.store_every() == 2);
+  CHECK(column.recompute_chunks() == 2);
+}
+
+TEST_CASE("config errors say which row and which field") {
+  auto yolo = load_model_config("yolov5n");
+  auto error = [](nlohmann::json cfg) {
+    try {
+      DetectionModel m(cfg, "bad.yaml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto cfg = yolo;
+  cfg.erase("nc");
+  CHECK(error(cfg) == "bad.yaml: nc is missing (the number of classes)");
+  cfg = yolo;
+  cfg["nc"] = 0;
+  CHECK(error(cfg) == "bad.yaml: nc must be positive, got 0");
+  cfg = yolo;
+  cfg["colour"] = 1;
+  CHECK(error(cfg).find("bad.yaml: unknown key 'colour'") == 0);
+  cfg = yolo;
+  cfg["head"][2][0] = nlohmann::json::array({-1, 40});
+  CHECK(error(cfg) == "bad.yaml: row 12 (Concat): from 40 is out of range: row positions before this one are 0..11");
+  cfg = yolo;
+  cfg["head"][0][2] = "Conv3";
+  CHECK(error(cfg).find("unknown layer 'Conv3' (layers: Bottleneck") != std::string::npos);
+  cfg = yolo;
+  cfg["head"][0][3] = nlohmann::json::array({512, 1, 1, 0, 1, 1, true, 9});
+  CHECK(error(cfg) == "bad.yaml: row 10 (Conv): expected 1 to 7 arguments, got 8");
+  cfg = yolo;
+  cfg["backbone"][1][1] = "three";
+  CHECK(error(cfg) == "bad.yaml: row 1 (Conv): number must be a positive integer, got \"three\"");
+  cfg = yolo;
+  cfg["head"][0] = nlohmann::json::array({-1, 1, "Conv"});
+  CHECK(error(cfg).find("bad.yaml: row 10: expected [from, number, module, args]") == 0);
+  cfg = seed_config();
+  cfg["head"][0] = nlohmann::json::array({-1, 1, "revcol_tiny", nlohmann::json::array()});
+  CHECK(error(cfg).find("must be row 0") != std::string::npos);
+  CHECK_THROWS_WITH_AS(load_model_config("no-such-model"), doctest::Contains("not a built-in model (built-in: yolov5-revcol-base"),
+                       InputError);
+}
+
+TEST_CASE("built-in names") {
+  CHECK(builtin_model_names() == std::vector<std::string>{"yolov5-revcol-base", "yolov5-revcol-small", "yolov5-revcol-tiny",
+                                                         "yolov5m", "yolov5n", "yolov5s"});
+}
+
+TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img_size") {
+  DetectionModel model = build_model("yolov5n");
+  CHECK(model->checked_image_size(320) == 320);
+  CHECK(model->checked_image_size(300) == 320);
+  CHECK(model->checked_image_size(1) == 32);
+  CHECK_THROWS_WITH_AS(model->checked_image_size(0), "--imgsz must be positive, got 0", InputError);
+}
