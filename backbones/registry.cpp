@@ -20,13 +20,12 @@ RevColOptions apply(RevColOptions o, const BackboneSettings& s) {
 void register_revcol(PluginRegistrar* registrar) {
   for (const auto& variant : revcol_variant_names()) {
     const auto o = revcol_variant(variant);
-    registrar->add_backbone(
-        "revcol_" + variant,
-        fmt::format("RevCol-{}{} reversible column backbone ({} columns), strides 4-32",
-                    static_cast<char>(std::toupper(variant[0])), variant.substr(1), o.columns()),
-        [variant](const BackboneSettings& settings) -> std::shared_ptr<Backbone> {
-          return std::make_shared<RevColImpl>(apply(revcol_variant(variant), settings));
-        });
+    registrar->add_backbone("revcol_" + variant,
+                            fmt::format("RevCol-{}{} reversible column backbone ({} columns), strides 4-32",
+                                        static_cast<char>(std::toupper(variant[0])), variant.substr(1), o.columns()),
+                            [variant](const BackboneSettings& settings) -> std::shared_ptr<Backbone> {
+                              return std::make_shared<RevColImpl>(apply(revcol_variant(variant), settings));
+                            });
   }
 }
 
@@ -59,9 +58,11 @@ void PluginRegistrar::add_backbone(const std::string& name, const std::string& d
 
 std::vector<std::string> register_plugin(const RevkitPlugin& plugin, const std::string& source) {
   if (plugin.api_version != REVKIT_PLUGIN_API_VERSION)
-    throw InputError(source, fmt::format("plugin API version {}, but this revkit speaks version {} (rebuild the plugin)",
-                                         plugin.api_version, REVKIT_PLUGIN_API_VERSION));
-  if (!plugin.name || !plugin.register_plugin) throw InputError(source, "plugin entry has no name or register function");
+    throw InputError(source,
+                     fmt::format("plugin API version {}, but this revkit speaks version {} (rebuild the plugin)",
+                                 plugin.api_version, REVKIT_PLUGIN_API_VERSION));
+  if (!plugin.name || !plugin.register_plugin)
+    throw InputError(source, "plugin entry has no name or register function");
   PluginRegistrar registrar(plugin.name);
   try {
     plugin.register_plugin(&registrar);

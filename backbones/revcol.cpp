@@ -35,13 +35,13 @@ at::Tensor LayerNorm2dImpl::forward(const at::Tensor& x) {
   return at::layer_norm(x.permute({0, 2, 3, 1}), {weight.size(0)}, weight, bias, eps).permute({0, 3, 1, 2});
 }
 
-ConvNextBlockImpl::ConvNextBlockImpl(int64_t channels, int64_t kernel_size, double layer_scale_init,
-                                     double drop_path_)
+ConvNextBlockImpl::ConvNextBlockImpl(int64_t channels, int64_t kernel_size, double layer_scale_init, double drop_path_)
     : drop_path(drop_path_) {
   gamma = register_parameter("gamma", at::full({channels}, layer_scale_init));
-  dwconv = register_module("dwconv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, kernel_size)
-                                                           .padding((kernel_size - 1) / 2)
-                                                           .groups(channels)));
+  dwconv = register_module(
+      "dwconv",
+      torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(channels, channels, kernel_size).padding((kernel_size - 1) / 2).groups(channels)));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({channels}).eps(1e-6)));
   pwconv1 = register_module("pwconv1", torch::nn::Linear(channels, 4 * channels));
   pwconv2 = register_module("pwconv2", torch::nn::Linear(4 * channels, channels));
@@ -106,8 +106,8 @@ class RevColColumnImpl : public torch::nn::Module {
   RevColColumnImpl(const RevColOptions& o, int64_t j, const std::vector<double>& rates, reversible::ColumnGrid& grid) {
     std::vector<at::Tensor> alphas;  // registered before the levels, as the seed's state_dict orders them
     for (int64_t k = 0; k < 4; ++k)
-      alphas.push_back(register_parameter("alpha" + std::to_string(k),
-                                          at::full({1, o.channels()[k], 1, 1}, o.alpha_init())));
+      alphas.push_back(
+          register_parameter("alpha" + std::to_string(k), at::full({1, o.channels()[k], 1, 1}, o.alpha_init())));
     for (int64_t k = 0; k < 4; ++k)
       grid.add_level(*this, "level" + std::to_string(k),
                      std::make_shared<RevColLevel>(k, o.channels(), o.layers(), o.kernel_size(), j == 0, rates,
@@ -150,8 +150,8 @@ std::vector<std::string> revcol_variant_names() { return {"tiny", "small", "base
 RevColImpl::RevColImpl(RevColOptions opts) : options(std::move(opts)) {
   const auto& ch = options.channels();
   const auto& ly = options.layers();
-  TORCH_CHECK(ch.size() == 4 && ly.size() == 4, "RevCol: channels and layers need four entries each, got ",
-              ch.size(), " and ", ly.size());
+  TORCH_CHECK(ch.size() == 4 && ly.size() == 4, "RevCol: channels and layers need four entries each, got ", ch.size(),
+              " and ", ly.size());
   TORCH_CHECK(options.columns() >= 1, "RevCol: columns must be at least 1, got ", options.columns());
   TORCH_CHECK(options.kernel_size() >= 1 && options.kernel_size() % 2 == 1,
               "RevCol: kernel_size must be odd and positive, got ", options.kernel_size());
@@ -161,9 +161,10 @@ RevColImpl::RevColImpl(RevColOptions opts) : options(std::move(opts)) {
     TORCH_CHECK(ch[k] > 0 && ly[k] >= 0, "RevCol: level ", k, " needs channels > 0 and layers >= 0");
   options_ = options.column_options();
 
-  stem = register_module("stem", torch::nn::Sequential(
-                                     torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), ch[0], 4).stride(4)),
-                                     LayerNorm2d(ch[0])));
+  stem = register_module(
+      "stem",
+      torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), ch[0], 4).stride(4)),
+                            LayerNorm2d(ch[0])));
   const int64_t total_blocks = ly[0] + ly[1] + ly[2] + ly[3];
   std::vector<double> rates;  // the seed's torch.linspace(0, drop_path, sum(layers))
   for (int64_t i = 0; i < total_blocks; ++i)

@@ -51,7 +51,7 @@ class FusionImpl : public torch::nn::Module {
   FusionImpl(int64_t level, const std::vector<int64_t>& channels, bool first_column);
   at::Tensor forward(const at::Tensor& down_input, const at::Tensor& up_input);
   torch::nn::Sequential down{nullptr};  // absent at level 0
-  UpSampleConvnext up{nullptr};          // absent in the first column and at the top level
+  UpSampleConvnext up{nullptr};         // absent in the first column and at the top level
   int64_t level;
   bool first_column;
 };

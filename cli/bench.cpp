@@ -4,9 +4,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -15,8 +15,8 @@
 #include "backbones/backbone.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/weights.h"
 #include "core/tracking_allocator.h"
+#include "core/weights.h"
 #include "models/detection_model.h"
 #include "reversible/reversible_module.h"
 
@@ -146,11 +146,14 @@ int bench(const BenchArgs& a) {
   if (a.json) {
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << fmt::format("{} ({} columns, {} params), {} batch {} at {}x{}, memory mode {} (store every {}), "
-                             "{} threads\n", subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz,
-                             a.memory_mode, store_every, at::get_num_threads());
-    std::cout << fmt::format("  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked), {:.1f} MB (RSS growth)\n",
-                             median, a.steps, act_bytes / 1048576.0, rss1 - rss0);
+    std::cout << fmt::format(
+        "{} ({} columns, {} params), {} batch {} at {}x{}, memory mode {} (store every {}), "
+        "{} threads\n",
+        subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz, a.memory_mode, store_every,
+        at::get_num_threads());
+    std::cout << fmt::format(
+        "  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked), {:.1f} MB (RSS growth)\n", median,
+        a.steps, act_bytes / 1048576.0, rss1 - rss0);
   }
   return 0;
 }
@@ -175,8 +178,9 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "print one JSON line");
-  cmd->add_option("--profile", a->profile, "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
-                                           "bench/profile_summary.py sums it by operator");
+  cmd->add_option("--profile", a->profile,
+                  "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
+                  "bench/profile_summary.py sums it by operator");
   return [a] { return bench(*a); };
 }
 

@@ -42,12 +42,14 @@ bool print_report(const std::string& mode, const reversible::EquivalenceReport& 
     std::cout << fmt::format("{:<7} {:<20} {:>10.3e}  {:>8.0e}  {:<4}  {}\n", mode, category, worst.relative, tolerance,
                              within ? "ok" : "FAIL", worst.name);
   }
-  if (!report.rng_stream_equal) std::cout << fmt::format("{:<7} RNG stream after backward differs from the reference run  FAIL\n", mode);
+  if (!report.rng_stream_equal)
+    std::cout << fmt::format("{:<7} RNG stream after backward differs from the reference run  FAIL\n", mode);
   return ok;
 }
 
 void print_header() {
-  std::cout << fmt::format("{:<7} {:<20} {:>10}  {:>8}  {:<4}  {}\n", "mode", "category", "worst rel", "tol", "", "tensor");
+  std::cout << fmt::format("{:<7} {:<20} {:>10}  {:>8}  {:<4}  {}\n", "mode", "category", "worst rel", "tol", "",
+                           "tensor");
 }
 
 int check_fixture(const CheckArgs& a) {
@@ -89,8 +91,8 @@ int check_backbone(const CheckArgs& a) {
   auto forward = [&](const at::Tensor& x) { return model->forward(x); };
 
   auto parts = reversible::reversible_modules(*model);
-  std::cout << fmt::format("backbone {}: {}, {} reversible part(s), input {}, drop path {}, alpha init {}\n", a.backbone,
-                           a.dtype, parts.size(), input.sizes().vec(), a.drop_path, a.alpha_init);
+  std::cout << fmt::format("backbone {}: {}, {} reversible part(s), input {}, drop path {}, alpha init {}\n",
+                           a.backbone, a.dtype, parts.size(), input.sizes().vec(), a.drop_path, a.alpha_init);
   print_header();
   bool ok = true;
   for (MemoryMode mode : modes_of(a.memory_mode, /*include_off=*/false)) {
@@ -103,9 +105,9 @@ int check_backbone(const CheckArgs& a) {
     ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, dtype)) && ok;
     if (mode == MemoryMode::Auto)
       for (auto* part : parts)
-        std::cout << fmt::format("auto: store every {} (0: the last column only), from the drift it read\n",
-                                 reversible::choose_store_every(part->last_drift(),
-                                                                part->column_options().drift_tolerance()));
+        std::cout << fmt::format(
+            "auto: store every {} (0: the last column only), from the drift it read\n",
+            reversible::choose_store_every(part->last_drift(), part->column_options().drift_tolerance()));
   }
   const auto drifts = reversible::measure_drift(*model, [&] { model->forward(input); });
   for (size_t i = 0; i < drifts.size(); ++i) {
@@ -113,7 +115,8 @@ int check_backbone(const CheckArgs& a) {
     std::string cells;
     for (size_t j = 0; j < drift.size(); ++j) cells += fmt::format("  col {}: {:.2e}", j, drift[j]);
     std::cout << fmt::format("drift (reconstruction error per column, full inverse from the last){}{}\n",
-                             parts.size() > 1 ? fmt::format(" part {}", i) : "", cells.empty() ? "  (one column)" : cells);
+                             parts.size() > 1 ? fmt::format(" part {}", i) : "",
+                             cells.empty() ? "  (one column)" : cells);
   }
   std::cout << (ok ? "check passed\n" : "check FAILED\n");
   return ok ? 0 : 1;
@@ -136,7 +139,8 @@ int check_weights(const CheckArgs& a) {
     }
     if (t.sizes() != it->second.sizes()) {
       ok = false;
-      std::cout << fmt::format("{}: shape [{}] against [{}]\n", name, fmt::join(t.sizes(), ", "), fmt::join(it->second.sizes(), ", "));
+      std::cout << fmt::format("{}: shape [{}] against [{}]\n", name, fmt::join(t.sizes(), ", "),
+                               fmt::join(it->second.sizes(), ", "));
       continue;
     }
     // Relative to the reference tensor's largest entry, but not below `floor`: a tensor that is all but zero
@@ -150,8 +154,8 @@ int check_weights(const CheckArgs& a) {
     std::cout << fmt::format("{:>10.3e}  {}\n", diffs[i].first, diffs[i].second);
   const double worst = diffs.empty() ? 0.0 : diffs.front().first;
   ok = ok && worst <= a.tolerance;
-  std::cout << fmt::format("{} tensors compared, worst relative difference {:.3e} (tolerance {:.0e})\n", diffs.size(), worst,
-                           a.tolerance);
+  std::cout << fmt::format("{} tensors compared, worst relative difference {:.3e} (tolerance {:.0e})\n", diffs.size(),
+                           worst, a.tolerance);
   std::cout << (ok ? "check passed\n" : "check FAILED\n");
   return ok ? 0 : 1;
 }
@@ -160,13 +164,16 @@ int check_weights(const CheckArgs& a) {
 
 Command add_check(CLI::App& app) {
   auto a = std::make_shared<CheckArgs>();
-  auto* cmd = app.add_subcommand("check", "gradient equivalence: a fixture from the seed's Python, or memory modes against plain autograd");
+  auto* cmd = app.add_subcommand(
+      "check", "gradient equivalence: a fixture from the seed's Python, or memory modes against plain autograd");
   auto* fixture = cmd->add_option("--fixture", a->fixture, "a fixture written by make_fixture.py (safetensors)");
   auto* backbone = cmd->add_option("--backbone", a->backbone, "a registered backbone, e.g. revcol_tiny");
   auto* weights = cmd->add_option("--weights", a->weights, "a weights file to compare with --reference (safetensors)");
   cmd->add_option("--reference", a->reference, "the weights --weights should equal");
-  cmd->add_option("--tolerance", a->tolerance, "largest relative difference allowed with --weights")->capture_default_str();
-  cmd->add_option("--floor", a->floor, "with --weights: tensors smaller than this compare absolutely")->capture_default_str();
+  cmd->add_option("--tolerance", a->tolerance, "largest relative difference allowed with --weights")
+      ->capture_default_str();
+  cmd->add_option("--floor", a->floor, "with --weights: tensors smaller than this compare absolutely")
+      ->capture_default_str();
   fixture->excludes(backbone);
   weights->excludes(fixture)->excludes(backbone);
   cmd->add_option("--memory-mode", a->memory_mode, "off, column, full, auto or all")->capture_default_str();
@@ -183,7 +190,8 @@ Command add_check(CLI::App& app) {
       if (a->reference.empty()) throw InputError("check --weights needs --reference");
       return check_weights(*a);
     }
-    if (a->fixture.empty() == a->backbone.empty()) throw InputError("check needs one of --fixture FILE, --backbone NAME or --weights FILE");
+    if (a->fixture.empty() == a->backbone.empty())
+      throw InputError("check needs one of --fixture FILE, --backbone NAME or --weights FILE");
     return a->fixture.empty() ? check_backbone(*a) : check_fixture(*a);
   };
 }

@@ -8,9 +8,9 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/weights.h"
 #include "core/flops.h"
 #include "core/logging.h"
+#include "core/weights.h"
 #include "models/detection_model.h"
 #include "plugins/loader.h"
 
@@ -48,24 +48,37 @@ int info(const InfoArgs& a) {
   if (a.json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : model->layers())
-      layers.push_back({{"row", l.row}, {"position", l.position}, {"from", l.from}, {"repeats", l.repeats},
-                        {"params", l.params}, {"type", l.type}, {"args", l.args}, {"out_channels", l.out_channels}});
+      layers.push_back({{"row", l.row},
+                        {"position", l.position},
+                        {"from", l.from},
+                        {"repeats", l.repeats},
+                        {"params", l.params},
+                        {"type", l.type},
+                        {"args", l.args},
+                        {"out_channels", l.out_channels}});
     nlohmann::json shapes = nlohmann::json::array();
     for (const auto& o : outputs) shapes.push_back(o.sizes().vec());
-    nlohmann::json j = {{"model", a.model},    {"params", params},   {"gflops", std::round(gflops * 1000) / 1000},
-                        {"imgsz", imgsz},      {"outputs", shapes},  {"strides", model->strides()},
-                        {"nc", model->num_classes()}, {"layers", layers}};
+    nlohmann::json j = {{"model", a.model},
+                        {"params", params},
+                        {"gflops", std::round(gflops * 1000) / 1000},
+                        {"imgsz", imgsz},
+                        {"outputs", shapes},
+                        {"strides", model->strides()},
+                        {"nc", model->num_classes()},
+                        {"layers", layers}};
     std::cout << j.dump() << "\n";
     return 0;
   }
   std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", "pos", "from", "n", "params", "type", "arguments");
   for (const auto& l : model->layers()) {
-    const std::string pos = l.out_channels.size() > 1 ? fmt::format("{}-{}", l.position, l.position + l.out_channels.size() - 1)
-                                                      : fmt::format("{}", l.position);
-    std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", pos, l.from_text, l.repeats, l.params, l.type, l.args);
+    const std::string pos = l.out_channels.size() > 1
+                                ? fmt::format("{}-{}", l.position, l.position + l.out_channels.size() - 1)
+                                : fmt::format("{}", l.position);
+    std::cout << fmt::format("{:>4} {:>18} {:>3} {:>11}  {:<24} {}\n", pos, l.from_text, l.repeats, l.params, l.type,
+                             l.args);
   }
-  std::cout << fmt::format("{}: {} layers, {} parameters, {:.1f} GFLOPs at {}x{}\n", a.model, model->layers().size(), params,
-                           gflops, imgsz, imgsz);
+  std::cout << fmt::format("{}: {} layers, {} parameters, {:.1f} GFLOPs at {}x{}\n", a.model, model->layers().size(),
+                           params, gflops, imgsz, imgsz);
   for (size_t i = 0; i < outputs.size(); ++i)
     std::cout << fmt::format("output {}: {} (stride {})\n", i, outputs[i].sizes().vec(), model->strides()[i]);
   return 0;
@@ -90,7 +103,8 @@ Command add_list(CLI::App& app) {
     std::cout << "layers:\n";
     for (const auto& e : layer_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
     std::cout << "backbones (row 0 of a config; outputs take row positions 0-4):\n";
-    for (const auto& e : backbone_registry().entries()) std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
+    for (const auto& e : backbone_registry().entries())
+      std::cout << fmt::format("  {:<16} {}\n", e.name, e.description);
     std::cout << "built-in models:\n";
     for (const auto& name : builtin_model_names()) std::cout << "  " << name << "\n";
     const auto plugins = loaded_plugins();

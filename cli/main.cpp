@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   }
   try {
     // Use every core unless the user chose (OMP_NUM_THREADS); some OpenMP runtimes start with one thread.
-    if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    if (!std::getenv("OMP_NUM_THREADS"))
+      at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     revkit::set_log_level(log_level);
     revkit::load_plugins_from_environment();
     for (const auto& path : plugin_paths) revkit::load_plugin(path);

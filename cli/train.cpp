@@ -22,18 +22,22 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--epochs", o->epochs, "epochs")->capture_default_str();
   cmd->add_option("--imgsz", o->imgsz, "train and val image size (pixels)")->capture_default_str();
   cmd->add_option("--batch", o->batch, "batch size")->capture_default_str();
-  cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")->capture_default_str();
-  cmd->add_option("--memory-mode", *memory_mode, "backbone memory mode: off, column, full or auto (default: the config's)");
+  cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--memory-mode", *memory_mode,
+                  "backbone memory mode: off, column, full or auto (default: the config's)");
   cmd->add_option("--store-every", o->backbone.store_every, "full mode: keep every k-th column");
   cmd->add_option("--recompute-chunks", o->backbone.recompute_chunks,
                   "recompute each backbone level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--drop-path", o->backbone.drop_path, "the backbone's largest drop-path rate (default: the backbone's own)")
+  cmd->add_option("--drop-path", o->backbone.drop_path,
+                  "the backbone's largest drop-path rate (default: the backbone's own)")
       ->check(CLI::Range(0.0, 0.99));
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
   cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
   cmd->add_option("--weights", o->weights, "initial weights (.safetensors; names and shapes that match are copied)");
-  cmd->add_option("--resume", *resume, "continue a run: its folder or state file (default: the most recent)")->expected(0, 1);
+  cmd->add_option("--resume", *resume, "continue a run: its folder or state file (default: the most recent)")
+      ->expected(0, 1);
   cmd->add_option("--project", o->project, "folder of runs")->capture_default_str();
   cmd->add_option("--name", o->name, "run name (numbered if it exists)")->capture_default_str();
   cmd->add_flag("--exist-ok", o->exist_ok, "reuse <project>/<name> instead of numbering a new run");
@@ -42,7 +46,8 @@ Command add_train(CLI::App& app) {
   cmd->add_flag("--cos-lr", o->schedule.cosine, "cosine learning-rate decay instead of linear");
   cmd->add_flag("!--no-augment", o->augment, "no mosaic, affine, HSV or flip (e.g. to fit a few images)");
   cmd->add_flag("!--noval", o->val, "validate only after the last epoch");
-  cmd->add_option("--checkpoint-every", o->checkpoint_every, "write weights/last every N epochs (the last epoch always)")
+  cmd->add_option("--checkpoint-every", o->checkpoint_every,
+                  "write weights/last every N epochs (the last epoch always)")
       ->capture_default_str();
   cmd->add_option("--nproc", *nproc, "data-parallel: start this many local worker processes (as torchrun does)")
       ->capture_default_str();
@@ -61,8 +66,10 @@ Command add_train(CLI::App& app) {
       std::vector<std::string> args;
       const auto& all = command_line();
       for (size_t i = 0; i < all.size(); ++i) {
-        if (all[i] == "--nproc") ++i;
-        else if (all[i].rfind("--nproc=", 0) != 0) args.push_back(all[i]);
+        if (all[i] == "--nproc")
+          ++i;
+        else if (all[i].rfind("--nproc=", 0) != 0)
+          args.push_back(all[i]);
       }
       return launch_local_workers(*nproc, args);
     }
@@ -76,10 +83,11 @@ Command add_train(CLI::App& app) {
     }
     if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return 0;  // rank 0 reports
     std::cout << fmt::format(
-        "\n{} epochs done, results in {}\n  mAP@0.5 {:.3f}, mAP@0.5:0.95 {:.3f}; {:.2f} s per iteration (median), peak RSS "
+        "\n{} epochs done, results in {}\n  mAP@0.5 {:.3f}, mAP@0.5:0.95 {:.3f}; {:.2f} s per iteration (median), peak "
+        "RSS "
         "{:.0f} MB; skipped {} images, {} label rows, {} non-finite steps\n",
-        s.epochs_done, s.run_dir, s.final.metrics.map50, s.final.metrics.map50_95, s.seconds_per_iteration, s.peak_rss_mb,
-        s.skipped_images, s.skipped_label_rows, s.nonfinite_steps);
+        s.epochs_done, s.run_dir, s.final.metrics.map50, s.final.metrics.map50_95, s.seconds_per_iteration,
+        s.peak_rss_mb, s.skipped_images, s.skipped_label_rows, s.nonfinite_steps);
     return 0;
   };
 }

@@ -4,9 +4,9 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/logging.h"
-#include "core/device.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "engine/validator.h"
@@ -29,12 +29,14 @@ int run_val(const ValArgs& a) {
   std::vector<std::string> names;
   DetectionModel model = load_detector(a.model, a.weights, &names);
   if (model->num_classes() != static_cast<int64_t>(data.names.size()))
-    throw InputError(a.weights, fmt::format("{} classes, but {} names {}", model->num_classes(), a.data, data.names.size()));
+    throw InputError(a.weights,
+                     fmt::format("{} classes, but {} names {}", model->num_classes(), a.data, data.names.size()));
   const auto& split = a.split == "train" ? data.train : a.split == "test" ? data.test : data.val;
   if (split.empty()) throw InputError(a.data, fmt::format("no '{}' split", a.split));
   DatasetIndex index = index_split(split, model->num_classes(), a.strict, a.data);
   for (const auto& p : index.problems) logger()->warn("{} (skipped)", p);
-  for (const auto& d : drop_unreadable_images(index, a.strict, std::max<int64_t>(1, a.workers))) logger()->warn("{} (skipped)", d);
+  for (const auto& d : drop_unreadable_images(index, a.strict, std::max<int64_t>(1, a.workers)))
+    logger()->warn("{} (skipped)", d);
   const int64_t imgsz = model->checked_image_size(a.imgsz);
   LoaderOptions lo;
   lo.imgsz = imgsz;
@@ -54,7 +56,8 @@ int run_val(const ValArgs& a) {
   if (!a.save_json.empty()) {
     const bool coco = is_coco_names(data.names);
     write_coco_detections(a.save_json, v.detections, coco);
-    std::cout << fmt::format("detections written to {} ({} category ids)\n", a.save_json, coco ? "COCO" : "class index");
+    std::cout << fmt::format("detections written to {} ({} category ids)\n", a.save_json,
+                             coco ? "COCO" : "class index");
   }
   return 0;
 }
@@ -67,7 +70,9 @@ Command add_val(CLI::App& app) {
   cmd->add_option("--model", a->model, "model config or built-in name (default: the one saved with the weights)");
   cmd->add_option("--weights", a->weights, "weights (.safetensors)");
   cmd->add_option("--data", a->data, "data yaml");
-  cmd->add_option("--split", a->split, "train, val or test")->check(CLI::IsMember({"train", "val", "test"}))->capture_default_str();
+  cmd->add_option("--split", a->split, "train, val or test")
+      ->check(CLI::IsMember({"train", "val", "test"}))
+      ->capture_default_str();
   cmd->add_option("--imgsz", a->imgsz, "image size")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
   cmd->add_option("--workers", a->workers, "loader threads")->capture_default_str();

@@ -59,9 +59,7 @@ void set_autocast_dtype(c10::DeviceType t, c10::ScalarType dtype) {
 bool autocast_cache_enabled() { return at::autocast::is_autocast_cache_enabled(); }
 void set_autocast_cache_enabled(bool enabled) { at::autocast::set_autocast_cache_enabled(enabled); }
 
-at::Generator default_generator(c10::Device device) {
-  return at::globalContext().defaultGenerator(device);
-}
+at::Generator default_generator(c10::Device device) { return at::globalContext().defaultGenerator(device); }
 
 int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 

@@ -30,10 +30,8 @@ nlohmann::json scalar_to_json(const YAML::Node& node) {
 nlohmann::json yaml_to_json(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return scalar_to_json(node);
+    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Scalar: return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& item : node) out.push_back(yaml_to_json(item));

@@ -20,7 +20,9 @@ int64_t numel(at::IntArrayRef sizes) {
 
 // Multiply-adds of one operator call, or -1 when it is not one we count.
 int64_t multiply_adds(const char* name, c10::ArrayRef<const c10::IValue> in) {
-  auto tensor = [&](size_t i) -> const at::Tensor* { return i < in.size() && in[i].isTensor() ? &in[i].toTensor() : nullptr; };
+  auto tensor = [&](size_t i) -> const at::Tensor* {
+    return i < in.size() && in[i].isTensor() ? &in[i].toTensor() : nullptr;
+  };
   if (std::strcmp(name, "aten::convolution") == 0) {
     const at::Tensor *x = tensor(0), *w = tensor(1);
     if (!x || !w || in.size() < 9 || x->dim() != 4 || w->dim() != 4 || in[6].toBool()) return 0;  // 2-D, not transposed
@@ -38,7 +40,8 @@ int64_t multiply_adds(const char* name, c10::ArrayRef<const c10::IValue> in) {
     const at::Tensor *a = tensor(1), *b = tensor(2);
     return a && b ? a->size(0) * a->size(1) * b->size(1) : 0;
   }
-  if (std::strcmp(name, "aten::mm") == 0 || std::strcmp(name, "aten::bmm") == 0 || std::strcmp(name, "aten::matmul") == 0) {
+  if (std::strcmp(name, "aten::mm") == 0 || std::strcmp(name, "aten::bmm") == 0 ||
+      std::strcmp(name, "aten::matmul") == 0) {
     const at::Tensor *a = tensor(0), *b = tensor(1);
     if (!a || !b) return 0;
     return numel(a->sizes()) * (b->dim() >= 2 ? b->size(-1) : 1);

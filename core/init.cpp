@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-
 namespace revkit::init {
 
 void trunc_normal_(at::Tensor tensor, double mean, double std, double a, double b) {

@@ -21,9 +21,8 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit
 
 const std::vector<std::pair<std::string, c10::ScalarType>>& dtype_table() {
   static const std::vector<std::pair<std::string, c10::ScalarType>> table = {
-      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
-      {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
-      {"U8", at::kByte},    {"BOOL", at::kBool}};
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
+      {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool}};
   return table;
 }
 
@@ -51,7 +50,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
   for (const auto& d : info["shape"]) {
     if (!d.is_number_unsigned()) fail("shape " + info["shape"].dump() + " has an entry that is not a size");
     const uint64_t v = d.get<uint64_t>();
-    if (v > 0 && numel > std::numeric_limits<int64_t>::max() / v) fail("shape " + info["shape"].dump() + " is too large");
+    if (v > 0 && numel > std::numeric_limits<int64_t>::max() / v)
+      fail("shape " + info["shape"].dump() + " is too large");
     numel *= v;
     e.shape.push_back(static_cast<int64_t>(v));
   }
@@ -82,16 +82,19 @@ Safetensors read_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw InputError(path, "cannot open file");
   const auto file_size = static_cast<uint64_t>(in.tellg());
-  if (file_size < 8) throw InputError(path, fmt::format("truncated: {} bytes, fewer than the 8-byte header length", file_size));
+  if (file_size < 8)
+    throw InputError(path, fmt::format("truncated: {} bytes, fewer than the 8-byte header length", file_size));
   in.seekg(0);
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > kMaxHeaderBytes)
-    throw InputError(path, fmt::format("header length {} is over the format's limit of 100 MB: not a safetensors file?", header_len));
+    throw InputError(path, fmt::format("header length {} is over the format's limit of 100 MB: not a safetensors file?",
+                                       header_len));
   if (8 + header_len > file_size)
-    throw InputError(path, fmt::format("truncated: the header claims {} bytes but only {} follow", header_len, file_size - 8));
+    throw InputError(
+        path, fmt::format("truncated: the header claims {} bytes but only {} follow", header_len, file_size - 8));
   std::string header_text(header_len, '\0');
   in.read(header_text.data(), static_cast<std::streamsize>(header_len));
 
@@ -127,15 +130,16 @@ Safetensors read_safetensors(const std::string& path) {
   uint64_t expected = 0;
   for (const Entry* e : by_offset) {
     if (e->end > data_size)
-      throw InputError(path, fmt::format("truncated: tensor '{}' ends at byte {} of a data section of {} bytes", e->name,
-                                         e->end, data_size));
+      throw InputError(path, fmt::format("truncated: tensor '{}' ends at byte {} of a data section of {} bytes",
+                                         e->name, e->end, data_size));
     if (e->begin != expected)
-      throw InputError(path, fmt::format("inconsistent header: tensor '{}' starts at byte {}, expected {} ({})", e->name,
-                                         e->begin, expected, e->begin < expected ? "overlap" : "gap"));
+      throw InputError(path, fmt::format("inconsistent header: tensor '{}' starts at byte {}, expected {} ({})",
+                                         e->name, e->begin, expected, e->begin < expected ? "overlap" : "gap"));
     expected = e->end;
   }
   if (expected != data_size)
-    throw InputError(path, fmt::format("inconsistent header: tensors cover {} bytes of a data section of {}", expected, data_size));
+    throw InputError(
+        path, fmt::format("inconsistent header: tensors cover {} bytes of a data section of {}", expected, data_size));
 
   const uint64_t data_start = 8 + header_len;
   for (const auto& e : entries) {

@@ -39,8 +39,8 @@ void load_named_tensors(torch::nn::Module& module, const std::map<std::string, a
     }
     used.insert(it->first);
     if (it->second.sizes() != target.sizes())
-      problems.push_back(fmt::format("'{}' has shape {}, the model expects {}", it->first, shape_text(it->second.sizes()),
-                                     shape_text(target.sizes())));
+      problems.push_back(fmt::format("'{}' has shape {}, the model expects {}", it->first,
+                                     shape_text(it->second.sizes()), shape_text(target.sizes())));
   }
   if (strict)
     for (const auto& [name, t] : tensors)
@@ -51,7 +51,8 @@ void load_named_tensors(torch::nn::Module& module, const std::map<std::string, a
     const size_t shown = std::min<size_t>(problems.size(), 8);
     for (size_t i = 0; i < shown; ++i) text += (i ? "; " : "") + problems[i];
     if (problems.size() > shown) text += fmt::format("; and {} more", problems.size() - shown);
-    throw InputError(source, fmt::format("{} weight problem{}: {}", problems.size(), problems.size() > 1 ? "s" : "", text));
+    throw InputError(source,
+                     fmt::format("{} weight problem{}: {}", problems.size(), problems.size() > 1 ? "s" : "", text));
   }
   at::NoGradGuard no_grad;
   for (auto& [name, target] : targets) target.copy_(tensors.at(prefix + name));

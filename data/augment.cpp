@@ -57,7 +57,9 @@ ImageBoxes mosaic4(const std::array<ImageBoxes, 4>& parts, int64_t size, Augment
       x1b = 0, y1b = 0, x2b = std::min(w, x2a - x1a), y2b = std::min(y2a - y1a, h);
     }
     if (x2a > x1a && y2a > y1a)
-      out.image.narrow(0, y1a, y2a - y1a).narrow(1, x1a, x2a - x1a).copy_(img.narrow(0, y1b, y2b - y1b).narrow(1, x1b, x2b - x1b));
+      out.image.narrow(0, y1a, y2a - y1a)
+          .narrow(1, x1a, x2a - x1a)
+          .copy_(img.narrow(0, y1b, y2b - y1b).narrow(1, x1b, x2b - x1b));
     at::Tensor b = parts[i].boxes.to(at::kFloat).clone();
     const double padw = static_cast<double>(x1a - x1b), padh = static_cast<double>(y1a - y1b);
     if (b.size(0) > 0) b.narrow(1, 1, 4).add_(at::tensor({padw, padh, padw, padh}, b.options()));
@@ -107,7 +109,8 @@ ImageBoxes random_affine(const ImageBoxes& in, int64_t out_size, double translat
 
 void augment_hsv(at::Tensor& image, double hgain, double sgain, double vgain, AugmentRng& rng) {
   if (hgain == 0 && sgain == 0 && vgain == 0) return;
-  const double rh = uniform(rng, -1, 1) * hgain + 1, rs = uniform(rng, -1, 1) * sgain + 1, rv = uniform(rng, -1, 1) * vgain + 1;
+  const double rh = uniform(rng, -1, 1) * hgain + 1, rs = uniform(rng, -1, 1) * sgain + 1,
+               rv = uniform(rng, -1, 1) * vgain + 1;
   cv::Mat lut_h(1, 256, CV_8U), lut_s(1, 256, CV_8U), lut_v(1, 256, CV_8U);
   for (int x = 0; x < 256; ++x) {
     lut_h.at<uint8_t>(x) = static_cast<uint8_t>(static_cast<int>(x * rh) % 180);

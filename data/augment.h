@@ -12,9 +12,9 @@ namespace revkit {
 
 struct AugmentOptions {
   double hsv_h = 0.015, hsv_s = 0.7, hsv_v = 0.4;  // gains of the HSV jitter
-  double translate = 0.1, scale = 0.5;              // random affine: +-fraction of the side, 1 +- scale
-  double fliplr = 0.5;                              // probability of a horizontal flip
-  double mosaic = 1.0;                              // probability of a mosaic
+  double translate = 0.1, scale = 0.5;             // random affine: +-fraction of the side, 1 +- scale
+  double fliplr = 0.5;                             // probability of a horizontal flip
+  double mosaic = 1.0;                             // probability of a mosaic
 };
 
 using AugmentRng = std::mt19937_64;

@@ -30,7 +30,8 @@ std::vector<std::string> split_entries(const nlohmann::json& value, const std::s
   std::vector<std::string> out;
   auto add = [&](const nlohmann::json& v) {
     if (!v.is_string() || v.get<std::string>().empty())
-      throw InputError(source, fmt::format("'{}' must be a folder, a .txt list or a list of them, got {}", key, v.dump()));
+      throw InputError(source,
+                       fmt::format("'{}' must be a folder, a .txt list or a list of them, got {}", key, v.dump()));
     const fs::path p(v.get<std::string>());
     out.push_back((p.is_absolute() ? p : fs::path(root) / p).lexically_normal().string());
   };
@@ -91,7 +92,8 @@ std::string label_path_for(const std::string& image_path) {
   const std::string images = std::string(1, fs::path::preferred_separator) + "images" + fs::path::preferred_separator;
   const auto at = p.rfind(images);
   if (at != std::string::npos)
-    p.replace(at, images.size(), std::string(1, fs::path::preferred_separator) + "labels" + fs::path::preferred_separator);
+    p.replace(at, images.size(),
+              std::string(1, fs::path::preferred_separator) + "labels" + fs::path::preferred_separator);
   return fs::path(p).replace_extension(".txt").string();
 }
 
@@ -101,7 +103,8 @@ int64_t DatasetIndex::boxes() const {
   return n;
 }
 
-DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_classes, bool strict, const std::string& source) {
+DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_classes, bool strict,
+                         const std::string& source) {
   DatasetIndex index;
   std::set<std::string> label_dirs;
   for (const auto& entry : split) {
@@ -145,7 +148,8 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
   for (const auto& dir : label_dirs) {
     if (!fs::is_directory(dir)) continue;
     for (const auto& f : fs::directory_iterator(dir))
-      if (f.path().extension() == ".txt" && !expected_labels.count(f.path().lexically_normal().string())) ++index.orphan_labels;
+      if (f.path().extension() == ".txt" && !expected_labels.count(f.path().lexically_normal().string()))
+        ++index.orphan_labels;
   }
   return index;
 }

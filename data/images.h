@@ -21,7 +21,8 @@ struct DecodedImage {
   int64_t original_width = 0, original_height = 0;
 };
 
-// Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image; 0 keeps its size). Throws InputError
+// Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image; 0 keeps its size). Throws
+// InputError
 // ("<path>: cannot decode image ...") for a missing, truncated or corrupt file.
 DecodedImage decode_image(const std::string& path, int64_t long_side);
 

@@ -22,7 +22,9 @@ ParsedLabels parse_yolo_labels(const std::string& text, const std::string& sourc
     ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    auto skip = [&](const std::string& what) { out.problems.push_back(fmt::format("{}:{}: {}", source, number, what)); };
+    auto skip = [&](const std::string& what) {
+      out.problems.push_back(fmt::format("{}:{}: {}", source, number, what));
+    };
     std::istringstream fields(line);
     std::vector<std::string> tokens;
     for (std::string t; fields >> t;) tokens.push_back(t);
@@ -80,7 +82,8 @@ CocoGroundTruth read_coco_instances(const std::string& path) {
     throw InputError(path, std::string("not valid JSON: ") + e.what());
   }
   for (const char* key : {"images", "annotations", "categories"})
-    if (!j.contains(key) || !j[key].is_array()) throw InputError(path, fmt::format("no '{}' list: not COCO instances", key));
+    if (!j.contains(key) || !j[key].is_array())
+      throw InputError(path, fmt::format("no '{}' list: not COCO instances", key));
   CocoGroundTruth gt;
   try {
     for (const auto& c : j["categories"]) gt.category_ids.push_back(c.at("id").get<int64_t>());
@@ -98,9 +101,11 @@ CocoGroundTruth read_coco_instances(const std::string& path) {
       const int64_t category = a.at("category_id").get<int64_t>();
       auto it = std::lower_bound(gt.category_ids.begin(), gt.category_ids.end(), category);
       if (it == gt.category_ids.end() || *it != category)
-        throw InputError(path, fmt::format("annotation {} has unknown category {}", a.value("id", int64_t{-1}), category));
+        throw InputError(path,
+                         fmt::format("annotation {} has unknown category {}", a.value("id", int64_t{-1}), category));
       const auto& b = a.at("bbox");
-      const float x = b.at(0).get<float>(), y = b.at(1).get<float>(), w = b.at(2).get<float>(), h = b.at(3).get<float>();
+      const float x = b.at(0).get<float>(), y = b.at(1).get<float>(), w = b.at(2).get<float>(),
+                  h = b.at(3).get<float>();
       auto& r = rows[a.at("image_id").get<int64_t>()];
       r.insert(r.end(), {static_cast<float>(it - gt.category_ids.begin()), x, y, x + w, y + h});
     }

@@ -26,7 +26,7 @@ ParsedLabels read_yolo_labels(const std::string& path, int64_t num_classes = -1)
 at::Tensor yolo_to_corners(const at::Tensor& rows, double width = 1.0, double height = 1.0);
 
 struct CocoGroundTruth {
-  std::vector<int64_t> category_ids;        // sorted; a YOLO class is the index of its id here
+  std::vector<int64_t> category_ids;          // sorted; a YOLO class is the index of its id here
   std::map<int64_t, std::string> file_names;  // image id -> file name
   std::map<int64_t, at::Tensor> labels;       // image id -> [n, 5] (class, x1, y1, x2, y2) in pixels, crowds left out
   int64_t crowd = 0;                          // crowd annotations left out

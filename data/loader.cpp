@@ -82,7 +82,8 @@ DetectionLoader::DetectionLoader(DatasetIndex index, LoaderOptions options)
     : index_(std::move(index)), options_(std::move(options)) {
   TORCH_CHECK(!index_.images.empty(), "DetectionLoader: no images");
   TORCH_CHECK(options_.batch > 0 && options_.imgsz > 0 && options_.workers >= 0, "DetectionLoader: bad options");
-  TORCH_CHECK(options_.world_size >= 1 && options_.rank >= 0 && options_.rank < options_.world_size, "DetectionLoader: bad rank");
+  TORCH_CHECK(options_.world_size >= 1 && options_.rank >= 0 && options_.rank < options_.world_size,
+              "DetectionLoader: bad rank");
 }
 
 DetectionLoader::~DetectionLoader() { stop_workers(); }
@@ -160,7 +161,8 @@ void DetectionLoader::start_epoch(int64_t epoch) {
   // Every rank gets the same number of images (the first ones repeat), as torch's DistributedSampler does.
   const int64_t world = options_.world_size, per_rank = (n + world - 1) / world;
   order_.clear();
-  for (int64_t k = options_.rank; k < (options_.pad_shards ? per_rank * world : n); k += world) order_.push_back(all[k % n]);
+  for (int64_t k = options_.rank; k < (options_.pad_shards ? per_rank * world : n); k += world)
+    order_.push_back(all[k % n]);
   next_batch_ = 0;
   claimed_ = 0;
   ready_.clear();

@@ -73,14 +73,16 @@ std::string find_training_state(const std::string& run_or_state, const std::stri
   return path;
 }
 
-std::map<std::string, at::Tensor> strip_prefix(const std::map<std::string, at::Tensor>& tensors, const std::string& prefix) {
+std::map<std::string, at::Tensor> strip_prefix(const std::map<std::string, at::Tensor>& tensors,
+                                               const std::string& prefix) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [k, v] : tensors)
     if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
   return out;
 }
 
-std::map<std::string, at::Tensor> with_prefix(const std::map<std::string, at::Tensor>& tensors, const std::string& prefix) {
+std::map<std::string, at::Tensor> with_prefix(const std::map<std::string, at::Tensor>& tensors,
+                                              const std::string& prefix) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [k, v] : tensors) out[prefix + k] = v;
   return out;

@@ -35,7 +35,9 @@ std::string state_path_for(const std::string& weights_path);
 std::string find_training_state(const std::string& run_or_state, const std::string& project);
 
 // The tensors whose names start with `prefix`, with the prefix taken off; and the reverse.
-std::map<std::string, at::Tensor> strip_prefix(const std::map<std::string, at::Tensor>& tensors, const std::string& prefix);
-std::map<std::string, at::Tensor> with_prefix(const std::map<std::string, at::Tensor>& tensors, const std::string& prefix);
+std::map<std::string, at::Tensor> strip_prefix(const std::map<std::string, at::Tensor>& tensors,
+                                               const std::string& prefix);
+std::map<std::string, at::Tensor> with_prefix(const std::map<std::string, at::Tensor>& tensors,
+                                              const std::string& prefix);
 
 }  // namespace revkit

@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <unistd.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
@@ -34,15 +34,17 @@ int parse_int_variable(const char* name, int fallback, bool required) {
   }
   char* end = nullptr;
   const long value = std::strtol(v, &end, 10);
-  if (*end != '\0' || value < 0 || value > 1 << 20) throw InputError(fmt::format("environment variable {}='{}' is not a count", name, v));
+  if (*end != '\0' || value < 0 || value > 1 << 20)
+    throw InputError(fmt::format("environment variable {}='{}' is not a count", name, v));
   return static_cast<int>(value);
 }
 
 [[noreturn]] void lost_contact(const DistributedOptions& o, const std::string& what, const std::exception& e) {
   std::string message = e.what();
   message = message.substr(0, message.find('\n'));
-  throw std::runtime_error(fmt::format("rank {} of {}: {} failed within the {} s timeout (a rank is missing or died?): {}",
-                                       o.rank, o.world_size, what, o.timeout.count() / 1000, message));
+  throw std::runtime_error(
+      fmt::format("rank {} of {}: {} failed within the {} s timeout (a rank is missing or died?): {}", o.rank,
+                  o.world_size, what, o.timeout.count() / 1000, message));
 }
 
 }  // namespace
@@ -57,8 +59,10 @@ std::optional<DistributedOptions> distributed_from_environment() {
   if (o.rank >= o.world_size) throw InputError(fmt::format("RANK {} is not below WORLD_SIZE {}", o.rank, o.world_size));
   if (const char* addr = std::getenv("MASTER_ADDR"); addr && *addr) o.master_addr = addr;
   o.master_port = parse_int_variable("MASTER_PORT", 29500, false);
-  if (o.master_port == 0 || o.master_port > 65535) throw InputError(fmt::format("MASTER_PORT {} is not a port", o.master_port));
-  if (std::getenv("REVKIT_DIST_TIMEOUT")) o.timeout = std::chrono::seconds(std::max(1, parse_int_variable("REVKIT_DIST_TIMEOUT", 600, false)));
+  if (o.master_port == 0 || o.master_port > 65535)
+    throw InputError(fmt::format("MASTER_PORT {} is not a port", o.master_port));
+  if (std::getenv("REVKIT_DIST_TIMEOUT"))
+    o.timeout = std::chrono::seconds(std::max(1, parse_int_variable("REVKIT_DIST_TIMEOUT", 600, false)));
   return o;
 }
 
@@ -89,7 +93,8 @@ void Distributed::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t
   while (begin < tensors.size()) {
     size_t end = begin;
     int64_t bytes = 0;
-    while (end < tensors.size() && (end == begin || bytes + tensors[end].nbytes() <= static_cast<size_t>(bucket_bytes)) &&
+    while (end < tensors.size() &&
+           (end == begin || bytes + tensors[end].nbytes() <= static_cast<size_t>(bucket_bytes)) &&
            tensors[end].scalar_type() == tensors[begin].scalar_type())
       bytes += static_cast<int64_t>(tensors[end++].nbytes());
     std::vector<at::Tensor> flat_parts;
@@ -136,7 +141,8 @@ std::vector<std::string> Distributed::all_gather_bytes(const std::string& bytes)
   const int64_t round = impl_->gather_round++;
   std::vector<std::string> out;
   try {
-    impl_->store->set(fmt::format("revkit/gather/{}/{}", round, options_.rank), std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    impl_->store->set(fmt::format("revkit/gather/{}/{}", round, options_.rank),
+                      std::vector<uint8_t>(bytes.begin(), bytes.end()));
     for (int r = 0; r < options_.world_size; ++r) {
       const auto v = impl_->store->get(fmt::format("revkit/gather/{}/{}", round, r));
       out.emplace_back(v.begin(), v.end());
@@ -221,7 +227,8 @@ class GlobalBatchNorm : public BatchNormSync {
       if (o.track_running_stats()) {
         const double momentum = o.momentum().value_or(0.1);
         bn.running_mean.mul_(1 - momentum).add_(m.to(bn.running_mean.scalar_type()), momentum);
-        bn.running_var.mul_(1 - momentum).add_((v * (count / std::max(1.0, count - 1))).to(bn.running_var.scalar_type()), momentum);
+        bn.running_var.mul_(1 - momentum)
+            .add_((v * (count / std::max(1.0, count - 1))).to(bn.running_var.scalar_type()), momentum);
         bn.num_batches_tracked.add_(1);
       }
     }
@@ -258,7 +265,9 @@ int free_local_port() {
 
 }  // namespace
 
-std::shared_ptr<BatchNormSync> make_batch_norm_sync(Distributed* dist) { return std::make_shared<GlobalBatchNorm>(dist); }
+std::shared_ptr<BatchNormSync> make_batch_norm_sync(Distributed* dist) {
+  return std::make_shared<GlobalBatchNorm>(dist);
+}
 
 int64_t enable_sync_batch_norm(torch::nn::Module& module, Distributed& dist) {
   int64_t count = 0;

@@ -75,7 +75,8 @@ std::map<std::string, at::Tensor> NesterovSgd::state() const {
   std::map<std::string, at::Tensor> out;
   for (size_t g = 0; g < groups_.size(); ++g)
     for (size_t i = 0; i < groups_[g].momentum_buffers.size(); ++i)
-      if (groups_[g].momentum_buffers[i].defined()) out[fmt::format("sgd.{}.{}", g, i)] = groups_[g].momentum_buffers[i];
+      if (groups_[g].momentum_buffers[i].defined())
+        out[fmt::format("sgd.{}.{}", g, i)] = groups_[g].momentum_buffers[i];
   return out;
 }
 
@@ -86,18 +87,23 @@ void NesterovSgd::load_state(const std::map<std::string, at::Tensor>& tensors, c
       if (it == tensors.end()) continue;  // no step taken for it yet
       const at::Tensor& p = groups_[g].params[i];
       if (it->second.sizes() != p.sizes())
-        throw InputError(source, fmt::format("optimizer state '{}' has shape [{}], the model's parameter [{}]", it->first,
-                                             fmt::join(it->second.sizes(), ", "), fmt::join(p.sizes(), ", ")));
+        throw InputError(source,
+                         fmt::format("optimizer state '{}' has shape [{}], the model's parameter [{}]", it->first,
+                                     fmt::join(it->second.sizes(), ", "), fmt::join(p.sizes(), ", ")));
       groups_[g].momentum_buffers[i] = it->second.to(p.options()).clone();
     }
 }
 
-TrainingSchedule::TrainingSchedule(const ScheduleOptions& options, int64_t epochs, int64_t batches_per_epoch, int64_t batch_size)
+TrainingSchedule::TrainingSchedule(const ScheduleOptions& options, int64_t epochs, int64_t batches_per_epoch,
+                                   int64_t batch_size)
     : options_(options), epochs_(epochs), batch_size_(batch_size) {
-  warmup_iterations_ = options.warmup_epochs <= 0
-                           ? 0
-                           : std::max<int64_t>(static_cast<int64_t>(std::nearbyint(options.warmup_epochs * batches_per_epoch)), options.min_warmup_iterations);
-  accumulate_ = std::max<int64_t>(static_cast<int64_t>(std::nearbyint(static_cast<double>(options.nominal_batch) / batch_size)), 1);
+  warmup_iterations_ =
+      options.warmup_epochs <= 0
+          ? 0
+          : std::max<int64_t>(static_cast<int64_t>(std::nearbyint(options.warmup_epochs * batches_per_epoch)),
+                              options.min_warmup_iterations);
+  accumulate_ = std::max<int64_t>(
+      static_cast<int64_t>(std::nearbyint(static_cast<double>(options.nominal_batch) / batch_size)), 1);
 }
 
 double TrainingSchedule::scaled_weight_decay() const {
@@ -122,7 +128,8 @@ void TrainingSchedule::apply(NesterovSgd& optimizer, int64_t ni, int64_t epoch) 
       groups[j].momentum = interpolate(x, x1, options_.warmup_momentum, options_.momentum);
     }
   } else {
-    accumulate_ = std::max<int64_t>(static_cast<int64_t>(std::nearbyint(static_cast<double>(options_.nominal_batch) / batch_size_)), 1);
+    accumulate_ = std::max<int64_t>(
+        static_cast<int64_t>(std::nearbyint(static_cast<double>(options_.nominal_batch) / batch_size_)), 1);
     for (auto& g : groups) {
       g.lr = g.initial_lr * target;
       g.momentum = options_.momentum;

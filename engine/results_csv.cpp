@@ -9,10 +9,20 @@
 namespace revkit {
 
 const std::vector<std::string>& results_columns() {
-  static const std::vector<std::string> columns = {
-      "epoch",          "train/box_loss", "train/obj_loss", "train/cls_loss",      "metrics/precision",
-      "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95", "val/box_loss", "val/obj_loss",
-      "val/cls_loss",   "x/lr0",          "x/lr1",          "x/lr2"};
+  static const std::vector<std::string> columns = {"epoch",
+                                                   "train/box_loss",
+                                                   "train/obj_loss",
+                                                   "train/cls_loss",
+                                                   "metrics/precision",
+                                                   "metrics/recall",
+                                                   "metrics/mAP_0.5",
+                                                   "metrics/mAP_0.5:0.95",
+                                                   "val/box_loss",
+                                                   "val/obj_loss",
+                                                   "val/cls_loss",
+                                                   "x/lr0",
+                                                   "x/lr1",
+                                                   "x/lr2"};
   return columns;
 }
 

@@ -13,17 +13,17 @@ namespace revkit {
 struct TrainOptions {
   std::string model = "yolov5-revcol-tiny";
   std::string data;
-  std::string weights;               // initial weights (names and shapes that match are copied)
+  std::string weights;  // initial weights (names and shapes that match are copied)
   std::string project = "runs/train", name = "exp";
-  bool exist_ok = false;             // reuse <project>/<name> instead of numbering a new one
+  bool exist_ok = false;  // reuse <project>/<name> instead of numbering a new one
   int64_t epochs = 100, imgsz = 640, batch = 16, workers = 0;
   uint64_t seed = 0;
-  BackboneSettings backbone;         // memory mode, store-every, recompute chunks, drop path, ...
+  BackboneSettings backbone;  // memory mode, store-every, recompute chunks, drop path, ...
   bool amp = false;
-  bool strict = false;               // a bad image or label row is an error instead of a warning
+  bool strict = false;  // a bad image or label row is an error instead of a warning
   std::string device = "cpu";
   bool augment = true;
-  bool val = true;                   // validate every epoch (else only after the last)
+  bool val = true;  // validate every epoch (else only after the last)
   ScheduleOptions schedule;
   AugmentOptions augment_options;
   double max_grad_norm = 10.0;
@@ -31,8 +31,8 @@ struct TrainOptions {
   int64_t checkpoint_every = 1;      // write weights/last (and its state) every so many epochs; the last one always
   bool sync_bn = false;              // data-parallel runs: BatchNorm statistics over the global batch
   // Of this process only (not kept with the run):
-  int64_t stop_after_epochs = 0;     // end this process after so many epochs, leaving a run to resume (0: run all)
-  bool quiet = false;                // no progress lines or tables
+  int64_t stop_after_epochs = 0;  // end this process after so many epochs, leaving a run to resume (0: run all)
+  bool quiet = false;             // no progress lines or tables
 
   nlohmann::json to_json() const;
   // Fields a saved run lacks keep their defaults; a field of the wrong type is an InputError naming `source`.

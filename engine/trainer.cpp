@@ -52,7 +52,8 @@ DatasetIndex index_for_training(const DataConfig& data, const std::vector<std::s
     if (i < 5) logger()->warn("{} (skipped)", index.problems[i]);
     if (i == 5) logger()->warn("... {} more label rows skipped", index.problems.size() - 5);
   }
-  if (index.orphan_labels > 0) logger()->warn("{}: {} label files without an image (skipped)", data.source, index.orphan_labels);
+  if (index.orphan_labels > 0)
+    logger()->warn("{}: {} label files without an image (skipped)", data.source, index.orphan_labels);
   const auto dropped = drop_unreadable_images(index, strict, threads);
   for (const auto& d : dropped) logger()->warn("{} (skipped)", d);
   summary.skipped_images += static_cast<int64_t>(dropped.size());
@@ -91,7 +92,8 @@ void Trainer::check_options() const {
   if (o_.epochs <= 0) throw InputError(fmt::format("--epochs must be positive, got {}", o_.epochs));
   if (o_.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o_.batch));
   if (o_.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", o_.imgsz));
-  if (o_.batch % world_ != 0) throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o_.batch, world_));
+  if (o_.batch % world_ != 0)
+    throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o_.batch, world_));
   if (o_.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", o_.workers));
   if (o_.checkpoint_every <= 0)
     throw InputError(fmt::format("--checkpoint-every must be positive, got {}", o_.checkpoint_every));
@@ -120,7 +122,8 @@ void Trainer::setup_model() {
   model_ = DetectionModel(config_, source, overrides);
   ema_model_ = DetectionModel(config_, source, overrides);
   if (config_.contains("nc") && config_["nc"].is_number_integer() && config_["nc"].get<int64_t>() != nc_)
-    logger()->info("{}: nc {} replaced by the {} classes of {}", source, config_["nc"].get<int64_t>(), nc_, data_.source);
+    logger()->info("{}: nc {} replaced by the {} classes of {}", source, config_["nc"].get<int64_t>(), nc_,
+                   data_.source);
   o_.imgsz = model_->checked_image_size(o_.imgsz);
   if (!o_.weights.empty() && !resume_) {
     int64_t total = 0;
@@ -185,7 +188,7 @@ void Trainer::setup_run_folder() {
     resume_->tensors.clear();  // in the model now
   } else {
     run_dir_ = next_run_folder(o_.project, o_.name, o_.exist_ok);
-    if (dist_) run_dir_ = dist_->all_gather_bytes(run_dir_).front();  // rank 0's choice
+    if (dist_) run_dir_ = dist_->all_gather_bytes(run_dir_).front();                       // rank 0's choice
     if (dist_) at::manual_seed(o_.seed + 1000003 * static_cast<uint64_t>(dist_->rank()));  // distinct drop-path masks
   }
   const fs::path weights_dir = fs::path(run_dir_) / "weights";
@@ -195,8 +198,11 @@ void Trainer::setup_run_folder() {
       if (f.path().filename().string().find(".safetensors.tmp.") != std::string::npos) fs::remove(f.path());
   summary_.run_dir = run_dir_;
   if (!resume_ && main_rank_) o_.write_yaml((fs::path(run_dir_) / "args.yaml").string());
-  weights_metadata_ = {{"format", "revkit-weights"}, {"config", config_.dump()}, {"nc", std::to_string(nc_)},
-                       {"names", nlohmann::json(data_.names).dump()}, {"imgsz", std::to_string(o_.imgsz)}};
+  weights_metadata_ = {{"format", "revkit-weights"},
+                       {"config", config_.dump()},
+                       {"nc", std::to_string(nc_)},
+                       {"names", nlohmann::json(data_.names).dump()},
+                       {"imgsz", std::to_string(o_.imgsz)}};
   last_path_ = (weights_dir / "last.safetensors").string();
   best_path_ = (weights_dir / "best.safetensors").string();
 }
@@ -282,8 +288,10 @@ std::optional<Trainer::StepLosses> Trainer::train_step(const Batch& batch, int64
   if (!std::isfinite(parts[3])) {
     ++summary_.nonfinite_steps;
     if (++nonfinite_in_row_ >= o_.max_nonfinite_in_row)
-      throw std::runtime_error(fmt::format("{} non-finite losses in a row at epoch {}, batch {}: training stopped; the "
-                                           "last good checkpoint is {}", nonfinite_in_row_, epoch + 1, i + 1, last_path_));
+      throw std::runtime_error(
+          fmt::format("{} non-finite losses in a row at epoch {}, batch {}: training stopped; the "
+                      "last good checkpoint is {}",
+                      nonfinite_in_row_, epoch + 1, i + 1, last_path_));
     logger()->warn("non-finite loss at epoch {}, batch {}: step skipped", epoch + 1, i + 1);
     optimizer_->zero_grad();
     return std::nullopt;
@@ -352,7 +360,8 @@ bool Trainer::end_epoch(int64_t epoch, const EpochLosses& losses) {
   return true;
 }
 
-void Trainer::save_checkpoint(int64_t epoch, const std::map<std::string, std::string>& metadata, bool pending_gradients) {
+void Trainer::save_checkpoint(int64_t epoch, const std::map<std::string, std::string>& metadata,
+                              bool pending_gradients) {
   save_weights(last_path_, *ema_model_, metadata);
   TrainingState state;
   state.tensors = with_prefix(named_state(*model_), "model.");

@@ -28,7 +28,7 @@ class Distributed;
 
 struct TrainSummary {
   std::string run_dir;
-  ValidationResult final;         // the best weights, validated after the last epoch
+  ValidationResult final;  // the best weights, validated after the last epoch
   double best_fitness = 0;
   int64_t epochs_done = 0;
   int64_t skipped_images = 0, skipped_label_rows = 0, nonfinite_steps = 0;

@@ -57,8 +57,8 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
         at::Tensor boxes = dets.clone();
         const double pad[4] = {static_cast<double>(s.pad_x), static_cast<double>(s.pad_y), static_cast<double>(s.pad_x),
                                static_cast<double>(s.pad_y)};
-        const double limit[4] = {static_cast<double>(s.width), static_cast<double>(s.height), static_cast<double>(s.width),
-                                 static_cast<double>(s.height)};
+        const double limit[4] = {static_cast<double>(s.width), static_cast<double>(s.height),
+                                 static_cast<double>(s.width), static_cast<double>(s.height)};
         for (int k = 0; k < 4; ++k) boxes.select(1, k).sub_(pad[k]).div_(s.scale).clamp_(0, limit[k]);
         result.detections.push_back({batch->paths[i], boxes});
       }
@@ -67,8 +67,9 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
     ++batches;
   }
   if (dist) {
-    at::Tensor sums = at::tensor({result.box, result.obj, result.cls, static_cast<double>(batches),
-                                  static_cast<double>(result.instances)}, at::kDouble);
+    at::Tensor sums = at::tensor(
+        {result.box, result.obj, result.cls, static_cast<double>(batches), static_cast<double>(result.instances)},
+        at::kDouble);
     dist->all_reduce_sum({sums});
     result.box = sums[0].item<double>(), result.obj = sums[1].item<double>(), result.cls = sums[2].item<double>();
     batches = static_cast<int64_t>(sums[3].item<double>());
@@ -85,7 +86,8 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
   return result;
 }
 
-void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names, bool per_class) {
+void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names,
+                      bool per_class) {
   const auto& m = v.metrics;
   const char* row = "{:>22} {:>10} {:>10} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f}\n";
   out << fmt::format("{:>22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "Class", "Images", "Instances", "P", "R",
@@ -94,7 +96,8 @@ void print_validation(std::ostream& out, const ValidationResult& v, const std::v
   for (size_t k = 0; per_class && k < m.classes.size(); ++k) {
     const int64_t c = m.classes[k];
     const std::string name = c >= 0 && c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c);
-    out << fmt::format(fmt::runtime(row), name, "", m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k], m.ap50_95[k]);
+    out << fmt::format(fmt::runtime(row), name, "", m.labels_per_class[k], m.precision[k], m.recall[k], m.ap50[k],
+                       m.ap50_95[k]);
   }
   out << std::flush;
 }

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "models/detection_model.h"
 #include "data/loader.h"
 #include "eval/coco.h"
 #include "eval/metrics.h"
+#include "models/detection_model.h"
 
 namespace revkit {
 
@@ -20,7 +20,7 @@ struct ValidationOptions {
   double conf = 0.001, iou = 0.6;
   int64_t max_det = 300;
   bool compute_loss = true;
-  bool amp = false;        // bf16 autocast on CPU, fp16 on CUDA
+  bool amp = false;              // bf16 autocast on CPU, fp16 on CUDA
   bool keep_detections = false;  // fill ValidationResult::detections (for --save-json)
   c10::Device device = c10::kCPU;
 };
@@ -46,6 +46,7 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
                           const BatchCallback& on_batch = {}, Distributed* dist = nullptr);
 
 // Ultralytics' results table: a header and the "all" row, then with `per_class` one row per class with labels.
-void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names, bool per_class);
+void print_validation(std::ostream& out, const ValidationResult& v, const std::vector<std::string>& names,
+                      bool per_class);
 
 }  // namespace revkit

@@ -13,15 +13,18 @@ namespace revkit {
 namespace {
 const std::vector<std::string>& coco_names() {
   static const std::vector<std::string> names = {
-      "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-      "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-      "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-      "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-      "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-      "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-      "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-      "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-      "hair drier", "toothbrush"};
+      "person",         "bicycle",    "car",           "motorcycle",    "airplane",     "bus",           "train",
+      "truck",          "boat",       "traffic light", "fire hydrant",  "stop sign",    "parking meter", "bench",
+      "bird",           "cat",        "dog",           "horse",         "sheep",        "cow",           "elephant",
+      "bear",           "zebra",      "giraffe",       "backpack",      "umbrella",     "handbag",       "tie",
+      "suitcase",       "frisbee",    "skis",          "snowboard",     "sports ball",  "kite",          "baseball bat",
+      "baseball glove", "skateboard", "surfboard",     "tennis racket", "bottle",       "wine glass",    "cup",
+      "fork",           "knife",      "spoon",         "bowl",          "banana",       "apple",         "sandwich",
+      "orange",         "broccoli",   "carrot",        "hot dog",       "pizza",        "donut",         "cake",
+      "chair",          "couch",      "potted plant",  "bed",           "dining table", "toilet",        "tv",
+      "laptop",         "mouse",      "remote",        "keyboard",      "cell phone",   "microwave",     "oven",
+      "toaster",        "sink",       "refrigerator",  "book",          "clock",        "vase",          "scissors",
+      "teddy bear",     "hair drier", "toothbrush"};
   return names;
 }
 }  // namespace
@@ -49,10 +52,11 @@ void write_coco_detections(const std::string& path, const std::vector<ImageDetec
       const double x1 = b[k][0].item<double>(), y1 = b[k][1].item<double>(), x2 = b[k][2].item<double>(),
                    y2 = b[k][3].item<double>();
       const auto cls = static_cast<int64_t>(b[k][5].item<double>());
-      out.push_back({{"image_id", id},
-                     {"category_id", coco_ids ? coco80_to_91(cls) : cls},
-                     {"bbox", {round_to(x1, 1e-3), round_to(y1, 1e-3), round_to(x2 - x1, 1e-3), round_to(y2 - y1, 1e-3)}},
-                     {"score", round_to(b[k][4].item<double>(), 1e-5)}});
+      out.push_back(
+          {{"image_id", id},
+           {"category_id", coco_ids ? coco80_to_91(cls) : cls},
+           {"bbox", {round_to(x1, 1e-3), round_to(y1, 1e-3), round_to(x2 - x1, 1e-3), round_to(y2 - y1, 1e-3)}},
+           {"score", round_to(b[k][4].item<double>(), 1e-5)}});
     }
   }
   write_file_atomically(path, out.dump());

@@ -110,7 +110,8 @@ void MetricsAccumulator::merge(const std::string& bytes) {
 DetectionMetrics MetricsAccumulator::compute() const {
   DetectionMetrics out;
   if (images_ == 0) return out;
-  at::Tensor correct = at::cat(correct_), conf = at::cat(conf_), pred_cls = at::cat(pred_cls_), target_cls = at::cat(target_cls_);
+  at::Tensor correct = at::cat(correct_), conf = at::cat(conf_), pred_cls = at::cat(pred_cls_),
+             target_cls = at::cat(target_cls_);
   at::Tensor order = conf.argsort(0, /*descending=*/true);
   correct = correct.index({order});
   conf = conf.index({order});

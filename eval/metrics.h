@@ -22,7 +22,7 @@ at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labe
 double average_precision_101(const std::vector<double>& recall, const std::vector<double>& precision);
 
 struct DetectionMetrics {
-  std::vector<int64_t> classes;  // classes with ground truth, ascending
+  std::vector<int64_t> classes;                          // classes with ground truth, ascending
   std::vector<double> precision, recall, ap50, ap50_95;  // per class, aligned with `classes`
   std::vector<int64_t> labels_per_class;
   double mp = 0, mr = 0, map50 = 0, map50_95 = 0;  // means over classes

@@ -17,8 +17,8 @@ namespace {
 
 cv::Scalar class_colour(int64_t cls) {
   // A fixed palette in RGB order (the image is RGB until it is written).
-  static const int palette[][3] = {{255, 56, 56},  {255, 157, 151}, {255, 112, 31}, {255, 178, 29}, {207, 210, 49},
-                                   {72, 249, 10},  {146, 204, 23},  {61, 219, 134}, {26, 147, 52},  {0, 212, 187},
+  static const int palette[][3] = {{255, 56, 56},  {255, 157, 151}, {255, 112, 31}, {255, 178, 29},  {207, 210, 49},
+                                   {72, 249, 10},  {146, 204, 23},  {61, 219, 134}, {26, 147, 52},   {0, 212, 187},
                                    {44, 153, 168}, {0, 194, 255},   {52, 69, 147},  {100, 115, 255}, {0, 24, 236},
                                    {132, 56, 255}, {82, 0, 133},    {203, 56, 255}, {255, 149, 200}, {255, 55, 199}};
   const auto& c = palette[cls % 20];
@@ -96,7 +96,8 @@ void plot_results(const std::string& path, const std::vector<std::string>& colum
   for (int p = 0; p < panels; ++p) {
     const cv::Rect box((p % per_row) * pw, (p / per_row) * ph, pw, ph);
     cv::Mat panel = canvas(box);
-    cv::putText(panel, columns[p + 1], cv::Point(8, 18), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    cv::putText(panel, columns[p + 1], cv::Point(8, 18), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1,
+                cv::LINE_AA);
     const cv::Rect plot(margin, 28, pw - margin - 10, ph - 28 - 24);
     cv::rectangle(panel, plot, cv::Scalar(160, 160, 160), 1);
     std::vector<cv::Point2d> points;
@@ -113,11 +114,13 @@ void plot_results(const std::string& path, const std::vector<std::string>& colum
     };
     for (size_t i = 0; i < points.size(); ++i) {
       cv::circle(panel, to_pixel(points[i]), 2, cv::Scalar(180, 119, 31), cv::FILLED);
-      if (i > 0) cv::line(panel, to_pixel(points[i - 1]), to_pixel(points[i]), cv::Scalar(180, 119, 31), 1, cv::LINE_AA);
+      if (i > 0)
+        cv::line(panel, to_pixel(points[i - 1]), to_pixel(points[i]), cv::Scalar(180, 119, 31), 1, cv::LINE_AA);
     }
     const auto label = [&](double v) { return fmt::format("{:.3g}", v); };
     cv::putText(panel, label(y1), cv::Point(2, plot.y + 10), cv::FONT_HERSHEY_SIMPLEX, 0.33, cv::Scalar(80, 80, 80), 1);
-    cv::putText(panel, label(y0), cv::Point(2, plot.y + plot.height), cv::FONT_HERSHEY_SIMPLEX, 0.33, cv::Scalar(80, 80, 80), 1);
+    cv::putText(panel, label(y0), cv::Point(2, plot.y + plot.height), cv::FONT_HERSHEY_SIMPLEX, 0.33,
+                cv::Scalar(80, 80, 80), 1);
     cv::putText(panel, label(x0), cv::Point(plot.x, ph - 8), cv::FONT_HERSHEY_SIMPLEX, 0.33, cv::Scalar(80, 80, 80), 1);
     cv::putText(panel, label(x1), cv::Point(plot.x + plot.width - 20, ph - 8), cv::FONT_HERSHEY_SIMPLEX, 0.33,
                 cv::Scalar(80, 80, 80), 1);

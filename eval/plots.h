@@ -19,7 +19,8 @@ void plot_results(const std::string& path, const std::vector<std::string>& colum
                   const std::vector<std::vector<double>>& rows);
 
 // Draws boxes on one [H, W, 3] uint8 RGB image in place (as save_batch_picture draws each tile).
-void draw_boxes(at::Tensor& image, const at::Tensor& boxes, const std::vector<std::string>& names, double min_conf = 0.25);
+void draw_boxes(at::Tensor& image, const at::Tensor& boxes, const std::vector<std::string>& names,
+                double min_conf = 0.25);
 
 // Encodes an [H, W, 3] uint8 RGB image (JPEG or PNG by extension) and writes it atomically.
 void write_image(const std::string& path, const at::Tensor& image);

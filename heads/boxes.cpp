@@ -40,7 +40,8 @@ at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps)
   return iou - (rho2 / c2 + v * alpha);
 }
 
-at::Tensor class_aware_nms(const at::Tensor& boxes_in, const at::Tensor& classes_in, double iou_threshold, int64_t max_det) {
+at::Tensor class_aware_nms(const at::Tensor& boxes_in, const at::Tensor& classes_in, double iou_threshold,
+                           int64_t max_det) {
   const at::Tensor boxes = boxes_in.to(at::kFloat).contiguous();
   const at::Tensor cls = classes_in.to(at::kLong).contiguous();
   const int64_t n = boxes.size(0);

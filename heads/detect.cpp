@@ -50,7 +50,8 @@ std::vector<at::Tensor> DetectImpl::forward(const std::vector<at::Tensor>& featu
 }
 
 std::vector<at::Tensor> DetectImpl::raw(const std::vector<at::Tensor>& features) {
-  TORCH_CHECK(static_cast<int64_t>(features.size()) == nl, "Detect: expected ", nl, " feature maps, got ", features.size());
+  TORCH_CHECK(static_cast<int64_t>(features.size()) == nl, "Detect: expected ", nl, " feature maps, got ",
+              features.size());
   std::vector<at::Tensor> maps;
   for (int64_t i = 0; i < nl; ++i) {
     at::Tensor y = m[i]->as<torch::nn::Conv2d>()->forward(features[i]);
@@ -101,7 +102,8 @@ std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, doubl
     cls = cls.index({order}).contiguous();
 
     const at::Tensor idx = class_aware_nms(boxes, cls, iou_threshold, max_det);
-    results.push_back(at::cat({boxes.index({idx}), conf.index({idx}).unsqueeze(1), cls.index({idx}).unsqueeze(1).to(at::kFloat)}, 1));
+    results.push_back(
+        at::cat({boxes.index({idx}), conf.index({idx}).unsqueeze(1), cls.index({idx}).unsqueeze(1).to(at::kFloat)}, 1));
   }
   return results;
 }

@@ -16,7 +16,7 @@ struct DetectOptions {
       : num_classes_(num_classes), anchors_(std::move(anchors)), in_channels_(std::move(in_channels)) {}
   TORCH_ARG(int64_t, num_classes);
   TORCH_ARG(std::vector<std::vector<double>>, anchors);  // per level: w0, h0, w1, h1, ... in input pixels
-  TORCH_ARG(std::vector<int64_t>, in_channels);           // per level
+  TORCH_ARG(std::vector<int64_t>, in_channels);          // per level
 };
 
 class DetectImpl : public torch::nn::Module {

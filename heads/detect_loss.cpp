@@ -18,7 +18,6 @@ DetectLossOptions DetectLossOptions::scaled(int64_t nl, int64_t nc, int64_t imgs
   return o;
 }
 
-
 namespace {
 
 struct LevelTargets {
@@ -47,8 +46,8 @@ LevelTargets assign(const DetectImpl& head, int64_t level, const at::IntArrayRef
     const double g = 0.5;
     at::Tensor gxy = t.narrow(1, 2, 2);
     at::Tensor gxi = at::tensor({double(nx), double(ny)}, opts) - gxy;
-    at::Tensor jk = ((at::fmod(gxy, 1.0) < g).logical_and(gxy > 1.0)).t();  // left, top neighbours
-    at::Tensor lm = ((at::fmod(gxi, 1.0) < g).logical_and(gxi > 1.0)).t();  // right, bottom neighbours
+    at::Tensor jk = ((at::fmod(gxy, 1.0) < g).logical_and(gxy > 1.0)).t();              // left, top neighbours
+    at::Tensor lm = ((at::fmod(gxi, 1.0) < g).logical_and(gxi > 1.0)).t();              // right, bottom neighbours
     at::Tensor select = at::stack({at::ones_like(jk[0]), jk[0], jk[1], lm[0], lm[1]});  // [5, m]
     at::Tensor off = at::tensor({0.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 0.0, -1.0}, opts).view({5, 1, 2}) * g;
     offsets = (at::zeros_like(gxy).unsqueeze(0) + off).index({select});
@@ -74,8 +73,10 @@ LevelTargets assign(const DetectImpl& head, int64_t level, const at::IntArrayRef
 
 DetectLoss detect_loss(const DetectImpl& head, const std::vector<at::Tensor>& raw, const at::Tensor& targets_in,
                        const DetectLossOptions& o) {
-  TORCH_CHECK(static_cast<int64_t>(raw.size()) == head.nl, "detect_loss: ", raw.size(), " maps for ", head.nl, " levels");
-  TORCH_CHECK(targets_in.dim() == 2 && targets_in.size(1) == 6, "detect_loss: targets must be [n, 6], got ", targets_in.sizes());
+  TORCH_CHECK(static_cast<int64_t>(raw.size()) == head.nl, "detect_loss: ", raw.size(), " maps for ", head.nl,
+              " levels");
+  TORCH_CHECK(targets_in.dim() == 2 && targets_in.size(1) == 6, "detect_loss: targets must be [n, 6], got ",
+              targets_in.sizes());
   const auto opts = raw[0].options().dtype(at::kFloat);
   const at::Tensor targets = targets_in.to(opts);
   static const std::vector<double> kBalance3 = {4.0, 1.0, 0.4}, kBalanceN = {4.0, 1.0, 0.25, 0.06, 0.02};
@@ -105,8 +106,9 @@ DetectLoss detect_loss(const DetectImpl& head, const std::vector<at::Tensor>& ra
       if (nc > 1) {
         at::Tensor target_cls = at::zeros({n, nc}, opts);
         target_cls.index_put_({at::arange(n, t.cls.options()), t.cls}, 1.0);
-        lcls = lcls + at::binary_cross_entropy_with_logits(ps.narrow(1, 5, nc), target_cls, {}, {}, at::Reduction::Sum) /
-                          (counts[i] * static_cast<double>(nc));
+        lcls =
+            lcls + at::binary_cross_entropy_with_logits(ps.narrow(1, 5, nc), target_cls, {}, {}, at::Reduction::Sum) /
+                       (counts[i] * static_cast<double>(nc));
       }
     }
     // Every rank holds the same number of cells: the global mean is the mean of the ranks' means.

@@ -26,10 +26,9 @@ struct DetectLossOptions {
 };
 
 struct DetectLoss {
-  at::Tensor total;               // scalar: (box + obj + cls) * (global) batch size, for backward
+  at::Tensor total;                  // scalar: (box + obj + cls) * (global) batch size, for backward
   double box = 0, obj = 0, cls = 0;  // the three parts, before the batch-size factor
 };
-
 
 // raw: the head's training maps, [batch, na, ny, nx, nc + 5] per level. targets: [n, 6] rows of
 // (image index, class, x, y, w, h) with coordinates normalised to [0, 1].

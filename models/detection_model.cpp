@@ -51,7 +51,8 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
                                                            const ModelOverrides& overrides) {
   auto fail = [&](const std::string& what) -> void { throw InputError(source, what); };
   if (!cfg.is_object()) fail("a model config must be a mapping with nc, backbone and head");
-  static const std::vector<std::string> known = {"nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head"};
+  static const std::vector<std::string> known = {"nc",      "depth_multiple", "width_multiple",
+                                                 "anchors", "backbone",       "head"};
   for (auto it = cfg.begin(); it != cfg.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(fmt::format("unknown key '{}' (expected {})", it.key(), fmt::join(known, ", ")));
@@ -88,7 +89,9 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   const auto& row = h.rows[i];
   std::vector<int64_t>& channels = positions.channels;
   const int64_t position = static_cast<int64_t>(i) + positions.offset;
-  auto row_fail = [&](const std::string& what) -> void { throw InputError(source, fmt::format("row {}: {}", i, what)); };
+  auto row_fail = [&](const std::string& what) -> void {
+    throw InputError(source, fmt::format("row {}: {}", i, what));
+  };
   if (!row.is_array() || row.size() != 4) row_fail("expected [from, number, module, args], got " + row.dump());
   if (!row[2].is_string()) row_fail("the layer type must be a name, got " + row[2].dump());
   LayerArgs args;
@@ -174,7 +177,8 @@ void DetectionModelImpl::finish(int64_t positions) {
   size_divisor_ = static_cast<int64_t>(*std::max_element(strides_.begin(), strides_.end()));
 }
 
-DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::string& source, const ModelOverrides& overrides) {
+DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::string& source,
+                                       const ModelOverrides& overrides) {
   const Header header = read_header(cfg, source, overrides);
   model = register_module("model", torch::nn::ModuleList());
   Positions positions;
@@ -220,10 +224,11 @@ int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {
 }
 
 void DetectionModelImpl::check_input(const at::Tensor& images) const {
-  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "DetectionModel: expected images [N, 3, H, W], got ", images.sizes());
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "DetectionModel: expected images [N, 3, H, W], got ",
+              images.sizes());
   TORCH_CHECK(images.size(2) % size_divisor_ == 0 && images.size(3) % size_divisor_ == 0,
-              "DetectionModel: image height and width must be multiples of ", size_divisor_, ", got ", images.size(2), "x",
-              images.size(3));
+              "DetectionModel: image height and width must be multiples of ", size_divisor_, ", got ", images.size(2),
+              "x", images.size(3));
 }
 
 std::vector<std::string> builtin_model_names() {
@@ -240,7 +245,8 @@ nlohmann::json load_model_config(const std::string& name_or_path, std::string* s
     }
   if (source) *source = name_or_path;
   if (!std::filesystem::exists(name_or_path))
-    throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})", fmt::join(builtin_model_names(), ", ")));
+    throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})",
+                                               fmt::join(builtin_model_names(), ", ")));
   return load_config_file(name_or_path);
 }
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "models/layers.h"
 #include "heads/detect.h"
+#include "models/layers.h"
 
 namespace revkit {
 
@@ -24,12 +24,12 @@ struct ModelOverrides {
 
 struct LayerInfo {
   int64_t row = 0;
-  int64_t position = 0;           // first output position
-  std::vector<int64_t> from;       // input positions (-1: the image)
-  std::string from_text;           // `from` as the config wrote it
+  int64_t position = 0;       // first output position
+  std::vector<int64_t> from;  // input positions (-1: the image)
+  std::string from_text;      // `from` as the config wrote it
   int64_t repeats = 1;
   int64_t params = 0;
-  std::string type;                // the layer type the row names
+  std::string type;  // the layer type the row names
   std::string args;
   std::vector<int64_t> out_channels;
 };

@@ -72,7 +72,9 @@ BuiltLayer repeated(const LayerArgs& a, int64_t c2, std::string args_text, Make 
   if (a.repeats <= 1) {
     Holder m = make(single_input(a));
     built.module = m.ptr();
-    built.forward = [m](const std::vector<at::Tensor>& in) mutable { return std::vector<at::Tensor>{m->forward(in.at(0))}; };
+    built.forward = [m](const std::vector<at::Tensor>& in) mutable {
+      return std::vector<at::Tensor>{m->forward(in.at(0))};
+    };
     return built;
   }
   torch::nn::Sequential seq;
@@ -122,7 +124,9 @@ BuiltLayer build_csp(const LayerArgs& a, bool default_shortcut) {
   Holder m(c1, c2, a.repeats, shortcut, g, e);
   BuiltLayer built;
   built.module = m.ptr();
-  built.forward = [m](const std::vector<at::Tensor>& in) mutable { return std::vector<at::Tensor>{m->forward(in.at(0))}; };
+  built.forward = [m](const std::vector<at::Tensor>& in) mutable {
+    return std::vector<at::Tensor>{m->forward(in.at(0))};
+  };
   built.out_channels = {c2};
   built.args_text = fmt::format("{}, {}, {}{}", c1, c2, a.repeats, shortcut ? "" : ", False");
   return built;
@@ -161,7 +165,8 @@ BuiltLayer build_upsample(const LayerArgs& a) {
   if (mode != "nearest" && mode != "bilinear") a.fail("mode must be 'nearest' or 'bilinear', got '" + mode + "'");
   if (scale <= 0) a.fail("scale factor must be positive");
   const int64_t c = single_input(a);
-  return repeated<Upsample>(a, c, fmt::format("None, {}, '{}'", scale, mode), [=](int64_t) { return Upsample(scale, mode); });
+  return repeated<Upsample>(a, c, fmt::format("None, {}, '{}'", scale, mode),
+                            [=](int64_t) { return Upsample(scale, mode); });
 }
 
 // YOLOv5's default anchors (P3/8, P4/16, P5/32), used when a config gives only an anchor count.
@@ -181,20 +186,21 @@ BuiltLayer build_detect(const LayerArgs& a) {
     anchors = kDefaultAnchors;
   } else if (spec.is_array()) {
     for (const auto& level : spec) {
-      if (!level.is_array() || level.empty() || level.size() % 2) a.fail("each anchor level must be a list of pixel pairs w, h");
+      if (!level.is_array() || level.empty() || level.size() % 2)
+        a.fail("each anchor level must be a list of pixel pairs w, h");
       std::vector<double> v;
       for (const auto& x : level) {
         if (!x.is_number() || x.get<double>() <= 0) a.fail("anchor sizes must be positive numbers, got " + x.dump());
         v.push_back(x.get<double>());
       }
-      if (!anchors.empty() && v.size() != anchors[0].size()) a.fail("every anchor level needs the same number of anchors");
+      if (!anchors.empty() && v.size() != anchors[0].size())
+        a.fail("every anchor level needs the same number of anchors");
       anchors.push_back(v);
     }
   } else {
     a.fail("anchors must be a list of pixel-pair lists or an integer count, got " + spec.dump());
   }
-  if (anchors.size() != levels)
-    a.fail(fmt::format("{} anchor levels for {} inputs in `from`", anchors.size(), levels));
+  if (anchors.size() != levels) a.fail(fmt::format("{} anchor levels for {} inputs in `from`", anchors.size(), levels));
   Detect m(DetectOptions(nc, anchors, a.in_channels));
   BuiltLayer built;
   built.module = m.ptr();
@@ -213,7 +219,8 @@ LayerFactory backbone_row(const std::string& name) {
     if (a.repeats != 1) a.fail("a backbone cannot be repeated (number must be 1)");
     std::shared_ptr<Backbone> backbone = backbone_registry().factory(name)(a.backbone);
     if (backbone->out_channels().size() > 5)
-      a.fail(fmt::format("returns {} feature maps; a config row index space holds at most 5", backbone->out_channels().size()));
+      a.fail(fmt::format("returns {} feature maps; a config row index space holds at most 5",
+                         backbone->out_channels().size()));
     BuiltLayer built;
     built.module = backbone;
     built.forward = [backbone](const std::vector<at::Tensor>& in) { return backbone->forward(in.at(0)); };
@@ -251,7 +258,8 @@ LayerFactory find_layer(const std::string& type) {
   if (layer_registry().contains(type)) return layer_registry().factory(type);
   if (backbone_registry().contains(type)) return backbone_row(type);
   throw UnknownNameError(fmt::format("unknown layer '{}' (layers: {}; backbones: {})", type,
-                                     fmt::join(layer_registry().names(), ", "), fmt::join(backbone_registry().names(), ", ")));
+                                     fmt::join(layer_registry().names(), ", "),
+                                     fmt::join(backbone_registry().names(), ", ")));
 }
 
 }  // namespace revkit

@@ -20,15 +20,15 @@ namespace revkit {
 class DetectImpl;
 
 struct LayerArgs {
-  std::string source;   // the config, for errors
-  int64_t row = 0;      // row number over backbone + head
-  std::string type;     // the layer type the row names (Conv, C3, revcol_tiny, ...)
+  std::string source;  // the config, for errors
+  int64_t row = 0;     // row number over backbone + head
+  std::string type;    // the layer type the row names (Conv, C3, revcol_tiny, ...)
   nlohmann::json args = nlohmann::json::array();
   std::vector<int64_t> in_channels;  // channels of each `from` input
   int64_t repeats = 1;               // after depth scaling
   double width_multiple = 1.0;
   int64_t num_classes = 80;
-  BackboneSettings backbone;         // for a backbone row
+  BackboneSettings backbone;  // for a backbone row
 
   // Throws InputError "<source>: row R (Type): <problem>".
   [[noreturn]] void fail(const std::string& problem) const;
@@ -47,8 +47,8 @@ struct LayerArgs {
 struct BuiltLayer {
   std::shared_ptr<torch::nn::Module> module;
   std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)> forward;
-  std::vector<int64_t> out_channels;  // one entry per output
-  std::string args_text;              // the arguments as built, for `revkit info`
+  std::vector<int64_t> out_channels;   // one entry per output
+  std::string args_text;               // the arguments as built, for `revkit info`
   std::shared_ptr<DetectImpl> detect;  // set for a detection head
   bool backbone = false;               // several outputs taking row positions 0..4
 };

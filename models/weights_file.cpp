@@ -15,7 +15,8 @@ std::map<std::string, at::Tensor> named_state(const torch::nn::Module& module) {
   return out;
 }
 
-void save_weights(const std::string& path, const torch::nn::Module& module, const std::map<std::string, std::string>& metadata) {
+void save_weights(const std::string& path, const torch::nn::Module& module,
+                  const std::map<std::string, std::string>& metadata) {
   write_safetensors(path, named_state(module), metadata);
 }
 
@@ -32,7 +33,8 @@ int64_t transfer_weights(torch::nn::Module& module, const std::map<std::string, 
   };
   for (auto& p : module.named_parameters()) copy(p.key(), p.value());
   for (auto& b : module.named_buffers()) copy(b.key(), b.value());
-  if (copied == 0) throw InputError(source, "no tensor matches the model's names and shapes (weights of another model?)");
+  if (copied == 0)
+    throw InputError(source, "no tensor matches the model's names and shapes (weights of another model?)");
   if (total) *total = count;
   return copied;
 }
@@ -72,7 +74,8 @@ DetectionModel load_detector(const std::string& model, const std::string& weight
   load_named_tensors(*detector, file.tensors, weights);
   if (names) {
     *names = class_names;
-    for (auto k = static_cast<int64_t>(names->size()); k < detector->num_classes(); ++k) names->push_back(std::to_string(k));
+    for (auto k = static_cast<int64_t>(names->size()); k < detector->num_classes(); ++k)
+      names->push_back(std::to_string(k));
   }
   return detector;
 }

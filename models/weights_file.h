@@ -25,6 +25,7 @@ int64_t transfer_weights(torch::nn::Module& module, const std::map<std::string, 
 // A detector with trained weights: built from `model` (a config path or built-in name; empty: the config saved in
 // the weights' metadata) with the class count of the weights, then loaded strictly. `names` receives the class
 // names saved with the weights (or "0", "1", ... when none were).
-DetectionModel load_detector(const std::string& model, const std::string& weights, std::vector<std::string>* names = nullptr);
+DetectionModel load_detector(const std::string& model, const std::string& weights,
+                             std::vector<std::string>* names = nullptr);
 
 }  // namespace revkit

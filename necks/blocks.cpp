@@ -11,16 +11,18 @@ int64_t autopad(int64_t kernel, int64_t dilation) { return (dilation * (kernel -
 ConvImpl::ConvImpl(const ConvOptions& o) : act(o.act()) {
   TORCH_CHECK(o.in_channels() > 0 && o.out_channels() > 0 && o.kernel_size() > 0 && o.stride() > 0 && o.groups() > 0,
               "Conv: channels, kernel, stride and groups must be positive");
-  TORCH_CHECK(o.in_channels() % o.groups() == 0 && o.out_channels() % o.groups() == 0,
-              "Conv: channels ", o.in_channels(), " -> ", o.out_channels(), " are not divisible by groups ", o.groups());
+  TORCH_CHECK(o.in_channels() % o.groups() == 0 && o.out_channels() % o.groups() == 0, "Conv: channels ",
+              o.in_channels(), " -> ", o.out_channels(), " are not divisible by groups ", o.groups());
   const int64_t pad = o.padding() >= 0 ? o.padding() : autopad(o.kernel_size(), o.dilation());
-  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                                                       .stride(o.stride())
-                                                       .padding(pad)
-                                                       .groups(o.groups())
-                                                       .dilation(o.dilation())
-                                                       .bias(false)));
-  bn = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(o.out_channels()).eps(1e-3).momentum(0.03)));
+  conv = register_module("conv",
+                         torch::nn::Conv2d(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+                                               .stride(o.stride())
+                                               .padding(pad)
+                                               .groups(o.groups())
+                                               .dilation(o.dilation())
+                                               .bias(false)));
+  bn = register_module("bn",
+                       torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(o.out_channels()).eps(1e-3).momentum(0.03)));
 }
 
 at::Tensor ConvImpl::forward(const at::Tensor& x) {
@@ -77,7 +79,9 @@ SPPFImpl::SPPFImpl(int64_t c1, int64_t c2, int64_t kernel_) : kernel(kernel_) {
 }
 
 at::Tensor SPPFImpl::forward(const at::Tensor& x) {
-  auto pool = [&](const at::Tensor& t) { return at::max_pool2d(t, {kernel, kernel}, {1, 1}, {kernel / 2, kernel / 2}); };
+  auto pool = [&](const at::Tensor& t) {
+    return at::max_pool2d(t, {kernel, kernel}, {1, 1}, {kernel / 2, kernel / 2});
+  };
   at::Tensor a = cv1->forward(x);
   at::Tensor b = pool(a), c = pool(b);
   return cv2->forward(at::cat({a, b, c, pool(c)}, 1));
@@ -87,7 +91,8 @@ at::Tensor ConcatImpl::forward(const std::vector<at::Tensor>& inputs) { return a
 
 UpsampleImpl::UpsampleImpl(double scale, std::string mode_) : scale_factor(scale), mode(std::move(mode_)) {
   TORCH_CHECK(scale_factor > 0, "Upsample: scale factor must be positive, got ", scale_factor);
-  TORCH_CHECK(mode == "nearest" || mode == "bilinear", "Upsample: mode must be 'nearest' or 'bilinear', got '", mode, "'");
+  TORCH_CHECK(mode == "nearest" || mode == "bilinear", "Upsample: mode must be 'nearest' or 'bilinear', got '", mode,
+              "'");
 }
 
 at::Tensor UpsampleImpl::forward(const at::Tensor& x) {

@@ -57,7 +57,8 @@ struct PieceFunction : public torch::autograd::Function<PieceFunction> {
     piece->rng.restore();
     AutocastStateGuard autocast(piece->autocast);
     at::AutoGradMode grad_on(true);
-    at::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(ctx->needs_input_grad(0));  // counts tensor inputs only
+    at::Tensor x =
+        ctx->get_saved_variables()[0].detach().requires_grad_(ctx->needs_input_grad(0));  // counts tensor inputs only
     at::Tensor y = piece->run(x);
     variable_list wrt;
     if (x.requires_grad()) wrt.push_back(x);

@@ -25,10 +25,11 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
   // The forward, keeping every column's states and each cell's RNG state.
   std::vector<std::vector<at::Tensor>> states(N, std::vector<at::Tensor>(L));
   std::vector<std::vector<RngState>> rng(N, std::vector<RngState>(L));
-  detail::sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-    rng[j][k] = RngState::capture(devices);
-    return states[j][k] = detail::combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
-  });
+  detail::sweep(
+      grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+        rng[j][k] = RngState::capture(devices);
+        return states[j][k] = detail::combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+      });
 
   std::vector<double> error(std::max<int64_t>(N - 1, 0), 0.0);
   std::vector<at::Tensor> current = states[N - 1];

@@ -56,15 +56,16 @@ std::vector<bool> stored_columns(const ColumnOptions& options, int64_t columns) 
 
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 using detail::combine;
 using detail::sweep;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
 
 std::vector<at::Tensor> run_plain(const ColumnGrid& grid, const at::Tensor& x) {
-  return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-    return combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
-  });
+  return sweep(grid, x,
+               [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+                 return combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+               });
 }
 
 // What backward needs from one forward through the grid, shared by every cell's autograd node (as a capsule): the
@@ -76,11 +77,11 @@ struct GridTape : torch::CustomClassHolder {
   ColumnOptions options;
   std::vector<bool> stored;
   at::Tensor x;
-  std::vector<std::vector<at::Tensor>> state;     // [column][level]: c_k[j] while backward still needs it
-  std::vector<std::vector<int64_t>> version;      // [column][level]: version of a state kept by the forward
-  std::vector<std::vector<int>> reads_left;       // [column][level]: backward reads of c_k[j] still to come
-  std::vector<std::vector<RngState>> rng;         // [column][level]: generator state before F_k[j]
-  std::vector<std::vector<bool>> backward_done;   // [column][level]
+  std::vector<std::vector<at::Tensor>> state;    // [column][level]: c_k[j] while backward still needs it
+  std::vector<std::vector<int64_t>> version;     // [column][level]: version of a state kept by the forward
+  std::vector<std::vector<int>> reads_left;      // [column][level]: backward reads of c_k[j] still to come
+  std::vector<std::vector<RngState>> rng;        // [column][level]: generator state before F_k[j]
+  std::vector<std::vector<bool>> backward_done;  // [column][level]
   int64_t cells_done = 0;
   std::vector<std::vector<std::vector<at::Tensor>>> buffers;  // [column][level]
   // [column][level]: the trainable parameters, in the order the cell's node takes them as inputs and returns
@@ -137,8 +138,9 @@ struct GridTape : torch::CustomClassHolder {
 
   // c_k[j] for backward: the stored or already rebuilt value, or rebuilt now from column j + 1.
   at::Tensor value(int64_t j, int64_t k) {
-    TORCH_CHECK(version[j][k] < 0 || state[j][k]._version() == version[j][k],
-                "revkit: the state of column ", j, " level ", k, " was modified in place after the forward pass; "
+    TORCH_CHECK(version[j][k] < 0 || state[j][k]._version() == version[j][k], "revkit: the state of column ", j,
+                " level ", k,
+                " was modified in place after the forward pass; "
                 "reversible backward needs it as it was (clone it before changing it)");
     if (!state[j][k].defined()) {
       // Only when the cell that rebuilds it never ran backward (its output took no part in the loss).
@@ -283,14 +285,17 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
   auto tape = make_tape(grid, options, x);
   // Absent inputs go in as empty optionals: autograd nodes take no undefined tensors.
   auto maybe = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
-  return sweep(grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-    return CellFunction::apply(tape, j, k, lower, maybe(upper), maybe(previous),
-                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()), at::TensorList(tape->params[j][k]))[0];
-  });
+  return sweep(grid, x,
+               [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+                 return CellFunction::apply(tape, j, k, lower, maybe(upper), maybe(previous),
+                                            maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()),
+                                            at::TensorList(tape->params[j][k]))[0];
+               });
 }
 
 void check_grid(const ColumnGrid& grid) {
-  TORCH_CHECK(grid.columns() > 0 && grid.num_levels() > 0, "revkit: a column grid needs at least one column and one level");
+  TORCH_CHECK(grid.columns() > 0 && grid.num_levels() > 0,
+              "revkit: a column grid needs at least one column and one level");
   TORCH_CHECK(grid.alphas.size() == grid.levels.size(), "revkit: the column grid has ", grid.levels.size(),
               " columns of levels but ", grid.alphas.size(), " columns of alphas");
   for (int64_t j = 0; j < grid.columns(); ++j) {

@@ -1,6 +1,6 @@
 #pragma once
-// The reversible column grid: forward and backward of any reversible column network. A network of L levels of state c_0..c_{L-1} passes through N columns; level k of
-// column j computes
+// The reversible column grid: forward and backward of any reversible column network. A network of L levels of state
+// c_0..c_{L-1} passes through N columns; level k of column j computes
 //
 //     c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j]( c_{k-1}[j], c_{k+1}[j-1] )      (c_{-1}[j] = x, no c_L)
 //
@@ -8,8 +8,8 @@
 // starts from zero state and its F takes no upper input. RevCol is L = 4; RevNet's additive coupling is L = 2 with
 // alpha = 1. In a reversible memory mode the activations inside each F are not kept: backward recomputes them
 // from column states that are either stored or reconstructed by the inverse.
-#include <torch/nn/module.h>
 #include <torch/arg.h>
+#include <torch/nn/module.h>
 
 #include <memory>
 #include <string>
@@ -58,7 +58,7 @@ class ReversibleLevel : public torch::nn::Module {
 
 struct ColumnGrid {
   std::vector<std::vector<std::shared_ptr<ReversibleLevel>>> levels;  // [column][level]
-  std::vector<std::vector<at::Tensor>> alphas;                         // [column][level], broadcastable to c_k
+  std::vector<std::vector<at::Tensor>> alphas;                        // [column][level], broadcastable to c_k
 
   int64_t columns() const { return static_cast<int64_t>(levels.size()); }
   int64_t num_levels() const { return levels.empty() ? 0 : static_cast<int64_t>(levels.front().size()); }

@@ -63,9 +63,10 @@ void ReversibleModule::check_drift(const at::Tensor& x) {
     const int64_t inverses = grid_.columns() - 1 - static_cast<int64_t>(j);
     if (inverses > inverses_bound) continue;
     if (!(last_drift_[j] <= options_.drift_warning()) && warned_columns_.insert(j).second)
-      logger()->warn("memory mode full: column {} is rebuilt by the inverse with relative error {:.2e} (above {:.0e}); "
-                   "its gradients are inexact: use --memory-mode auto or column, or a larger alpha", j,
-                   last_drift_[j], options_.drift_warning());
+      logger()->warn(
+          "memory mode full: column {} is rebuilt by the inverse with relative error {:.2e} (above {:.0e}); "
+          "its gradients are inexact: use --memory-mode auto or column, or a larger alpha",
+          j, last_drift_[j], options_.drift_warning());
   }
 }
 

@@ -57,9 +57,7 @@ std::vector<std::string> EquivalenceReport::categories() const {
   return out;
 }
 
-bool EquivalenceReport::within(double tolerance) const {
-  return rng_stream_equal && worst_overall() <= tolerance;
-}
+bool EquivalenceReport::within(double tolerance) const { return rng_stream_equal && worst_overall() <= tolerance; }
 
 namespace {
 

@@ -26,8 +26,7 @@ struct EquivalenceReport {
   std::vector<Difference> differences;  // one per compared tensor
   bool rng_stream_equal = true;         // the RNG state after both runs was the same
 
-  void add(const std::string& category, const std::string& name, const at::Tensor& actual,
-           const at::Tensor& reference);
+  void add(const std::string& category, const std::string& name, const at::Tensor& actual, const at::Tensor& reference);
   // The worst entry of a category (relative = 0 and an empty name if the category has none).
   Difference worst(const std::string& category) const;
   double worst_overall() const;

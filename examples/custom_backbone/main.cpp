@@ -78,10 +78,12 @@ int main() {
   for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
     revkit::reversible::ModeComparison cmp;
     cmp.mode = mode;
-    const auto report = revkit::reversible::compare_memory_modes(*model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
+    const auto report = revkit::reversible::compare_memory_modes(
+        *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
     const double tol = revkit::reversible::default_tolerance(mode, at::kDouble);
-    std::printf("%-6s worst relative difference %.3e (tolerance %.0e) at %s\n", revkit::reversible::to_string(mode).c_str(),
-                report.worst_overall(), tol, report.worst("parameter gradients").name.c_str());
+    std::printf("%-6s worst relative difference %.3e (tolerance %.0e) at %s\n",
+                revkit::reversible::to_string(mode).c_str(), report.worst_overall(), tol,
+                report.worst("parameter gradients").name.c_str());
     ok = ok && report.within(tol);
   }
 

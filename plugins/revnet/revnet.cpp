@@ -18,7 +18,8 @@ at::Tensor ResidualFunctionImpl::forward(const at::Tensor& x) {
   return bn2->forward(conv2->forward(at::relu(bn1->forward(conv1->forward(x)))));
 }
 
-RevNetCell::RevNetCell(int64_t channels, int64_t level_, bool first_column_) : level(level_), first_column(first_column_) {
+RevNetCell::RevNetCell(int64_t channels, int64_t level_, bool first_column_)
+    : level(level_), first_column(first_column_) {
   fn = register_module("fn", ResidualFunction(channels));
 }
 
@@ -31,9 +32,10 @@ RevNetStageImpl::RevNetStageImpl(int64_t in_channels, int64_t channels, int64_t 
                                  const reversible::ColumnOptions& options) {
   TORCH_CHECK(blocks >= 1, "RevNet: a stage needs at least one block, got ", blocks);
   options_ = options;
-  down = register_module("down", torch::nn::Sequential(
-                                     torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, channels, stride).stride(stride).bias(false)),
-                                     torch::nn::BatchNorm2d(channels)));
+  down = register_module(
+      "down", torch::nn::Sequential(
+                  torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, channels, stride).stride(stride).bias(false)),
+                  torch::nn::BatchNorm2d(channels)));
   for (int64_t j = 0; j <= blocks; ++j)  // column 0 projects, columns 1..blocks couple
     for (int64_t k = 0; k < 2; ++k) {
       // Additive coupling: alpha is 1 and not trained.
@@ -54,16 +56,16 @@ RevNetImpl::RevNetImpl(const RevNetOptions& o) : options(o) {
   TORCH_CHECK(o.channels().size() == 4 && o.blocks().size() == 4, "RevNet: channels and blocks need four entries each");
   int64_t in = 3;
   for (size_t s = 0; s < 4; ++s) {
-    stages.push_back(register_module("stage" + std::to_string(s),
-                                     RevNetStage(in, o.channels()[s], o.blocks()[s], s == 0 ? 4 : 2, o.column_options())));
+    stages.push_back(register_module("stage" + std::to_string(s), RevNetStage(in, o.channels()[s], o.blocks()[s],
+                                                                              s == 0 ? 4 : 2, o.column_options())));
     in = o.channels()[s];
   }
 }
 
 std::vector<at::Tensor> RevNetImpl::forward(const at::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "RevNet: expected images [N, 3, H, W], got ", x.sizes());
-  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0, "RevNet: input height and width must be multiples of 32, got ",
-              x.size(2), "x", x.size(3));
+  TORCH_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0,
+              "RevNet: input height and width must be multiples of 32, got ", x.size(2), "x", x.size(3));
   std::vector<at::Tensor> maps;
   at::Tensor y = x;
   for (auto& stage : stages) maps.push_back(y = stage->forward(y));
@@ -80,13 +82,14 @@ namespace {
 
 void register_revnet(PluginRegistrar* registrar) {
   for (const std::string variant : {"tiny", "small"}) {
-    registrar->add_backbone("revnet_" + variant,
-                            "RevNet-" + variant + ": reversible residual stages, additive coupling (plugin), strides 4-32",
-                            [variant](const BackboneSettings& s) -> std::shared_ptr<Backbone> {
-                              RevNetOptions o = revnet_variant(variant);
-                              if (s.columns) o.blocks(std::vector<int64_t>(4, *s.columns));
-                              return std::make_shared<RevNetImpl>(o.column_options(s.column_options(o.column_options())));
-                            });
+    registrar->add_backbone(
+        "revnet_" + variant,
+        "RevNet-" + variant + ": reversible residual stages, additive coupling (plugin), strides 4-32",
+        [variant](const BackboneSettings& s) -> std::shared_ptr<Backbone> {
+          RevNetOptions o = revnet_variant(variant);
+          if (s.columns) o.blocks(std::vector<int64_t>(4, *s.columns));
+          return std::make_shared<RevNetImpl>(o.column_options(s.column_options(o.column_options())));
+        });
   }
 }
 

@@ -28,7 +28,8 @@ TEST_CASE("a file that is not a RevCol fixture names what is missing") {
 
 TEST_CASE("a fixture whose reference gradient is off is reported beyond tolerance, by name") {
   auto fixture = load_revcol_fixture(std::string(REVKIT_TEST_FIXTURES) + "/revcol_mini_f64.safetensors");
-  fixture.grads["subnet2.level3.blocks.0.pwconv1.weight"] = fixture.grads["subnet2.level3.blocks.0.pwconv1.weight"] * 1.001;
+  fixture.grads["subnet2.level3.blocks.0.pwconv1.weight"] =
+      fixture.grads["subnet2.level3.blocks.0.pwconv1.weight"] * 1.001;
   const auto report = check_revcol_fixture(fixture, MemoryMode::Column);
   CHECK_FALSE(report.within(1e-10));
   CHECK(report.worst("parameter gradients").name == "grad/subnet2.level3.blocks.0.pwconv1.weight");

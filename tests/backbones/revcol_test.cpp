@@ -12,9 +12,8 @@
 using namespace revkit;
 
 TEST_CASE("the seed's five variants have the seed's parameter counts") {
-  const std::vector<std::pair<std::string, int64_t>> expected = {{"tiny", 29942144},   {"small", 60054400},
-                                                                 {"base", 138038256},  {"large", 272068352},
-                                                                 {"xlarge", 832010816}};
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"tiny", 29942144}, {"small", 60054400}, {"base", 138038256}, {"large", 272068352}, {"xlarge", 832010816}};
   for (const auto& [name, count] : expected) {
     INFO(name);
     RevCol model(revcol_variant(name));
@@ -54,8 +53,8 @@ TEST_CASE("initialisation as the seed: truncated normal 0.02 weights, zero biase
       CHECK(at::all(t == 0.5).item<bool>());
     } else if (name.size() > 6 && name.substr(name.size() - 6) == ".gamma") {
       CHECK(at::allclose(t, at::full_like(t, 1e-6)));
-    } else if (name.find("norm") != std::string::npos || name == "stem.1.weight" || name.find("down.1.") != std::string::npos ||
-               name.find("channel_reschedule.1.") != std::string::npos) {
+    } else if (name.find("norm") != std::string::npos || name == "stem.1.weight" ||
+               name.find("down.1.") != std::string::npos || name.find("channel_reschedule.1.") != std::string::npos) {
       // LayerNorm: ones and zeros
       CHECK(at::all(t == (name.substr(name.size() - 4) == "bias" ? 0.0 : 1.0)).item<bool>());
     } else if (name.substr(name.size() - 4) == "bias") {
@@ -85,7 +84,8 @@ TEST_CASE("an input whose sides are not multiples of 32 is a clear error") {
   RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 1, 1}, 1));
   CHECK_THROWS_WITH(model->forward(at::randn({1, 3, 64, 48})),
                     doctest::Contains("RevCol: input height and width must be multiples of 32, got 64x48"));
-  CHECK_THROWS_WITH(model->forward(at::randn({1, 4, 64, 64})), doctest::Contains("expected input of shape [N, 3, H, W]"));
+  CHECK_THROWS_WITH(model->forward(at::randn({1, 4, 64, 64})),
+                    doctest::Contains("expected input of shape [N, 3, H, W]"));
 }
 
 TEST_CASE("drop-path rates rise linearly over the blocks, as the seed's linspace") {

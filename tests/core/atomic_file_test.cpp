@@ -28,6 +28,7 @@ TEST_CASE("atomic file: committed text replaces the old file; an uncommitted wri
   CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
   revkit::write_file_atomically(path, "third");
   CHECK(read() == "third");
-  CHECK_THROWS_WITH_AS(revkit::AtomicFile((dir / "no" / "f").string()), doctest::Contains("cannot write"), revkit::InputError);
+  CHECK_THROWS_WITH_AS(revkit::AtomicFile((dir / "no" / "f").string()), doctest::Contains("cannot write"),
+                       revkit::InputError);
   fs::remove_all(dir);
 }

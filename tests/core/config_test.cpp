@@ -7,7 +7,8 @@
 using namespace revkit;
 
 TEST_CASE("YAML becomes JSON: numbers, booleans, null, quoted strings stay strings") {
-  const auto j = parse_config_text("a: 3\nb: 0.25\nc: [None, 2, 'nearest']\nd: True\ne: ~\nf: '12'\ng: nc\n", "t.yaml", true);
+  const auto j =
+      parse_config_text("a: 3\nb: 0.25\nc: [None, 2, 'nearest']\nd: True\ne: ~\nf: '12'\ng: nc\n", "t.yaml", true);
   CHECK(j["a"] == 3);
   CHECK(j["a"].is_number_integer());
   CHECK(j["b"].get<double>() == doctest::Approx(0.25));
@@ -21,8 +22,8 @@ TEST_CASE("YAML becomes JSON: numbers, booleans, null, quoted strings stay strin
 }
 
 TEST_CASE("syntax errors name the file, line and column") {
-  CHECK_THROWS_WITH_AS(parse_config_text("a: [1, 2\nb: 3\n", "m.yaml", true), doctest::Contains("m.yaml: YAML syntax error at line"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(parse_config_text("a: [1, 2\nb: 3\n", "m.yaml", true),
+                       doctest::Contains("m.yaml: YAML syntax error at line"), InputError);
   CHECK_THROWS_WITH_AS(parse_config_text("{\n  \"a\": 1,\n  \"b\": ]\n}", "m.json", false),
                        doctest::Contains("m.json: JSON syntax error at line 3, column 8"), InputError);
   CHECK_THROWS_WITH(load_config_file("nowhere.yaml"), "nowhere.yaml: cannot open file");

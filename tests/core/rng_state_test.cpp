@@ -25,6 +25,4 @@ TEST_CASE("RNG state: restore replays the same draws; the fork guard leaves the 
   CHECK(RngState().empty());
 }
 
-TEST_CASE("CUDA devices of CPU tensors: none") {
-  CHECK(cuda_devices_of({at::ones({1}), at::Tensor()}).empty());
-}
+TEST_CASE("CUDA devices of CPU tensors: none") { CHECK(cuda_devices_of({at::ones({1}), at::Tensor()}).empty()); }

@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <unistd.h>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -79,8 +79,8 @@ TEST_CASE("safetensors errors name the file and the problem") {
     std::ofstream out(cut, std::ios::binary);
     out << bytes.substr(0, bytes.size() - 10);
   }
-  CHECK_THROWS_WITH_AS(read_safetensors(cut), doctest::Contains("cut.safetensors: truncated: tensor 'w' ends at byte 64"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(read_safetensors(cut),
+                       doctest::Contains("cut.safetensors: truncated: tensor 'w' ends at byte 64"), InputError);
   {
     std::ofstream out(cut, std::ios::binary);
     out << bytes.substr(0, 5);
@@ -91,14 +91,19 @@ TEST_CASE("safetensors errors name the file and the problem") {
     out << bytes.substr(0, 20);
   }
   CHECK_THROWS_WITH(read_safetensors(cut), doctest::Contains("truncated: the header claims"));
-  CHECK_THROWS_WITH(read_safetensors(dir.file("none.safetensors")), doctest::Contains("none.safetensors: cannot open file"));
+  CHECK_THROWS_WITH(read_safetensors(dir.file("none.safetensors")),
+                    doctest::Contains("none.safetensors: cannot open file"));
 
   const std::string lie = dir.file("lie.safetensors");
   write_raw(lie, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}})", std::string(8, '\0'));
-  CHECK_THROWS_WITH(read_safetensors(lie), doctest::Contains("tensor 'w': data_offsets span 8 bytes but dtype F32 and shape [4] need 16"));
-  write_raw(lie, R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-            std::string(12, '\0'));
-  CHECK_THROWS_WITH(read_safetensors(lie), doctest::Contains("inconsistent header: tensor 'v' starts at byte 4, expected 8 (overlap)"));
+  CHECK_THROWS_WITH(read_safetensors(lie),
+                    doctest::Contains("tensor 'w': data_offsets span 8 bytes but dtype F32 and shape [4] need 16"));
+  write_raw(
+      lie,
+      R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      std::string(12, '\0'));
+  CHECK_THROWS_WITH(read_safetensors(lie),
+                    doctest::Contains("inconsistent header: tensor 'v' starts at byte 4, expected 8 (overlap)"));
   write_raw(lie, R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", std::string(12, '\0'));
   CHECK_THROWS_WITH(read_safetensors(lie), doctest::Contains("tensors cover 8 bytes of a data section of 12"));
   write_raw(lie, R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0'));

@@ -19,7 +19,8 @@ TEST_CASE("load_named_tensors copies by name and names every mismatch") {
                        "w.safetensors: 3 weight problems: 'weight' has shape [3, 2], the model expects [2, 3]; "
                        "missing 'bias'; 'extra' is not in the model",
                        revkit::InputError);
-  std::map<std::string, at::Tensor> prefixed{{"m.weight", at::zeros({2, 3})}, {"m.bias", at::zeros({2})}, {"other", at::ones({1})}};
+  std::map<std::string, at::Tensor> prefixed{
+      {"m.weight", at::zeros({2, 3})}, {"m.bias", at::zeros({2})}, {"other", at::ones({1})}};
   revkit::load_named_tensors(*linear, prefixed, "p.safetensors", "m.");
   CHECK(linear->weight.abs().sum().item<float>() == 0.0f);
 }

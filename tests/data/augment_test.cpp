@@ -6,7 +6,9 @@
 using namespace revkit;
 
 namespace {
-at::Tensor boxes_of(std::initializer_list<float> values) { return at::tensor(std::vector<float>(values)).view({-1, 5}); }
+at::Tensor boxes_of(std::initializer_list<float> values) {
+  return at::tensor(std::vector<float>(values)).view({-1, 5});
+}
 at::Tensor solid(int64_t h, int64_t w, uint8_t value) { return at::full({h, w, 3}, value, at::kByte); }
 }  // namespace
 
@@ -33,11 +35,11 @@ TEST_CASE("horizontal flip mirrors pixels and boxes") {
 }
 
 TEST_CASE("box candidates: Ultralytics' thresholds") {
-  const at::Tensor before = at::tensor({0.f, 0.f, 10.f, 10.f, 0.f, 0.f, 10.f, 10.f, 0.f, 0.f, 10.f, 10.f, 0.f, 0.f, 300.f, 3.f})
-                                .view({4, 4});
+  const at::Tensor before =
+      at::tensor({0.f, 0.f, 10.f, 10.f, 0.f, 0.f, 10.f, 10.f, 0.f, 0.f, 10.f, 10.f, 0.f, 0.f, 300.f, 3.f}).view({4, 4});
   // kept; under 10% of its area; 2 pixels or narrower; thinner than 1:100
-  const at::Tensor after = at::tensor({0.f, 0.f, 9.f, 9.f, 0.f, 0.f, 3.f, 3.f, 0.f, 0.f, 2.f, 10.f, 0.f, 0.f, 300.f, 2.5f})
-                               .view({4, 4});
+  const at::Tensor after =
+      at::tensor({0.f, 0.f, 9.f, 9.f, 0.f, 0.f, 3.f, 3.f, 0.f, 0.f, 2.f, 10.f, 0.f, 0.f, 300.f, 2.5f}).view({4, 4});
   const at::Tensor keep = box_candidates(before, after);
   CHECK(keep[0].item<bool>());
   CHECK_FALSE(keep[1].item<bool>());
@@ -77,7 +79,8 @@ TEST_CASE("random affine scales about the centre") {
 TEST_CASE("mosaic: four pictures meet at the random centre, every box kept and clipped to the canvas") {
   const int64_t s = 32;
   std::array<ImageBoxes, 4> parts;
-  for (int i = 0; i < 4; ++i) parts[i] = ImageBoxes{solid(s, s, static_cast<uint8_t>(10 * (i + 1))), boxes_of({float(i), 0, 0, 32, 32})};
+  for (int i = 0; i < 4; ++i)
+    parts[i] = ImageBoxes{solid(s, s, static_cast<uint8_t>(10 * (i + 1))), boxes_of({float(i), 0, 0, 32, 32})};
   AugmentRng rng(7), copy = rng;
   const auto xc = static_cast<int64_t>(std::uniform_real_distribution<double>(s / 2.0, 1.5 * s)(copy));
   const auto yc = static_cast<int64_t>(std::uniform_real_distribution<double>(s / 2.0, 1.5 * s)(copy));

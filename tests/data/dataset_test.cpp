@@ -64,8 +64,8 @@ TEST_CASE("a dataset with a background image, an orphan label, a bad row and a t
     REQUIRE(index.problems.size() == 1);
     CHECK(index.problems[0] == d.path("labels/a.txt") + ":2: class 7 is not in 0..1");
   }
-  CHECK_THROWS_WITH_AS(index_split(c.val, 2, /*strict=*/true, c.source), doctest::Contains("a.txt:2: class 7 is not in 0..1"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(index_split(c.val, 2, /*strict=*/true, c.source),
+                       doctest::Contains("a.txt:2: class 7 is not in 0..1"), InputError);
 }
 
 TEST_CASE("data that leaves nothing to train on is a clear error") {
@@ -74,7 +74,8 @@ TEST_CASE("data that leaves nothing to train on is a clear error") {
   const DataConfig c = load_data_config(d.path("data.yaml"));
   const std::string expected = "data.yaml: split entry '" + d.path("missing") + "' is neither a folder nor a .txt list";
   CHECK_THROWS_WITH_AS(index_split(c.train, 1, false, c.source), doctest::Contains(expected.c_str()), InputError);
-  CHECK_THROWS_WITH_AS(index_split(c.val, 1, false, c.source), doctest::Contains("data.yaml: no images found in"), InputError);
+  CHECK_THROWS_WITH_AS(index_split(c.val, 1, false, c.source), doctest::Contains("data.yaml: no images found in"),
+                       InputError);
   d.write("bad.yaml", "train: images\nval: images\n");
   CHECK_THROWS_WITH(load_data_config(d.path("bad.yaml")), doctest::Contains("bad.yaml: 'names' is missing"));
   d.write("bad.yaml", "train: images\nnames: [a]\n");

@@ -146,11 +146,13 @@ TEST_CASE("unreadable images are dropped with their labels and named, or are an 
   CHECK(index.images.size() == 4);
   CHECK(index.labels.size() == 4);
   CHECK(at::equal(index.labels[1], coco8_train().labels[1]));
-  CHECK_THROWS_WITH_AS(drop_unreadable_images(strict_copy, true), doctest::Contains("cut.jpg: cannot decode image"), InputError);
+  CHECK_THROWS_WITH_AS(drop_unreadable_images(strict_copy, true), doctest::Contains("cut.jpg: cannot decode image"),
+                       InputError);
 
   DatasetIndex only_bad;
   only_bad.images = {cut};
   only_bad.labels = {at::zeros({0, 5})};
-  CHECK_THROWS_WITH_AS(drop_unreadable_images(only_bad, false), doctest::Contains("no readable image among 1"), InputError);
+  CHECK_THROWS_WITH_AS(drop_unreadable_images(only_bad, false), doctest::Contains("no readable image among 1"),
+                       InputError);
   fs::remove_all(dir);
 }

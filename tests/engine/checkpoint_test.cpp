@@ -44,15 +44,16 @@ TEST_CASE("training state: every counter, the options and the tensors round-trip
   CHECK(find_training_state((dir / "weights" / "last.safetensors").string(), "") == path);
   CHECK(find_training_state(dir.string(), "") == path);
   CHECK(find_training_state("", dir.parent_path().string()).find("last.state.safetensors") != std::string::npos);
-  CHECK_THROWS_WITH_AS(find_training_state((dir / "nothing").string(), ""), doctest::Contains("no training state"), InputError);
+  CHECK_THROWS_WITH_AS(find_training_state((dir / "nothing").string(), ""), doctest::Contains("no training state"),
+                       InputError);
   const fs::path empty = dir / "empty";
   fs::create_directories(empty);
   CHECK_THROWS_WITH_AS(find_training_state("", empty.string()), doctest::Contains("no run to resume"), InputError);
 
   // Weights are not a training state.
   write_safetensors((dir / "w.safetensors").string(), s.tensors, {{"format", "revkit-weights"}});
-  CHECK_THROWS_WITH_AS(read_training_state((dir / "w.safetensors").string()), doctest::Contains("not a revkit training state"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(read_training_state((dir / "w.safetensors").string()),
+                       doctest::Contains("not a revkit training state"), InputError);
   fs::remove_all(dir);
 }
 

@@ -70,9 +70,9 @@ TEST_CASE("schedule: linear and cosine factors, YOLOv5's warm-up of lr, momentum
   CHECK(cosine.lr_factor(2) == doctest::Approx(1 - 0.99 * (1 - std::cos(0.2 * M_PI)) / 2));
   o.cosine = false;
 
-  CHECK(linear.warmup_iterations() == 150);                    // 3 epochs x 50 batches
+  CHECK(linear.warmup_iterations() == 150);                          // 3 epochs x 50 batches
   CHECK(TrainingSchedule(o, 10, 4, 16).warmup_iterations() == 100);  // at least 100
-  CHECK(linear.scaled_weight_decay() == doctest::Approx(5e-4));       // 16 x 4 = 64
+  CHECK(linear.scaled_weight_decay() == doctest::Approx(5e-4));      // 16 x 4 = 64
 
   ParameterGroups g;
   g.biases = {at::zeros({1})};

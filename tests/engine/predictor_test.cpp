@@ -17,7 +17,8 @@ TEST_CASE("listing images: a file, a folder's images sorted, errors for nothing"
   REQUIRE(val.size() == 4);
   CHECK(std::is_sorted(val.begin(), val.end()));
   CHECK(list_images(val[0]) == std::vector<std::string>{val[0]});
-  CHECK_THROWS_WITH_AS(list_images(REVKIT_ASSETS "/coco8/labels"), doctest::Contains("no images in this folder"), InputError);
+  CHECK_THROWS_WITH_AS(list_images(REVKIT_ASSETS "/coco8/labels"), doctest::Contains("no images in this folder"),
+                       InputError);
   CHECK_THROWS_WITH_AS(list_images("nowhere.jpg"), "nowhere.jpg: no such image or folder", InputError);
 }
 

@@ -70,14 +70,17 @@ TEST_CASE("a resumed run equals an uninterrupted one, weights, EMA, optimizer an
     CHECK(at::equal(t, wb.at(k)));
   }
   // results.csv: the same rows (the header and three epochs).
-  const std::string ra = read_text(fs::path(a.run_dir) / "results.csv"), rb = read_text(fs::path(b.run_dir) / "results.csv");
+  const std::string ra = read_text(fs::path(a.run_dir) / "results.csv"),
+                    rb = read_text(fs::path(b.run_dir) / "results.csv");
   CHECK(ra == rb);
   CHECK(std::count(ra.begin(), ra.end(), '\n') == 4);
-  CHECK(ra.rfind("epoch,train/box_loss,train/obj_loss,train/cls_loss,metrics/precision,metrics/recall,metrics/mAP_0.5,", 0) == 0);
+  CHECK(ra.rfind("epoch,train/box_loss,train/obj_loss,train/cls_loss,metrics/precision,metrics/recall,metrics/mAP_0.5,",
+                 0) == 0);
   for (const char* f : {"args.yaml", "results.png", "train_batch0.jpg", "val_batch0_labels.jpg", "val_batch0_pred.jpg",
                         "weights/best.safetensors", "weights/last.safetensors"})
     CHECK_MESSAGE(fs::exists(fs::path(a.run_dir) / f), f);
-  CHECK_THROWS_WITH_AS(resume_training(a.run_dir, "", -1), doctest::Contains("already finished its 3 epochs"), InputError);
+  CHECK_THROWS_WITH_AS(resume_training(a.run_dir, "", -1), doctest::Contains("already finished its 3 epochs"),
+                       InputError);
   fs::remove_all(project);
 }
 

@@ -24,7 +24,8 @@ TEST_CASE("COCO's 80 names and their 91-id categories") {
 }
 
 TEST_CASE("COCO results JSON: numeric image ids from file stems, xywh boxes, mapped categories") {
-  const std::string path = (fs::temp_directory_path() / ("revkit_dets_" + std::to_string(::getpid()) + ".json")).string();
+  const std::string path =
+      (fs::temp_directory_path() / ("revkit_dets_" + std::to_string(::getpid()) + ".json")).string();
   std::vector<ImageDetections> dets;
   dets.push_back({"a/images/000000000042.jpg", at::tensor({10.0, 20.0, 40.0, 60.0, 0.912345678, 11.0}).view({1, 6})});
   dets.push_back({"b/cat_photo.png", at::tensor({1.0, 2.0, 3.0, 5.0, 0.5, 0.0}).view({1, 6})});

@@ -65,7 +65,8 @@ TEST_CASE("coco128's ground truth scored against itself is 1.0, from the YOLO la
   CHECK(a.map50 == doctest::Approx(1.0));
   CHECK(a.map50_95 == doctest::Approx(1.0));
   MetricsAccumulator coco;
-  for (const auto& [id, labels] : read_coco_instances(std::string(REVKIT_TEST_FIXTURES) + "/coco128/annotations/instances_train2017.json").labels)
+  for (const auto& [id, labels] :
+       read_coco_instances(std::string(REVKIT_TEST_FIXTURES) + "/coco128/annotations/instances_train2017.json").labels)
     coco.add(at::cat({labels.narrow(1, 1, 4), at::ones({labels.size(0), 1}), labels.narrow(1, 0, 1)}, 1), labels);
   const auto b = coco.compute();
   CHECK(b.map50 == doctest::Approx(1.0));

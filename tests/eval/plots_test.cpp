@@ -19,7 +19,8 @@ std::string temp_file(const std::string& name) {
 
 TEST_CASE("draw_boxes: the outline in the class colour, nothing below the confidence threshold") {
   at::Tensor image = at::zeros({40, 40, 3}, at::kByte);
-  draw_boxes(image, at::tensor({5.0, 5.0, 30.0, 30.0, 0.9, 0.0, 10.0, 10.0, 20.0, 20.0, 0.1, 1.0}).view({2, 6}), {"a", "b"});
+  draw_boxes(image, at::tensor({5.0, 5.0, 30.0, 30.0, 0.9, 0.0, 10.0, 10.0, 20.0, 20.0, 0.1, 1.0}).view({2, 6}),
+             {"a", "b"});
   // Class 0's colour (255, 56, 56) on the box's lower edge, where no label text is drawn.
   CHECK(image[30][15][0].item<int>() == 255);
   CHECK(image[30][15][1].item<int>() == 56);

@@ -34,8 +34,8 @@ TEST_CASE("CIoU against hand values") {
 TEST_CASE("class-aware NMS: a box suppresses only its own class, above the threshold, in order") {
   // Sorted best first: 0 and 1 overlap by IoU 9/11 (same class), 2 overlaps 0 but is another class, 3 overlaps
   // 0 by IoU 1/3 only.
-  const at::Tensor boxes = at::tensor({0.f, 0.f, 10.f, 10.f, 1.f, 0.f, 11.f, 10.f, 0.f, 0.f, 10.f, 10.f, 5.f, 0.f, 15.f, 10.f})
-                               .view({4, 4});
+  const at::Tensor boxes =
+      at::tensor({0.f, 0.f, 10.f, 10.f, 1.f, 0.f, 11.f, 10.f, 0.f, 0.f, 10.f, 10.f, 5.f, 0.f, 15.f, 10.f}).view({4, 4});
   const at::Tensor cls = at::tensor({0, 0, 1, 0}, at::kLong);
   CHECK(class_aware_nms(boxes, cls, 0.5, 300).equal(at::tensor({0, 2, 3}, at::kLong)));
   CHECK(class_aware_nms(boxes, cls, 0.3, 300).equal(at::tensor({0, 2}, at::kLong)));

@@ -69,8 +69,10 @@ TEST_CASE("data-parallel split: the ranks' losses sum to the whole batch's loss,
   std::vector<at::Tensor> raw = {at::randn({4, 2, 4, 4, 8}, at::kDouble).requires_grad_(),
                                  at::randn({4, 2, 2, 2, 8}, at::kDouble).requires_grad_()};
   // Uneven targets: three on image 0, one on image 3.
-  const at::Tensor targets = at::tensor({0.0, 1.0, 0.3, 0.4, 0.2, 0.3, 0.0, 2.0, 0.6, 0.6, 0.4, 0.5, 0.0, 0.0, 0.5, 0.2,
-                                         0.1, 0.1, 3.0, 1.0, 0.7, 0.7, 0.3, 0.2}, at::kDouble).view({4, 6});
+  const at::Tensor targets = at::tensor({0.0, 1.0, 0.3, 0.4, 0.2, 0.3, 0.0, 2.0, 0.6, 0.6, 0.4, 0.5,
+                                         0.0, 0.0, 0.5, 0.2, 0.1, 0.1, 3.0, 1.0, 0.7, 0.7, 0.3, 0.2},
+                                        at::kDouble)
+                                 .view({4, 6});
   DetectLossOptions o;
   const DetectLoss whole = detect_loss(*head, raw, targets, o);
   whole.total.backward();

@@ -34,7 +34,7 @@ TEST_CASE("decode: xy = (2 sigmoid - 0.5 + grid) * stride, wh = (2 sigmoid)^2 * 
   Detect d(DetectOptions(1, {{10, 20}}, {4}));
   d->set_strides({8});
   at::Tensor raw = at::zeros({1, 1, 2, 3, 6});  // sigmoid(0) = 0.5
-  raw[0][0][1][2][0] = 2.0;                    // x logit of cell (row 1, col 2)
+  raw[0][0][1][2][0] = 2.0;                     // x logit of cell (row 1, col 2)
   at::Tensor out = d->decode({raw});
   CHECK(out.sizes() == at::IntArrayRef({1, 6, 6}));
   // cell (0, 0): xy = (1 - 0.5 + 0) * 8 = 4, wh = 1 * anchor
@@ -68,14 +68,16 @@ TEST_CASE("NMS equals a brute-force greedy reference, class by class") {
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < n; ++i)
     if (p[i][4].item<float>() > conf_t && conf[i].item<float>() > conf_t) idx.push_back(i);
-  std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return conf[a].item<float>() > conf[b].item<float>(); });
+  std::sort(idx.begin(), idx.end(),
+            [&](int64_t a, int64_t b) { return conf[a].item<float>() > conf[b].item<float>(); });
   std::vector<int64_t> kept;
   for (int64_t i : idx) {
     bool keep = true;
     for (int64_t k : kept) {
       if (cls[k].item<int64_t>() != cls[i].item<int64_t>()) continue;
       auto box = [&](int64_t j) {
-        return at::stack({p[j][0] - p[j][2] / 2, p[j][1] - p[j][3] / 2, p[j][0] + p[j][2] / 2, p[j][1] + p[j][3] / 2}).view({1, 4});
+        return at::stack({p[j][0] - p[j][2] / 2, p[j][1] - p[j][3] / 2, p[j][0] + p[j][2] / 2, p[j][1] + p[j][3] / 2})
+            .view({1, 4});
       };
       if (box_iou(box(k), box(i)).item<float>() > iou_t) keep = false;
     }

@@ -128,13 +128,13 @@ TEST_CASE("config errors say which row and which field") {
   cfg = seed_config();
   cfg["head"][0] = nlohmann::json::array({-1, 1, "revcol_tiny", nlohmann::json::array()});
   CHECK(error(cfg).find("must be row 0") != std::string::npos);
-  CHECK_THROWS_WITH_AS(load_model_config("no-such-model"), doctest::Contains("not a built-in model (built-in: yolov5-revcol-base"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(load_model_config("no-such-model"),
+                       doctest::Contains("not a built-in model (built-in: yolov5-revcol-base"), InputError);
 }
 
 TEST_CASE("built-in names") {
-  CHECK(builtin_model_names() == std::vector<std::string>{"yolov5-revcol-base", "yolov5-revcol-small", "yolov5-revcol-tiny",
-                                                         "yolov5m", "yolov5n", "yolov5s"});
+  CHECK(builtin_model_names() == std::vector<std::string>{"yolov5-revcol-base", "yolov5-revcol-small",
+                                                          "yolov5-revcol-tiny", "yolov5m", "yolov5n", "yolov5s"});
 }
 
 TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img_size") {

@@ -23,14 +23,16 @@ LayerArgs row(const std::string& type, nlohmann::json args, std::vector<int64_t>
 }  // namespace
 
 TEST_CASE("the registered layers are exactly these, and backbones are found through their own registry") {
-  const std::vector<std::string> expected = {"Bottleneck", "C2f", "C3", "Concat", "Conv", "Detect", "SPPF", "nn.Upsample"};
+  const std::vector<std::string> expected = {"Bottleneck", "C2f",    "C3",   "Concat",
+                                             "Conv",       "Detect", "SPPF", "nn.Upsample"};
   CHECK(layer_registry().names() == expected);
   for (const auto& e : layer_registry().entries()) CHECK_FALSE(e.description.empty());
   CHECK(find_layer("revcol_tiny"));
-  CHECK_THROWS_WITH_AS(find_layer("Conv2"),
-                       doctest::Contains("unknown layer 'Conv2' (layers: Bottleneck, C2f, C3, Concat, Conv, Detect, SPPF, "
-                                         "nn.Upsample; backbones: revcol_base"),
-                       UnknownNameError);
+  CHECK_THROWS_WITH_AS(
+      find_layer("Conv2"),
+      doctest::Contains("unknown layer 'Conv2' (layers: Bottleneck, C2f, C3, Concat, Conv, Detect, SPPF, "
+                        "nn.Upsample; backbones: revcol_base"),
+      UnknownNameError);
 }
 
 TEST_CASE("conformance: every layer type builds from a minimal row and runs forward and backward") {
@@ -41,8 +43,12 @@ TEST_CASE("conformance: every layer type builds from a minimal row and runs forw
     int64_t size;
   };
   const std::vector<Case> cases = {
-      {"Conv", {8, 3, 2}, {4}, 8},        {"Bottleneck", {8}, {8}, 8}, {"C3", {8}, {4}, 8},
-      {"C2f", {8, true}, {4}, 8},         {"SPPF", {8, 5}, {4}, 8},    {"Concat", {1}, {4, 4}, 8},
+      {"Conv", {8, 3, 2}, {4}, 8},
+      {"Bottleneck", {8}, {8}, 8},
+      {"C3", {8}, {4}, 8},
+      {"C2f", {8, true}, {4}, 8},
+      {"SPPF", {8, 5}, {4}, 8},
+      {"Concat", {1}, {4, 4}, 8},
       {"nn.Upsample", {nullptr, 2, "nearest"}, {4}, 8},
       {"Detect", {2, {{10, 13, 16, 30}, {30, 61, 62, 45}}}, {4, 4}, 8},
   };
@@ -76,7 +82,8 @@ TEST_CASE("conformance: every layer type builds from a minimal row and runs forw
     if (p.key().find("subnet0.alpha") == std::string::npos) CHECK(p.value().grad().defined());
   std::sort(covered.begin(), covered.end());
   std::vector<std::string> known = layer_registry().names();
-  for (const auto& b : {"revcol_tiny", "revcol_small", "revcol_base", "revcol_large", "revcol_xlarge"}) known.push_back(b);
+  for (const auto& b : {"revcol_tiny", "revcol_small", "revcol_base", "revcol_large", "revcol_xlarge"})
+    known.push_back(b);
   std::sort(known.begin(), known.end());
   CHECK(covered == known);
 }
@@ -105,7 +112,8 @@ TEST_CASE("row errors name the row, the layer type and the problem") {
   CHECK_THROWS_WITH(build(row("Detect", {0, 3}, {8, 8, 8})), doctest::Contains("number of classes must be positive"));
   CHECK_THROWS_WITH(build(row("Detect", {2, {{10, 13}}}, {8, 8})), doctest::Contains("1 anchor levels for 2 inputs"));
   CHECK_THROWS_WITH(build(row("revcol_tiny", {1}, {3}, 1, 0)), doctest::Contains("expected 0 arguments, got 1"));
-  CHECK_THROWS_WITH(build(row("revcol_tiny", {}, {3})), "test.yaml: row 3 (revcol_tiny): a backbone with several outputs must be row 0");
+  CHECK_THROWS_WITH(build(row("revcol_tiny", {}, {3})),
+                    "test.yaml: row 3 (revcol_tiny): a backbone with several outputs must be row 0");
   auto detect = build(row("Detect", {2, 3}, {8, 8, 8}));  // an anchor count: YOLOv5's defaults
   CHECK(detect.detect->num_anchors() == 3);
 }

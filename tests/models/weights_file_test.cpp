@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 using namespace revkit;
 
 TEST_CASE("weights round trip: a detector rebuilt from the config saved with its weights") {
-  const std::string path = (fs::temp_directory_path() / ("revkit_w_" + std::to_string(::getpid()) + ".safetensors")).string();
+  const std::string path =
+      (fs::temp_directory_path() / ("revkit_w_" + std::to_string(::getpid()) + ".safetensors")).string();
   at::manual_seed(1);
   ModelOverrides o;
   o.num_classes = 3;
@@ -34,7 +35,8 @@ TEST_CASE("weights round trip: a detector rebuilt from the config saved with its
   DetectionModel plain = load_detector("yolov5n", path, &names);
   CHECK(plain->num_classes() == 3);
   CHECK(names == std::vector<std::string>{"0", "1", "2"});
-  CHECK_THROWS_WITH_AS(load_detector("", path), doctest::Contains("no model config saved with these weights"), InputError);
+  CHECK_THROWS_WITH_AS(load_detector("", path), doctest::Contains("no model config saved with these weights"),
+                       InputError);
   // Another model's weights: every mismatch named.
   CHECK_THROWS_WITH_AS(load_detector("yolov5s", path), doctest::Contains((path + ": ").c_str()), InputError);
   fs::remove(path);

@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
-#include "core/error.h"
 #include "backbones/backbone.h"
+#include "core/error.h"
 #include "models/detection_model.h"
 
 using namespace revkit;
@@ -32,12 +32,14 @@ TEST_CASE("loading the RevNet plugin registers its backbones, once") {
 
 TEST_CASE("loader errors are clear, and leave the registries as they were") {
   CHECK_THROWS_WITH_AS(load_plugin("no/such/plugin.so"), "no/such/plugin.so: plugin not found", InputError);
-  CHECK_THROWS_WITH_AS(load_plugin(REVKIT_NOT_A_PLUGIN), doctest::Contains("not a revkit plugin: it has no revkit_plugin_entry() entry point"),
+  CHECK_THROWS_WITH_AS(load_plugin(REVKIT_NOT_A_PLUGIN),
+                       doctest::Contains("not a revkit plugin: it has no revkit_plugin_entry() entry point"),
                        InputError);
-  CHECK_THROWS_WITH_AS(load_plugin(REVKIT_BAD_VERSION_PLUGIN),
-                       doctest::Contains("plugin API version 999, but this revkit speaks version 2 (rebuild the plugin)"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(
+      load_plugin(REVKIT_BAD_VERSION_PLUGIN),
+      doctest::Contains("plugin API version 999, but this revkit speaks version 2 (rebuild the plugin)"), InputError);
   CHECK_THROWS_WITH_AS(load_plugin(REVKIT_DUPLICATE_PLUGIN),
-                       doctest::Contains("plugin 'impostor': backbone 'revcol_tiny' is already registered"), InputError);
+                       doctest::Contains("plugin 'impostor': backbone 'revcol_tiny' is already registered"),
+                       InputError);
   CHECK(backbone_registry().at("revcol_tiny").description.find("RevCol-Tiny") == 0);
 }

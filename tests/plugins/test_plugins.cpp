@@ -11,9 +11,8 @@ extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plu
 
 #ifdef REVKIT_TEST_DUPLICATE
 static void register_taken_name(revkit::PluginRegistrar* r) {
-  r->add_backbone("revcol_tiny", "a second revcol_tiny", [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
-    return nullptr;
-  });
+  r->add_backbone("revcol_tiny", "a second revcol_tiny",
+                  [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> { return nullptr; });
 }
 extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plugin_entry() {
   static const RevkitPlugin info = {REVKIT_PLUGIN_API_VERSION, "impostor", "0.1", &register_taken_name};

@@ -90,8 +90,8 @@ TEST_CASE("RevCol in full mode with chunked recompute equals plain autograd, wit
   reversible::ModeComparison cmp;
   cmp.mode = MemoryMode::Full;
   cmp.recompute_chunks = 2;
-  const auto report = reversible::compare_memory_modes(*model, [&](const at::Tensor& in) { return model->forward(in); },
-                                                       x, cmp);
+  const auto report = reversible::compare_memory_modes(
+      *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
   CHECK(report.within(1e-8));
 
   auto activation_bytes = [&](int64_t chunks) {

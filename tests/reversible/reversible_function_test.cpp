@@ -47,8 +47,8 @@ RevCol small_revcol(int64_t columns, double drop_path, double alpha_init = 0.5) 
 TEST_CASE("memory modes parse and print") {
   CHECK(reversible::parse_memory_mode("full") == MemoryMode::Full);
   CHECK(reversible::to_string(MemoryMode::Column) == "column");
-  CHECK_THROWS_WITH_AS(reversible::parse_memory_mode("half"), "unknown memory mode 'half' (expected off, column, full or auto)",
-                       InputError);
+  CHECK_THROWS_WITH_AS(reversible::parse_memory_mode("half"),
+                       "unknown memory mode 'half' (expected off, column, full or auto)", InputError);
 }
 
 TEST_CASE("stored columns: column keeps all, full keeps the last and every k-th back from it") {
@@ -80,7 +80,8 @@ TEST_CASE("L = 2 additive coupling with dropout: every mode equals plain autogra
       ToyStack toy(ToyOptions{3, 2, columns, 1.0, 0.2});
       toy->to(dtype);
       at::Tensor x = at::randn({2, 3, 8, 8}, at::TensorOptions().dtype(dtype));
-      check_modes(*toy, [&](const at::Tensor& in) { return toy->forward(in); }, x);
+      check_modes(
+          *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x);
     }
 }
 
@@ -91,7 +92,8 @@ TEST_CASE("RevCol (L = 4) with drop path: every mode equals plain autograd") {
     RevCol model = small_revcol(columns, 0.2);
     model->to(at::kDouble);
     at::Tensor x = at::randn({2, 3, 64, 64}, at::kDouble);
-    check_modes(*model, [&](const at::Tensor& in) { return model->forward(in); }, x);
+    check_modes(
+        *model, [&](const at::Tensor& in) { return model->forward(in); }, x);
   }
   for (int64_t columns : {1, 2, 5}) {
     INFO("float32, columns ", columns);
@@ -100,7 +102,8 @@ TEST_CASE("RevCol (L = 4) with drop path: every mode equals plain autograd") {
     // columns (see the drift table); with alpha 1 it holds at five.
     RevCol model = small_revcol(columns, 0.2, columns > 4 ? 1.0 : 0.5);
     at::Tensor x = at::randn({2, 3, 64, 64});
-    check_modes(*model, [&](const at::Tensor& in) { return model->forward(in); }, x);
+    check_modes(
+        *model, [&](const at::Tensor& in) { return model->forward(in); }, x);
   }
 }
 
@@ -109,7 +112,8 @@ TEST_CASE("full mode with store-every equals plain autograd") {
   RevCol model = small_revcol(5, 0.1);
   model->to(at::kDouble);
   at::Tensor x = at::randn({1, 3, 32, 32}, at::kDouble);
-  const auto report = compare(*model, [&](const at::Tensor& in) { return model->forward(in); }, x, MemoryMode::Full, 2);
+  const auto report = compare(
+      *model, [&](const at::Tensor& in) { return model->forward(in); }, x, MemoryMode::Full, 2);
   CHECK(report.worst_overall() <= 1e-8);
 }
 
@@ -130,7 +134,8 @@ TEST_CASE("a level with BatchNorm: running statistics move once per step, as in 
   toy->to(at::kDouble);
   at::Tensor x = at::randn({4, 3, 6, 6}, at::kDouble);
   for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
-    const auto report = compare(*toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, mode);
+    const auto report = compare(
+        *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, mode);
     CHECK(report.worst("buffers").relative <= 1e-12);
     CHECK(!report.worst("buffers").name.empty());
     CHECK(report.worst_overall() <= 1e-8);
@@ -198,7 +203,8 @@ TEST_CASE("gradient accumulation over three steps equals plain autograd") {
       loss.backward();
     }
     std::map<std::string, at::Tensor> grads;
-    for (const auto& p : model->named_parameters()) grads[p.key()] = p.value().grad().defined() ? p.value().grad().clone() : at::Tensor();
+    for (const auto& p : model->named_parameters())
+      grads[p.key()] = p.value().grad().defined() ? p.value().grad().clone() : at::Tensor();
     return grads;
   };
   const auto plain = accumulate(MemoryMode::Off);

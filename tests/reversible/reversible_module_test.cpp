@@ -95,10 +95,14 @@ TEST_CASE("auto mode keeps a column every k, chosen from the drift it measures, 
   reversible::ModeComparison cmp;
   cmp.mode = MemoryMode::Full;
   const double full_error = reversible::compare_memory_modes(
-      *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp).worst("parameter gradients").relative;
+                                *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp)
+                                .worst("parameter gradients")
+                                .relative;
   cmp.mode = MemoryMode::Auto;
   const double auto_error = reversible::compare_memory_modes(
-      *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp).worst("parameter gradients").relative;
+                                *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp)
+                                .worst("parameter gradients")
+                                .relative;
   INFO("full ", full_error, ", auto ", auto_error);
   CHECK(full_error > 1e-3);
   CHECK(auto_error < 1e-4);

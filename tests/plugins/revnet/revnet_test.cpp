@@ -11,7 +11,8 @@ using reversible::MemoryMode;
 
 namespace {
 RevNet small_revnet(int64_t blocks, MemoryMode mode = MemoryMode::Column) {
-  return RevNet(RevNetOptions({4, 8, 8, 16}, {blocks, blocks, blocks, blocks}).column_options(reversible::ColumnOptions(mode)));
+  return RevNet(
+      RevNetOptions({4, 8, 8, 16}, {blocks, blocks, blocks, blocks}).column_options(reversible::ColumnOptions(mode)));
 }
 }  // namespace
 
@@ -37,7 +38,8 @@ TEST_CASE("RevNet equals plain autograd in every mode, float64, with running sta
     for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
       reversible::ModeComparison cmp;
       cmp.mode = mode;
-      const auto report = reversible::compare_memory_modes(*net, [&](const at::Tensor& in) { return net->forward(in); }, x, cmp);
+      const auto report = reversible::compare_memory_modes(
+          *net, [&](const at::Tensor& in) { return net->forward(in); }, x, cmp);
       INFO(blocks, " blocks, ", reversible::to_string(mode), ": worst ", report.worst_overall());
       CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
       CHECK(!report.worst("buffers").name.empty());
