@@ -13,7 +13,7 @@ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=
 cmake --build build-fuzz -j2
 mkdir -p build-fuzz/crashes
 status=0
-for target in config labels safetensors; do
+for target in config labels safetensors pytorch_checkpoint; do
   echo "== $target: ${seconds} s"
   scratch="build-fuzz/corpus/$target"
   mkdir -p "$scratch"
