@@ -46,4 +46,8 @@ using BackboneFactory = std::function<std::shared_ptr<Backbone>(const BackboneSe
 // Every backbone by the name configs use (revcol_tiny, ...). The built-ins are added on first use.
 Registry<BackboneFactory>& backbone_registry();
 
+// Builds a registered backbone. An unknown name is an UnknownNameError; a setting the backbone refuses (its
+// TORCH_CHECKs on columns, kernel size, drop path, ...) an InputError "backbone <name>: <why>".
+std::shared_ptr<Backbone> make_backbone(const std::string& name, const BackboneSettings& settings);
+
 }  // namespace revkit

@@ -1,4 +1,5 @@
 // The backbone registry and the plugin interface through which every backbone, built-in or loaded, is added.
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include "backbones/backbone.h"
@@ -79,6 +80,16 @@ Registry<BackboneFactory>& backbone_registry() {
   }();
   (void)builtins_registered;
   return registry_instance();
+}
+
+std::shared_ptr<Backbone> make_backbone(const std::string& name, const BackboneSettings& settings) {
+  const BackboneFactory& factory = backbone_registry().factory(name);
+  try {
+    return factory(settings);
+  } catch (const c10::Error& e) {
+    const std::string message = e.what_without_backtrace();
+    throw InputError("backbone " + name + ": " + message.substr(0, message.find('\n')));
+  }
 }
 
 }  // namespace revkit

@@ -60,7 +60,7 @@ Subject make_subject(const BenchArgs& a) {
   BackboneSettings settings = settings_of(a);
   if (a.columns > 0) settings.columns = a.columns;
   settings.alpha_init = a.alpha_init;
-  std::shared_ptr<Backbone> backbone = backbone_registry().at(a.backbone).factory(settings);
+  std::shared_ptr<Backbone> backbone = make_backbone(a.backbone, settings);
   return {backbone, [backbone](const at::Tensor& x) mutable { return backbone->forward(x); }, backbone->size_divisor(),
           a.backbone};
 }
@@ -113,11 +113,19 @@ int bench(const BenchArgs& a) {
     step(x);
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  int64_t act_bytes = 0;
+  int64_t act_bytes = 0, first_act_bytes = 0;
   {
     ActivationMeter meter;  // installs the tracking allocator
     step(x);
     act_bytes = meter.peak_bytes();
+  }
+  // A first step, which also reads the drift monitor in full and auto mode (as a run's first step, and every
+  // 100th, does).
+  for (auto* part : parts) part->recheck_drift();
+  {
+    ActivationMeter meter;
+    step(x);
+    first_act_bytes = meter.peak_bytes();
   }
   if (!a.profile.empty()) {
     torch::autograd::profiler::RecordProfile trace(a.profile);
@@ -142,6 +150,7 @@ int bench(const BenchArgs& a) {
                       {"params", params},
                       {"step_ms", std::round(median * 10) / 10},
                       {"act_mb", std::round(act_bytes / 1048576.0 * 10) / 10},
+                      {"first_act_mb", std::round(first_act_bytes / 1048576.0 * 10) / 10},
                       {"rss_act_mb", std::round((rss1 - rss0) * 10) / 10}};
   if (a.json) {
     std::cout << j.dump() << "\n";
@@ -152,8 +161,9 @@ int bench(const BenchArgs& a) {
         subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz, a.memory_mode, store_every,
         at::get_num_threads());
     std::cout << fmt::format(
-        "  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked), {:.1f} MB (RSS growth)\n", median,
-        a.steps, act_bytes / 1048576.0, rss1 - rss0);
+        "  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked; {:.1f} MB in a first step), {:.1f} MB "
+        "(RSS growth)\n",
+        median, a.steps, act_bytes / 1048576.0, first_act_bytes / 1048576.0, rss1 - rss0);
   }
   return 0;
 }

@@ -79,9 +79,8 @@ int check_backbone(const CheckArgs& a) {
   if (a.columns > 0) settings.columns = a.columns;
   settings.drop_path = a.drop_path;
   settings.alpha_init = a.alpha_init;
-  const auto& entry = backbone_registry().at(a.backbone);
   at::manual_seed(a.seed);
-  std::shared_ptr<Backbone> model = entry.factory(settings);
+  std::shared_ptr<Backbone> model = make_backbone(a.backbone, settings);
   if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {} for {}, got {}", model->size_divisor(),
                                  a.backbone, a.imgsz));

@@ -1,6 +1,5 @@
 // revkit: train, validate and check reversible networks from the command line.
 #include <ATen/Parallel.h>
-#include <c10/util/Exception.h>
 
 #include <cstdlib>
 #include <thread>
@@ -51,27 +50,19 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "revkit: error: " << e.what() << "\n";
-    return 2;
+    return revkit::kExitBadInput;
   }
-  try {
-    // Use every core unless the user chose (OMP_NUM_THREADS); some OpenMP runtimes start with one thread.
-    if (!std::getenv("OMP_NUM_THREADS"))
-      at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    revkit::set_log_level(log_level);
-    revkit::load_plugins_from_environment();
-    for (const auto& path : plugin_paths) revkit::load_plugin(path);
-    for (auto& [sub, command] : commands)
-      if (sub->parsed()) return command();
-  } catch (const revkit::InputError& e) {
-    std::cerr << "revkit: error: " << e.what() << "\n";
-    return 2;
-  } catch (const c10::Error& e) {
-    std::string message = e.what_without_backtrace();
-    std::cerr << "revkit: error: " << message.substr(0, message.find('\n')) << "\n";
-    return 2;
-  } catch (const std::runtime_error& e) {  // a run that stopped itself (e.g. a diverging loss)
-    std::cerr << "revkit: error: " << e.what() << "\n";
-    return 1;
-  }
-  return 2;
+  return revkit::run_reporting_errors(
+      [&] {
+        // Use every core unless the user chose (OMP_NUM_THREADS); some OpenMP runtimes start with one thread.
+        if (!std::getenv("OMP_NUM_THREADS"))
+          at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+        revkit::set_log_level(log_level);
+        revkit::load_plugins_from_environment();
+        for (const auto& path : plugin_paths) revkit::load_plugin(path);
+        for (auto& [sub, command] : commands)
+          if (sub->parsed()) return command();
+        return static_cast<int>(revkit::kExitBadInput);
+      },
+      std::cerr);
 }

@@ -1,22 +1,21 @@
 #include "core/rng_state.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/core/Generator.h>
 
 #include <algorithm>
 #include <mutex>
 
-#include "core/compat.h"
-
 namespace revkit {
 namespace {
 at::Tensor get_state(c10::Device device) {
-  at::Generator gen = compat::default_generator(device);
+  at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   return gen.get_state();
 }
 void set_state(c10::Device device, const at::Tensor& state) {
-  at::Generator gen = compat::default_generator(device);
+  at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
 }

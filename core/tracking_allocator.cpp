@@ -7,8 +7,6 @@
 #include <atomic>
 #include <mutex>
 
-#include "core/compat.h"
-
 namespace revkit {
 namespace {
 
@@ -18,12 +16,8 @@ class CountingAllocator final : public c10::Allocator {
  public:
   static constexpr size_t kHeader = 64;  // keeps c10's 64-byte alignment for the data
 
-#if REVKIT_TORCH_AT_LEAST(2, 3)
   c10::DataPtr allocate(size_t n) override { return allocate_block(n); }
   void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
-#else
-  c10::DataPtr allocate(size_t n) const override { return allocate_block(n); }
-#endif
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
   static std::atomic<int64_t> current;

@@ -5,12 +5,35 @@
 #include <opencv2/imgproc.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
 
 #include "core/error.h"
 
 namespace revkit {
 
+std::string truncated_image_problem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";  // the decoder reports a missing file
+  const std::streamoff size = in.tellg();
+  unsigned char head[8] = {}, tail[8] = {};
+  if (size < 16) return "";
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(head), 8);
+  in.seekg(size - 8);
+  in.read(reinterpret_cast<char*>(tail), 8);
+  if (!in) return "";
+  const bool jpeg = head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF;
+  const bool png = std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
+  // A JPEG ends with its end-of-image marker (FF D9), as Ultralytics checks; a PNG with its IEND chunk and CRC.
+  if (jpeg && !(tail[6] == 0xFF && tail[7] == 0xD9)) return "truncated JPEG (no end-of-image marker)";
+  if (png && std::memcmp(tail, "IEND\xae\x42\x60\x82", 8) != 0) return "truncated PNG (no IEND chunk)";
+  return "";
+}
+
 DecodedImage decode_image(const std::string& path, int64_t long_side) {
+  // OpenCV decodes a file cut short as a picture filled with grey, with a warning at most.
+  if (const std::string problem = truncated_image_problem(path); !problem.empty()) throw InputError(path, problem);
   cv::Mat bgr;
   try {
     bgr = cv::imread(path, cv::IMREAD_COLOR);

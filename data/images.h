@@ -21,9 +21,13 @@ struct DecodedImage {
   int64_t original_width = 0, original_height = 0;
 };
 
+// "" for a complete file; else what is wrong with the end of a JPEG (no end-of-image marker) or PNG (no IEND
+// chunk) that was cut short. Other formats are left to the decoder.
+std::string truncated_image_problem(const std::string& path);
+
 // Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image; 0 keeps its size). Throws
 // InputError
-// ("<path>: cannot decode image ...") for a missing, truncated or corrupt file.
+// ("<path>: cannot decode image ..." or "<path>: truncated JPEG ...") for a missing, truncated or corrupt file.
 DecodedImage decode_image(const std::string& path, int64_t long_side);
 
 // decode_image, then padded to a centred square with the labels moved along.

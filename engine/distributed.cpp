@@ -42,9 +42,8 @@ int parse_int_variable(const char* name, int fallback, bool required) {
 [[noreturn]] void lost_contact(const DistributedOptions& o, const std::string& what, const std::exception& e) {
   std::string message = e.what();
   message = message.substr(0, message.find('\n'));
-  throw std::runtime_error(
-      fmt::format("rank {} of {}: {} failed within the {} s timeout (a rank is missing or died?): {}", o.rank,
-                  o.world_size, what, o.timeout.count() / 1000, message));
+  throw RunStoppedError(fmt::format("rank {} of {}: {} failed within the {} s timeout (a rank is missing or died?): {}",
+                                    o.rank, o.world_size, what, o.timeout.count() / 1000, message));
 }
 
 }  // namespace
@@ -257,7 +256,7 @@ int free_local_port() {
   socklen_t len = sizeof(addr);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("cannot find a free local port for the rendezvous");
+    throw RunStoppedError("cannot find a free local port for the rendezvous");
   const int port = ntohs(addr.sin_port);
   ::close(fd);
   return port;
@@ -282,7 +281,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("cannot start a worker process");
+    if (pid < 0) throw RunStoppedError("cannot start a worker process");
     if (pid == 0) {
       ::setenv("RANK", std::to_string(rank).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);

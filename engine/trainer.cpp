@@ -288,7 +288,7 @@ std::optional<Trainer::StepLosses> Trainer::train_step(const Batch& batch, int64
   if (!std::isfinite(parts[3])) {
     ++summary_.nonfinite_steps;
     if (++nonfinite_in_row_ >= o_.max_nonfinite_in_row)
-      throw std::runtime_error(
+      throw RunStoppedError(
           fmt::format("{} non-finite losses in a row at epoch {}, batch {}: training stopped; the "
                       "last good checkpoint is {}",
                       nonfinite_in_row_, epoch + 1, i + 1, last_path_));

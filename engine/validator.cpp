@@ -39,7 +39,8 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
       const DetectLoss loss = detect_loss(head, raw, targets, loss_options);
       result.box += loss.box, result.obj += loss.obj, result.cls += loss.cls;
     }
-    const auto kept = non_max_suppression(head.decode(raw), options.conf, options.iou, options.max_det);
+    const auto kept =
+        non_max_suppression(head.decode(raw), options.conf, options.iou, options.max_det, /*multi_label=*/true);
     std::vector<at::Tensor> per_image;
     for (size_t i = 0; i < kept.size(); ++i) {
       const at::Tensor dets = kept[i].cpu();
@@ -80,7 +81,7 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
   }
   if (batches > 0) result.box /= batches, result.obj /= batches, result.cls /= batches;
   result.images = metrics.images();
-  result.metrics = metrics.compute();
+  result.metrics = metrics.compute(options.ap_rule);
   model.train(was_training);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -1,7 +1,8 @@
 #pragma once
-// Validation of a detector as YOLOv5's val.py does it: letterboxed images, class-aware NMS (conf 0.001, IoU 0.6,
-// at most 300 boxes per image), detections matched to labels at IoU 0.50:0.95, precision, recall, mAP@0.5 and
-// mAP@0.5:0.95 with COCO's 101-point interpolation; the three losses when asked; COCO-format detections.
+// Validation of a detector as YOLOv5's val.py does it: letterboxed images, multi-label class-aware NMS (conf 0.001,
+// IoU 0.6, at most 300 boxes per image), detections matched to labels in confidence order at IoU 0.50:0.95, precision,
+// recall, mAP@0.5 and mAP@0.5:0.95 with COCO's 101-point interpolation; the three losses when asked; COCO-format
+// detections.
 #include <ATen/core/Tensor.h>
 
 #include <functional>
@@ -20,8 +21,9 @@ struct ValidationOptions {
   double conf = 0.001, iou = 0.6;
   int64_t max_det = 300;
   bool compute_loss = true;
-  bool amp = false;              // bf16 autocast on CPU, fp16 on CUDA
-  bool keep_detections = false;  // fill ValidationResult::detections (for --save-json)
+  bool amp = false;               // bf16 autocast on CPU, fp16 on CUDA
+  bool keep_detections = false;   // fill ValidationResult::detections (for --save-json)
+  ApRule ap_rule = ApRule::Coco;  // how AP is integrated and P/R read (ApRule::Ultralytics: as val.py)
   c10::Device device = c10::kCPU;
 };
 

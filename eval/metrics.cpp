@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "heads/boxes.h"
 
@@ -25,27 +26,36 @@ at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labe
   at::Tensor correct = at::zeros({n, 10}, at::kBool);
   if (n == 0 || m == 0) return correct;
   at::Tensor det = detections.to(at::kCPU, at::kFloat), lab = labels.to(at::kCPU, at::kFloat);
+  // Confidence order (NMS returns them so; ties keep their order).
+  const at::Tensor order =
+      std::get<1>(det.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  const int64_t* by_conf = order.data_ptr<int64_t>();
   at::Tensor iou = box_iou(lab.narrow(1, 1, 4), det.narrow(1, 0, 4));  // [m, n]
   at::Tensor same_class = lab.select(1, 0).unsqueeze(1) == det.select(1, 5).unsqueeze(0);
   auto iou_a = iou.accessor<float, 2>();
   auto same_a = same_class.accessor<bool, 2>();
   auto correct_a = correct.accessor<bool, 2>();
+  std::vector<int64_t> best_label(n);
+  std::vector<char> label_taken(m);
   for (size_t t = 0; t < iou_thresholds().size(); ++t) {
     const double threshold = iou_thresholds()[t];
-    struct Match {
-      int64_t label, detection;
-      float iou;
-    };
-    std::vector<Match> matches;
-    for (int64_t l = 0; l < m; ++l)
-      for (int64_t d = 0; d < n; ++d)
-        if (same_a[l][d] && iou_a[l][d] >= threshold) matches.push_back({l, d, iou_a[l][d]});
-    std::stable_sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) { return a.iou > b.iou; });
-    std::vector<char> label_used(m, 0), det_used(n, 0);
-    for (const auto& match : matches) {
-      if (label_used[match.label] || det_used[match.detection]) continue;
-      label_used[match.label] = det_used[match.detection] = 1;
-      correct_a[match.detection][t] = true;
+    // Each detection's best label above the threshold (the lowest index among equal IoUs)...
+    for (int64_t d = 0; d < n; ++d) {
+      best_label[d] = -1;
+      float best = 0;
+      for (int64_t l = 0; l < m; ++l)
+        if (same_a[l][d] && iou_a[l][d] >= threshold && (best_label[d] < 0 || iou_a[l][d] > best)) {
+          best_label[d] = l;
+          best = iou_a[l][d];
+        }
+    }
+    // ...and each label to the most confident detection that chose it; the others are false positives.
+    std::fill(label_taken.begin(), label_taken.end(), 0);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t d = by_conf[r], l = best_label[d];
+      if (l < 0 || label_taken[l]) continue;
+      label_taken[l] = 1;
+      correct_a[d][t] = true;
     }
   }
   return correct;
@@ -63,6 +73,31 @@ double average_precision_101(const std::vector<double>& recall, const std::vecto
     if (it != recall.end()) sum += p[static_cast<size_t>(it - recall.begin())];
   }
   return sum / 101.0;
+}
+
+double average_precision_interp(const std::vector<double>& recall, const std::vector<double>& precision) {
+  if (recall.empty()) return 0.0;  // a class never predicted: YOLOv5 leaves its AP at 0
+  std::vector<double> r = {0.0}, p = {1.0};
+  r.insert(r.end(), recall.begin(), recall.end());
+  p.insert(p.end(), precision.begin(), precision.end());
+  r.push_back(1.0);
+  p.push_back(0.0);
+  for (size_t i = p.size() - 1; i > 0; --i) p[i - 1] = std::max(p[i - 1], p[i]);  // the envelope
+  // numpy.interp: the last point at or below x, linearly towards the next one.
+  auto interp = [&](double x) {
+    const auto upper = std::upper_bound(r.begin(), r.end(), x);
+    if (upper == r.end()) return p.back();
+    const size_t j = static_cast<size_t>(upper - r.begin()) - 1;
+    if (r[j] == x) return p[j];
+    return p[j] + (p[j + 1] - p[j]) / (r[j + 1] - r[j]) * (x - r[j]);
+  };
+  double area = 0.0, previous = interp(0.0);
+  for (int k = 1; k <= 100; ++k) {
+    const double y = interp(k / 100.0);
+    area += (previous + y) / 2 * 0.01;
+    previous = y;
+  }
+  return area;
 }
 
 void MetricsAccumulator::add(const at::Tensor& detections, const at::Tensor& labels) {
@@ -107,7 +142,7 @@ void MetricsAccumulator::merge(const std::string& bytes) {
   images_ += header[0];
 }
 
-DetectionMetrics MetricsAccumulator::compute() const {
+DetectionMetrics MetricsAccumulator::compute(ApRule rule) const {
   DetectionMetrics out;
   if (images_ == 0) return out;
   at::Tensor correct = at::cat(correct_), conf = at::cat(conf_), pred_cls = at::cat(pred_cls_),
@@ -143,7 +178,8 @@ DetectionMetrics MetricsAccumulator::compute() const {
     }
     double ap_sum = 0.0;
     for (int th = 0; th < 10; ++th) {
-      const double ap = average_precision_101(rec_t[th], prec_t[th]);
+      const double ap = rule == ApRule::Coco ? average_precision_101(rec_t[th], prec_t[th])
+                                             : average_precision_interp(rec_t[th], prec_t[th]);
       ap_sum += ap;
       if (th == 0) out.ap50.push_back(ap);
     }
@@ -168,19 +204,26 @@ DetectionMetrics MetricsAccumulator::compute() const {
     out.labels_per_class.push_back(n_labels);
     ++ci;
   }
-  int best = 0;
-  double best_f1 = -1.0;
+  std::vector<double> mean_f1(kGrid, 0.0);
   for (int g = 0; g < kGrid; ++g) {
-    double f1 = 0.0;
     for (size_t k = 0; k < labels_of.size(); ++k) {
       const double p = p_at[k][g], r = r_at[k][g];
-      f1 += p + r > 0 ? 2 * p * r / (p + r) : 0.0;
-    }
-    if (f1 > best_f1 + 1e-12) {
-      best_f1 = f1;
-      best = g;
+      mean_f1[g] += (p + r > 0 ? 2 * p * r / (p + r) : 0.0) / static_cast<double>(labels_of.size());
     }
   }
+  if (rule == ApRule::Ultralytics) {
+    // val.py's smooth(f1, 0.1): a 101-wide box filter, the ends padded with the end values.
+    constexpr int kHalf = 50;
+    std::vector<double> smoothed(kGrid, 0.0);
+    for (int g = 0; g < kGrid; ++g) {
+      for (int d = -kHalf; d <= kHalf; ++d) smoothed[g] += mean_f1[std::clamp(g + d, 0, kGrid - 1)];
+      smoothed[g] /= 2 * kHalf + 1;
+    }
+    mean_f1 = std::move(smoothed);
+  }
+  int best = 0;
+  for (int g = 1; g < kGrid; ++g)
+    if (mean_f1[g] > mean_f1[best] + 1e-12) best = g;
   for (size_t k = 0; k < labels_of.size(); ++k) {
     out.precision.push_back(p_at[k][best]);
     out.recall.push_back(r_at[k][best]);

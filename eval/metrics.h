@@ -1,7 +1,7 @@
 #pragma once
 // Detection metrics as COCO and Ultralytics compute them: detections matched to ground truth per IoU threshold
-// (0.50:0.05:0.95), average precision with COCO's 101-point interpolation, and precision and recall at the
-// confidence that maximises the mean F1 over classes.
+// (0.50:0.05:0.95) in confidence order, average precision by COCO's 101-point rule or YOLOv5's interpolated
+// curve, and precision and recall at the confidence that maximises the mean F1 over classes.
 #include <ATen/core/Tensor.h>
 
 #include <string>
@@ -12,14 +12,27 @@ namespace revkit {
 // The ten IoU thresholds 0.50, 0.55, ..., 0.95.
 const std::vector<double>& iou_thresholds();
 
-// For one image: detections [n, 6] (x1, y1, x2, y2, conf, class) and labels [m, 5] (class, x1, y1, x2, y2).
-// Returns [n, 10] booleans: detection i is a true positive at threshold t. Each label matches at most one
-// detection per threshold, highest IoU first, same class only (Ultralytics' process_batch).
+// For one image: detections [n, 6] (x1, y1, x2, y2, conf, class) and labels [m, 5]
+// (class, x1, y1, x2, y2). Returns [n, 10] booleans: detection i is a true positive at threshold t. As
+// Ultralytics' process_batch matches (and, but for the fallback to a second-best label, COCO): each detection
+// takes its best-IoU label of its class above the threshold, and each label goes to the most confident of the
+// detections that took it. Matching by highest IoU instead would make the confident box a false positive and
+// halve the AP of a weak model.
 at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labels);
 
 // Average precision of one precision/recall curve (detections sorted by confidence, cumulative), COCO style:
 // precision made monotone, sampled at recall 0, 0.01, ..., 1 (the first point at or beyond each), averaged.
 double average_precision_101(const std::vector<double>& recall, const std::vector<double>& precision);
+// The same curve as YOLOv5's compute_ap integrates it: the envelope with (0, 1) before and (1, 0) after the
+// curve, linearly interpolated at recall 0, 0.01, ..., 1 and integrated by the trapezoid rule. Above the last
+// recall the precision falls linearly to 0 instead of being 0, so a model of low recall scores higher than COCO's.
+double average_precision_interp(const std::vector<double>& recall, const std::vector<double>& precision);
+
+// How AP is integrated and where P and R are read.
+enum class ApRule {
+  Coco,         // COCO's 101-point average; P and R at the best mean F1 of the 1000-point confidence grid
+  Ultralytics,  // YOLOv5's compute_ap; P and R at the best mean F1 after val.py's box smoothing (10% wide)
+};
 
 struct DetectionMetrics {
   std::vector<int64_t> classes;                          // classes with ground truth, ascending
@@ -32,7 +45,7 @@ struct DetectionMetrics {
 class MetricsAccumulator {
  public:
   void add(const at::Tensor& detections, const at::Tensor& labels);
-  DetectionMetrics compute() const;
+  DetectionMetrics compute(ApRule rule = ApRule::Coco) const;
   int64_t images() const { return images_; }
   // The accumulated matches as bytes, and adding another accumulator's bytes: how the ranks of a data-parallel
   // validation pool what they saw.

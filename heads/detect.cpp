@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace revkit {
 
@@ -80,7 +81,7 @@ at::Tensor DetectImpl::decode(const std::vector<at::Tensor>& raw) const {
 }
 
 std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold, double iou_threshold,
-                                            int64_t max_det) {
+                                            int64_t max_det, bool multi_label) {
   at::NoGradGuard no_grad;
   constexpr int64_t kMaxCandidates = 30000;  // as Ultralytics: the best 30000 boxes go into NMS
   std::vector<at::Tensor> results;
@@ -88,16 +89,24 @@ std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, doubl
   for (int64_t b = 0; b < predictions.size(0); ++b) {
     at::Tensor p = predictions[b].to(at::kCPU, at::kFloat);
     p = p.index({p.select(1, 4) > conf_threshold});
-    at::Tensor scores = p.narrow(1, 5, nc) * p.narrow(1, 4, 1);  // class confidence = objectness * class
-    auto [conf, cls] = scores.max(1);
-    at::Tensor keep = conf > conf_threshold;
-    p = p.index({keep});
-    conf = conf.index({keep});
-    cls = cls.index({keep});
+    const at::Tensor scores = p.narrow(1, 5, nc) * p.narrow(1, 4, 1);  // class confidence = objectness * class
+    at::Tensor rows, conf, cls;                                        // a candidate per (box, class) kept
+    if (multi_label) {
+      const at::Tensor hits = (scores > conf_threshold).nonzero();
+      rows = hits.select(1, 0);
+      cls = hits.select(1, 1);
+      conf = scores.index({rows, cls});
+    } else {
+      std::tie(conf, cls) = scores.max(1);
+      rows = (conf > conf_threshold).nonzero().select(1, 0);
+      conf = conf.index({rows});
+      cls = cls.index({rows});
+    }
     at::Tensor order = conf.argsort(0, /*descending=*/true);
     if (order.size(0) > kMaxCandidates) order = order.narrow(0, 0, kMaxCandidates);
-    at::Tensor xy = p.narrow(1, 0, 2).index({order}), half = p.narrow(1, 2, 2).index({order}) / 2;
-    at::Tensor boxes = at::cat({xy - half, xy + half}, 1).contiguous();
+    rows = rows.index({order});
+    const at::Tensor xy = p.narrow(1, 0, 2).index({rows}), half = p.narrow(1, 2, 2).index({rows}) / 2;
+    const at::Tensor boxes = at::cat({xy - half, xy + half}, 1).contiguous();
     conf = conf.index({order}).contiguous();
     cls = cls.index({order}).contiguous();
 

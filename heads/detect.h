@@ -45,9 +45,12 @@ class DetectImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Detect);
 
-// Class-aware non-maximum suppression on decoded predictions [batch, boxes, nc + 5]. Returns per image a
-// [k, 6] tensor of (x1, y1, x2, y2, confidence, class), best first, at most `max_det` rows.
+// Class-aware non-maximum suppression on decoded predictions [batch, boxes, nc + 5], as YOLOv5's: a candidate's
+// confidence is objectness times class score, and both must exceed `conf_threshold`. Single-label (detect.py)
+// keeps each box's best class; multi-label (val.py) keeps a candidate for every class above the threshold.
+// Returns per image a [k, 6] tensor of (x1, y1, x2, y2, confidence, class), best first, at most `max_det` rows.
 std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold = 0.25,
-                                            double iou_threshold = 0.45, int64_t max_det = 300);
+                                            double iou_threshold = 0.45, int64_t max_det = 300,
+                                            bool multi_label = false);
 
 }  // namespace revkit

@@ -128,7 +128,13 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   args.num_classes = num_classes_;
   args.backbone = overrides.backbone;
 
-  BuiltLayer built = factory(args);
+  BuiltLayer built;
+  try {
+    built = factory(args);
+  } catch (const c10::Error& e) {  // a module refusing its arguments (e.g. channels that groups do not divide)
+    const std::string message = e.what_without_backtrace();
+    args.fail(message.substr(0, message.find('\n')));
+  }
   model->push_back(built.module);
   LayerInfo info;
   info.row = args.row;
@@ -160,7 +166,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   layers_.push_back(std::move(info));
 }
 
-void DetectionModelImpl::finish(int64_t positions) {
+void DetectionModelImpl::finish(int64_t positions, const std::string& source) {
   last_use_.assign(positions, -1);
   for (size_t s = 0; s < steps_.size(); ++s)
     for (int64_t p : steps_[s].from)
@@ -170,7 +176,13 @@ void DetectionModelImpl::finish(int64_t positions) {
   at::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();
-  auto features = run(at::zeros({1, 3, 256, 256}), /*up_to_head=*/true);
+  std::vector<at::Tensor> features;
+  try {
+    features = run(at::zeros({1, 3, 256, 256}), /*up_to_head=*/true);
+  } catch (const c10::Error& e) {  // rows that fit one by one but not together (maps of different sizes to Concat)
+    const std::string message = e.what_without_backtrace();
+    throw InputError(source, "the model does not run on a 256x256 image: " + message.substr(0, message.find('\n')));
+  }
   train(was_training);
   for (const auto& f : features) strides_.push_back(256.0 / static_cast<double>(f.size(2)));
   head_->set_strides(strides_);
@@ -184,7 +196,7 @@ DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::str
   Positions positions;
   for (size_t i = 0; i < header.rows.size(); ++i) add_row(header, i, source, overrides, positions);
   if (!head_) throw InputError(source, "the model has no Detect row");
-  finish(static_cast<int64_t>(positions.channels.size()));
+  finish(static_cast<int64_t>(positions.channels.size()), source);
 }
 
 std::vector<at::Tensor> DetectionModelImpl::run(const at::Tensor& images, bool up_to_head) {

@@ -71,7 +71,7 @@ class DetectionModelImpl : public torch::nn::Module {
   Header read_header(const nlohmann::json& cfg, const std::string& source, const ModelOverrides& overrides);
   void add_row(const Header& header, size_t i, const std::string& source, const ModelOverrides& overrides,
                Positions& positions);
-  void finish(int64_t positions);
+  void finish(int64_t positions, const std::string& source);
   std::vector<at::Tensor> run(const at::Tensor& images, bool up_to_head);
   void check_input(const at::Tensor& images) const;
 

@@ -217,7 +217,7 @@ LayerFactory backbone_row(const std::string& name) {
     a.expect_count(0, 0);
     if (a.in_channels != std::vector<int64_t>{3}) a.fail("a backbone takes the 3-channel image (from -1)");
     if (a.repeats != 1) a.fail("a backbone cannot be repeated (number must be 1)");
-    std::shared_ptr<Backbone> backbone = backbone_registry().factory(name)(a.backbone);
+    std::shared_ptr<Backbone> backbone = make_backbone(name, a.backbone);
     if (backbone->out_channels().size() > 5)
       a.fail(fmt::format("returns {} feature maps; a config row index space holds at most 5",
                          backbone->out_channels().size()));

@@ -43,6 +43,7 @@ struct Piece : torch::CustomClassHolder {
 struct PieceFunction : public torch::autograd::Function<PieceFunction> {
   static variable_list forward(AutogradContext* ctx, c10::intrusive_ptr<Piece> piece, const at::Tensor& x,
                                at::TensorList /*params: inputs only so that their gradients are returned*/) {
+    AutocastCacheOffGuard no_cache;  // casts made here have no grad: keep them out of autocast's cache
     piece->cuda_devices = cuda_devices_of(x);
     piece->rng = RngState::capture(piece->cuda_devices);
     piece->autocast = AutocastState::current();
@@ -55,7 +56,7 @@ struct PieceFunction : public torch::autograd::Function<PieceFunction> {
     auto piece = c10::static_intrusive_pointer_cast<Piece>(ctx->saved_data["piece"].toCapsule());
     RngForkGuard fork(piece->cuda_devices);
     piece->rng.restore();
-    AutocastStateGuard autocast(piece->autocast);
+    AutocastStateGuard autocast(piece->autocast.without_cache());
     at::AutoGradMode grad_on(true);
     at::Tensor x =
         ctx->get_saved_variables()[0].detach().requires_grad_(ctx->needs_input_grad(0));  // counts tensor inputs only

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
 #include "core/rng_state.h"
 #include "reversible/grid_sweep.h"
@@ -12,6 +13,7 @@ namespace revkit::reversible {
 
 std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
   at::NoGradGuard no_grad;
+  AutocastCacheOffGuard no_cache;  // casts made without grad stay out of autocast's cache
   const int64_t N = grid.columns(), L = grid.num_levels();
   clamp_alphas(grid, options.alpha_floor());
   const auto devices = cuda_devices_of(x);
@@ -45,6 +47,7 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
       error[j - 1] = std::max(error[j - 1], (previous[k] - truth).norm().item<double>() / denom);
     }
     current = std::move(previous);
+    states[j].clear();  // column j's truth is no longer needed
   }
   return error;
 }

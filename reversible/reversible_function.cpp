@@ -33,14 +33,26 @@ std::string to_string(MemoryMode mode) {
 
 void clamp_alphas(const ColumnGrid& grid, double floor) {
   at::NoGradGuard no_grad;
+  std::vector<at::Tensor> alphas, smallest;
   for (const auto& column : grid.alphas)
-    for (const auto& a : column) {
-      if (!a.defined()) continue;
-      // |a| >= floor with the sign kept; an exact zero becomes +floor (the seed's sign() would keep it at 0,
-      // and the inverse would divide by it).
-      auto magnitude = a.abs().clamp_min(floor);
-      a.copy_(at::where(a < 0, -magnitude, magnitude));
-    }
+    for (const auto& a : column)
+      if (a.defined()) {
+        alphas.push_back(a);
+        smallest.push_back(a.abs().min());
+      }
+  if (alphas.empty()) return;
+  const at::Tensor mins = at::stack(smallest).to(at::kCPU, at::kDouble);  // one device sync per forward
+  const double* m = mins.data_ptr<double>();
+  for (size_t i = 0; i < alphas.size(); ++i) {
+    if (m[i] >= floor) continue;  // nothing to clamp: the parameter is left untouched
+    const at::Tensor& a = alphas[i];
+    // |a| >= floor with the sign kept; an exact zero becomes +floor (the seed's sign() would keep it at 0, and the
+    // inverse would divide by it). Written through a view with a version counter of its own, as the seed writes
+    // through .data: a graph that saved alpha earlier in this step (a second forward before one backward) stays
+    // valid.
+    const at::Tensor magnitude = a.abs().clamp_min(floor);
+    a.variable_data().copy_(at::where(a < 0, -magnitude, magnitude));
+  }
 }
 
 std::vector<bool> stored_columns(const ColumnOptions& options, int64_t columns) {
@@ -180,6 +192,7 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
                                const at::Tensor& lower, const c10::optional<at::Tensor>& upper,
                                const c10::optional<at::Tensor>& previous, const c10::optional<at::Tensor>& alpha,
                                at::TensorList params) {
+    AutocastCacheOffGuard no_cache;  // casts made here have no grad: keep them out of autocast's cache
     if (tape->options.preserve_rng_state()) tape->capture_rng(j, k);
     at::Tensor out = tape->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
     if (previous) out = combine(out, *alpha, *previous);
@@ -196,6 +209,11 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto tape = c10::static_intrusive_pointer_cast<GridTape>(ctx->saved_data["tape"].toCapsule());
     const int64_t j = ctx->saved_data["j"].toInt(), k = ctx->saved_data["k"].toInt();
+    // The autograd engine runs backward with grad on only for create_graph: the gradients of a recompute are
+    // not themselves differentiable here.
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "revkit: backward with create_graph=true (double backward) through a reversible column grid is not "
+                "supported; use memory mode off for higher-order gradients");
     TORCH_CHECK(!tape->backward_done[j][k],
                 "revkit: backward through a reversible column stack a second time; it recomputes from its outputs "
                 "and supports one backward per forward (run the forward again)");
@@ -204,7 +222,8 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
 
     std::unique_ptr<RngForkGuard> rng_fork;
     if (tape->options.preserve_rng_state()) rng_fork = std::make_unique<RngForkGuard>(tape->cuda_devices);
-    AutocastStateGuard autocast(tape->autocast);
+    // The forward's autocast state, with the cache off: a recompute must cast the weights afresh, with grad.
+    AutocastStateGuard autocast(tape->autocast.without_cache());
     variable_list result(kFirstParam);
     at::Tensor f = gradients(*tape, j, k, g, ctx->needs_input_grad(0), result);
     if (j > 0) inverse(*tape, j, k, std::move(f), g, result);

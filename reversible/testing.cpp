@@ -65,11 +65,11 @@ struct RunResult {
   std::vector<at::Tensor> outputs;
   at::Tensor input_grad;
   std::map<std::string, at::Tensor> param_grads, buffers;
-  at::Tensor rng_after;
+  RngState rng_after;  // the CPU generator and those of the CUDA devices involved
 };
 
 RunResult run_once(torch::nn::Module& model, const ForwardFn& forward, const at::Tensor& input,
-                   std::vector<at::Tensor>& probes, uint64_t seed) {
+                   std::vector<at::Tensor>& probes, uint64_t seed, const std::vector<int>& cuda_devices) {
   for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
   at::manual_seed(seed);
   at::Tensor x = input.detach().clone().requires_grad_(input.is_floating_point());
@@ -91,7 +91,7 @@ RunResult run_once(torch::nn::Module& model, const ForwardFn& forward, const at:
   if (x.requires_grad()) r.input_grad = x.grad();
   for (const auto& item : model.named_parameters()) r.param_grads[item.key()] = item.value().grad();
   for (const auto& item : model.named_buffers()) r.buffers[item.key()] = item.value().detach().clone();
-  r.rng_after = at::detail::getDefaultCPUGenerator().get_state();
+  r.rng_after = RngState::capture(cuda_devices);
   return r;
 }
 
@@ -100,18 +100,24 @@ RunResult run_once(torch::nn::Module& model, const ForwardFn& forward, const at:
 EquivalenceReport compare_memory_modes(torch::nn::Module& model, const ForwardFn& forward, const at::Tensor& input,
                                        const ModeComparison& comparison) {
   auto parts = reversible_modules(model);
+  TORCH_CHECK(!parts.empty(),
+              "compare_memory_modes: the model has no reversible part (no ReversibleModule below it), so every memory "
+              "mode would run plain autograd and the comparison could not fail");
+  std::vector<at::Tensor> involved = model.parameters();
+  involved.push_back(input);
+  const std::vector<int> cuda_devices = cuda_devices_of(involved);
   std::vector<ColumnOptions> original;
   for (auto* p : parts) original.push_back(p->column_options());
   const BufferSnapshot buffers(model.buffers());
-  RngForkGuard rng_fork;
+  RngForkGuard rng_fork(cuda_devices);
 
   std::vector<at::Tensor> probes;
   set_memory_mode(model, comparison.reference);
-  RunResult ref = run_once(model, forward, input, probes, comparison.seed);
+  RunResult ref = run_once(model, forward, input, probes, comparison.seed, cuda_devices);
   buffers.restore();
   set_memory_mode(model, comparison.mode, comparison.store_every);
   for (auto* p : parts) p->column_options().recompute_chunks(comparison.recompute_chunks);
-  RunResult got = run_once(model, forward, input, probes, comparison.seed);
+  RunResult got = run_once(model, forward, input, probes, comparison.seed, cuda_devices);
   for (size_t i = 0; i < parts.size(); ++i) parts[i]->column_options() = original[i];
 
   EquivalenceReport report;
@@ -123,7 +129,7 @@ EquivalenceReport compare_memory_modes(torch::nn::Module& model, const ForwardFn
     report.add("input gradient", "input", got.input_grad, ref.input_grad);
   for (const auto& [name, g] : ref.param_grads) report.add("parameter gradients", name, got.param_grads[name], g);
   for (const auto& [name, b] : ref.buffers) report.add("buffers", name, got.buffers[name], b);
-  report.rng_stream_equal = at::equal(ref.rng_after, got.rng_after);
+  report.rng_stream_equal = ref.rng_after == got.rng_after;
   return report;
 }
 

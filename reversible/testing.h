@@ -53,7 +53,9 @@ struct ModeComparison {
 // Runs `model` through `forward` twice with the same weights, RNG and input — first in the reference mode,
 // then in `mode` — with loss = sum_k sum(output_k * probe_k) for fixed random probes, and compares outputs, the
 // input gradient, every parameter gradient and every buffer by name. Buffers are put back between the runs;
-// parameter gradients are cleared before each. The model's memory modes are restored afterwards.
+// parameter gradients are cleared before each. The model's memory modes are restored afterwards, and the RNG
+// streams (the CPU generator and the CUDA generators of the devices the model and input are on) are compared
+// after both runs and put back. A model with no reversible part is refused (c10::Error): its modes cannot differ.
 EquivalenceReport compare_memory_modes(torch::nn::Module& model, const ForwardFn& forward, const at::Tensor& input,
                                        const ModeComparison& comparison);
 

@@ -29,17 +29,37 @@ TEST_CASE("letterbox: aspect kept, grey padding, labels moved with the image") {
   CHECK(back[0][3].item<float>() == doctest::Approx(480));
 }
 
+namespace {
+std::string write_prefix(const std::string& source, size_t bytes, const std::string& name) {
+  const std::string out = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_" + name)).string();
+  std::ifstream in(source, std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(out, std::ios::binary) << all.substr(0, bytes);
+  return out;
+}
+}  // namespace
+
 TEST_CASE("a truncated or missing image is a clear error") {
-  const std::string cut =
-      (std::filesystem::temp_directory_path() / ("cut_" + std::to_string(::getpid()) + ".jpg")).string();
-  {
-    std::ifstream in(REVKIT_ASSETS "/coco8/images/train/000000000009.jpg", std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    std::ofstream(cut, std::ios::binary) << bytes.substr(0, 200);
-  }
-  CHECK_THROWS_WITH_AS(load_letterboxed(cut, 320, at::zeros({0, 5})), doctest::Contains("cannot decode image"),
-                       InputError);
+  const std::string jpg = REVKIT_ASSETS "/coco8/images/train/000000000009.jpg";
+  CHECK(truncated_image_problem(jpg).empty());
+  // Its first 3000 bytes: OpenCV decodes them as a grey-filled picture without a word.
+  const std::string cut = write_prefix(jpg, 3000, "cut.jpg");
+  CHECK(truncated_image_problem(cut) == "truncated JPEG (no end-of-image marker)");
+  CHECK_THROWS_WITH_AS(load_letterboxed(cut, 320, at::zeros({0, 5})),
+                       (cut + ": truncated JPEG (no end-of-image marker)").c_str(), InputError);
   std::filesystem::remove(cut);
+  // A PNG (1x1, hand-encoded) without its IEND chunk.
+  const std::string png_bytes(
+      "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
+      "\0\0\0\x0aIDATx\x9c\x63\0\x01\0\0\x05\0\x01\x0d\x0a\x2d\xb4\0\0\0\0IEND\xae\x42\x60\x82",
+      67);
+  const std::string png = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_ok.png")).string();
+  std::ofstream(png, std::ios::binary) << png_bytes;
+  CHECK(truncated_image_problem(png).empty());
+  const std::string cut_png = write_prefix(png, 55, "cut.png");
+  CHECK(truncated_image_problem(cut_png) == "truncated PNG (no IEND chunk)");
+  std::filesystem::remove(png);
+  std::filesystem::remove(cut_png);
   CHECK_THROWS_WITH_AS(load_letterboxed("nope.jpg", 320, at::zeros({0, 5})),
                        "nope.jpg: cannot decode image (missing, truncated or not an image)", InputError);
 }

@@ -43,8 +43,7 @@ TEST_CASE("YOLO labels: each bad row is skipped and named by file and line") {
 }
 
 TEST_CASE("COCO instances: categories to YOLO classes, crowds left out") {
-  const auto gt =
-      read_coco_instances(std::string(REVKIT_TEST_FIXTURES) + "/coco128/annotations/instances_train2017.json");
+  const auto gt = read_coco_instances(std::string(REVKIT_ASSETS) + "/coco128/annotations/instances_train2017.json");
   CHECK(gt.category_ids.size() == 80);
   CHECK(gt.category_ids.front() == 1);
   CHECK(gt.category_ids.back() == 90);

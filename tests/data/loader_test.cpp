@@ -134,7 +134,7 @@ TEST_CASE("unreadable images are dropped with their labels and named, or are an 
   {
     std::ifstream in(REVKIT_ASSETS "/coco8/images/train/000000000009.jpg", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    std::ofstream(cut, std::ios::binary) << bytes.substr(0, 300);
+    std::ofstream(cut, std::ios::binary) << bytes.substr(0, 3000);  // decodes as grey, but its end marker is gone
   }
   DatasetIndex index = coco8_train();
   index.images.insert(index.images.begin() + 1, cut);
@@ -142,11 +142,11 @@ TEST_CASE("unreadable images are dropped with their labels and named, or are an 
   DatasetIndex strict_copy = index;
   const auto dropped = drop_unreadable_images(index, false, 2);
   REQUIRE(dropped.size() == 1);
-  CHECK(dropped[0].find(cut + ": cannot decode image") == 0);
+  CHECK(dropped[0] == cut + ": truncated JPEG (no end-of-image marker)");
   CHECK(index.images.size() == 4);
   CHECK(index.labels.size() == 4);
   CHECK(at::equal(index.labels[1], coco8_train().labels[1]));
-  CHECK_THROWS_WITH_AS(drop_unreadable_images(strict_copy, true), doctest::Contains("cut.jpg: cannot decode image"),
+  CHECK_THROWS_WITH_AS(drop_unreadable_images(strict_copy, true), doctest::Contains("cut.jpg: truncated JPEG"),
                        InputError);
 
   DatasetIndex only_bad;

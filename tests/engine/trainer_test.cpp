@@ -100,6 +100,8 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
   bad = o;
   bad.data = (project / "missing.yaml").string();
   CHECK_THROWS_AS(train_detector(bad), InputError);
+  bad.data = std::string(REVKIT_TESTS "/cli/data/truncated.yaml");  // its only image is a JPEG cut short
+  CHECK_THROWS_WITH_AS(train_detector(bad), doctest::Contains("truncated JPEG (no end-of-image marker)"), InputError);
   CHECK_FALSE(fs::exists(project / "exp3"));
   fs::remove_all(project);
 }

@@ -4,12 +4,15 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/config.h"
+#include "core/pytorch_checkpoint.h"
+#include "core/weights.h"
 #include "data/dataset.h"
 
 namespace fs = std::filesystem;
@@ -69,4 +72,36 @@ TEST_CASE("the results table: header, all, one row per class with its name") {
   print_validation(brief, v, {}, false);
   const std::string text = brief.str();
   CHECK(std::count(text.begin(), text.end(), '\n') == 2);  // header and "all" only
+}
+
+// Weights trained by Ultralytics YOLOv5 v7.0 itself (tests/fixtures/ultralytics: yolov5n, coco128, 256), read from
+// its checkpoint and validated by revkit on the same images with square letterboxes: val.py's numbers. What still
+// differs is how images are resized (revkit rounds sizes, val.py rounds up and keeps its float padding).
+TEST_CASE(
+    "Ultralytics' yolov5n checkpoint, validated by revkit on coco128 with square letterboxes, scores val.py's mAP") {
+  const std::string weights = std::string(REVKIT_TEST_FIXTURES) + "/ultralytics/yolov5n_coco128.pt";
+  PyTorchCheckpoint ckpt = read_pytorch_checkpoint(weights);
+  ckpt.tensors["model.24.stride"] = at::tensor({8.0f, 16.0f, 32.0f});  // a plain attribute in Ultralytics' model
+  ModelOverrides o;
+  o.num_classes = 80;
+  DetectionModel model = build_model("yolov5n", o);
+  load_named_tensors(*model, ckpt.tensors, weights);
+
+  const DataConfig data = load_data_config(REVKIT_ASSETS "/coco128/coco128.yaml");
+  DatasetIndex index = index_split(data.val, 80, false, data.source);
+  LoaderOptions lo;
+  lo.imgsz = 256;
+  lo.batch = 32;
+  DetectionLoader loader(index, lo);
+  ValidationOptions vo;
+  vo.ap_rule = ApRule::Ultralytics;
+  const ValidationResult v = validate(*model, loader, vo);
+  std::ifstream in(std::string(REVKIT_TEST_FIXTURES) + "/ultralytics/yolov5n_coco128_val.json");
+  const auto reference = nlohmann::json::parse(in)["variants"]["square"]["val_py"];
+  MESSAGE("revkit mAP50 " << v.metrics.map50 << ", mAP50-95 " << v.metrics.map50_95 << "; val.py "
+                          << reference["map50"].get<double>() << ", " << reference["map50_95"].get<double>());
+  CHECK(v.images == 128);
+  CHECK(v.instances == 929);
+  CHECK(std::abs(v.metrics.map50 - reference["map50"].get<double>()) < 0.01);
+  CHECK(std::abs(v.metrics.map50_95 - reference["map50_95"].get<double>()) < 0.005);
 }

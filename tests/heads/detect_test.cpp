@@ -91,3 +91,28 @@ TEST_CASE("NMS equals a brute-force greedy reference, class by class") {
   CHECK(non_max_suppression(pred, 0.2, 0.5, 5)[0].size(0) == 5);
   CHECK(non_max_suppression(pred, 2.0, 0.5)[0].size(0) == 0);
 }
+
+TEST_CASE("multi-label NMS (val.py's): a candidate for every class above the threshold, suppressed class by class") {
+  // Two overlapping boxes that both score for classes 0 and 1, and a third box far away.
+  at::Tensor pred = at::tensor({10.f, 10.f, 10.f, 10.f, 0.9f, 0.8f, 0.5f, 0.0f,  //
+                                11.f, 10.f, 10.f, 10.f, 0.8f, 0.3f, 0.9f, 0.0f,  //
+                                50.f, 50.f, 10.f, 10.f, 0.5f, 0.0f, 0.0f, 0.9f})
+                        .view({1, 3, 8});
+  const at::Tensor single = non_max_suppression(pred, 0.1, 0.5, 300, /*multi_label=*/false)[0];
+  const at::Tensor multi = non_max_suppression(pred, 0.1, 0.5, 300, /*multi_label=*/true)[0];
+  // Single-label: box 0 as class 0 (0.72), box 1 as class 1 (0.72), box 2 as class 2 (0.45).
+  REQUIRE(single.size(0) == 3);
+  // Multi-label candidates: (0, c0) 0.72, (0, c1) 0.45, (1, c0) 0.24, (1, c1) 0.72, (2, c2) 0.45. Boxes 0 and 1
+  // overlap by IoU 9/11: in class 0 box 1 is suppressed by box 0, in class 1 box 0 by box 1.
+  REQUIRE(multi.size(0) == 3);
+  const std::vector<float> conf = {0.72f, 0.72f, 0.45f};
+  for (int64_t r = 0; r < 3; ++r) CHECK(multi[r][4].item<float>() == doctest::Approx(conf[r]));
+  std::vector<int64_t> classes;
+  for (int64_t r = 0; r < 3; ++r) classes.push_back(static_cast<int64_t>(multi[r][5].item<float>()));
+  std::sort(classes.begin(), classes.begin() + 2);
+  CHECK(classes == std::vector<int64_t>{0, 1, 2});
+  // Apart, the two boxes keep all four of their candidates above 0.2.
+  pred[0][1][0] = 80.f;
+  CHECK(non_max_suppression(pred, 0.2, 0.5, 300, /*multi_label=*/true)[0].size(0) == 5);
+  CHECK(non_max_suppression(pred, 0.2, 0.5, 300, /*multi_label=*/false)[0].size(0) == 3);
+}

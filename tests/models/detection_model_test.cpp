@@ -3,13 +3,15 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
-#include "core/weights.h"
-
 #include <fstream>
+#include <map>
 
+#include "core/autocast_state.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/weights.h"
 #include "reversible/reversible_module.h"
+#include "reversible/testing.h"
 
 using namespace revkit;
 
@@ -143,4 +145,93 @@ TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img
   CHECK(model->checked_image_size(300) == 320);
   CHECK(model->checked_image_size(1) == 32);
   CHECK_THROWS_WITH_AS(model->checked_image_size(0), "--imgsz must be positive, got 0", InputError);
+}
+
+namespace {
+// The seed's model (nc 3) at 64x64: a training step's parameter gradients, under CPU bf16 autocast or not, with
+// fixed probes for the loss.
+std::map<std::string, at::Tensor> seed_model_gradients(DetectionModel& model, const at::Tensor& x, bool bf16) {
+  model->zero_grad();
+  std::vector<at::Tensor> raw;
+  {
+    AutocastState state = AutocastState::current();
+    state.cpu_enabled = bf16;
+    state.cpu_dtype = at::kBFloat16;
+    AutocastStateGuard autocast(state);
+    raw = model->forward(x);
+  }
+  at::Tensor loss = at::zeros({});
+  at::manual_seed(99);
+  for (const auto& r : raw) loss = loss + (r.to(at::kFloat) * at::randn(r.sizes())).sum();
+  loss.backward();
+  std::map<std::string, at::Tensor> grads;
+  for (const auto& p : model->named_parameters())
+    if (p.value().grad().defined()) grads[p.key()] = p.value().grad().clone();
+  return grads;
+}
+
+// Every parameter that has a gradient in float32 must have one under autocast, in two steps with the weights
+// changed between them: a missing gradient (casts cut off from the weights) or a stale one (the first step's
+// casts reused) fails. bf16 keeps about 3 significant digits, and its errors grow through 40 layers, so the
+// gradients are compared loosely, and a stale gradient is told apart by being nearer the old weights' than the
+// new ones'. alpha starts at 1: full mode's inverse divides by alpha, and at the seed's 0.5 it multiplies bf16's
+// rounding by 8 over the three inverses of RevCol-T (the drift monitor reports it; auto mode stores columns).
+void check_autocast_first(reversible::MemoryMode mode) {
+  at::manual_seed(0);
+  ModelOverrides o;
+  o.num_classes = 3;
+  o.backbone.memory_mode = mode;
+  o.backbone.drop_path = 0.0;
+  o.backbone.alpha_init = 1.0;
+  DetectionModel model = build_model("yolov5-revcol-tiny", o);
+  model->train();
+  const at::Tensor x = at::rand({2, 3, 64, 64});
+  std::vector<std::map<std::string, at::Tensor>> amp, fp32;
+  for (int step = 0; step < 2; ++step) {
+    amp.push_back(seed_model_gradients(model, x, /*bf16=*/true));  // autocast first: nothing ran before it
+    fp32.push_back(seed_model_gradients(model, x, /*bf16=*/false));
+    at::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters())  // an optimizer step that matters: every weight matrix flips sign
+      if (p.value().dim() >= 2) p.value().neg_();
+  }
+  INFO("memory mode ", reversible::to_string(mode));
+  for (int step = 0; step < 2; ++step) {
+    double scale = 0;
+    for (const auto& [name, g] : fp32[step]) scale = std::max(scale, g.norm().item<double>());
+    int compared = 0, changed = 0;
+    for (const auto& [name, g] : fp32[step]) {
+      INFO("step ", step, ", ", name);
+      REQUIRE(amp[step].count(name) == 1);
+      if (g.norm().item<double>() < 1e-3 * scale) continue;  // all but zero (a bias before BatchNorm)
+      const double error = reversible::relative_difference(amp[step][name], g);
+      CHECK(error < 0.5);
+      ++compared;
+      if (step == 1 && reversible::relative_difference(g, fp32[0][name]) > 1.0) {
+        ++changed;
+        CHECK(error < reversible::relative_difference(amp[step][name], fp32[0][name]));  // not the old weights'
+      }
+    }
+    CHECK(compared > 100);
+    if (step == 1) CHECK(changed > 20);
+  }
+}
+}  // namespace
+
+// Each in its own process (tests/CMakeLists.txt runs them with --no-skip), so that autocast's cache starts empty:
+// run after another mode in one process, a broken cache can pass.
+TEST_CASE("first in a fresh process: the seed's model trains under CPU bf16 autocast in memory mode off" *
+          doctest::skip()) {
+  check_autocast_first(reversible::MemoryMode::Off);
+}
+TEST_CASE("first in a fresh process: the seed's model trains under CPU bf16 autocast in memory mode column" *
+          doctest::skip()) {
+  check_autocast_first(reversible::MemoryMode::Column);
+}
+TEST_CASE("first in a fresh process: the seed's model trains under CPU bf16 autocast in memory mode full" *
+          doctest::skip()) {
+  check_autocast_first(reversible::MemoryMode::Full);
+}
+TEST_CASE("first in a fresh process: the seed's model trains under CPU bf16 autocast in memory mode auto" *
+          doctest::skip()) {
+  check_autocast_first(reversible::MemoryMode::Auto);
 }

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
+#include <torch/autograd.h>
 
 #include "backbones/revcol.h"
 #include "core/autocast_state.h"
@@ -66,10 +67,54 @@ TEST_CASE("alpha clamp keeps the sign and lifts zero to the floor") {
     at::NoGradGuard g;
     a.copy_(at::tensor({-1e-5, 0.0, 0.5}, at::kFloat).view({1, 3, 1, 1}));
   }
+  const int64_t version = a._version();
   reversible::clamp_alphas(toy->column_grid(), 1e-3);
   CHECK(a.flatten()[0].item<float>() == doctest::Approx(-1e-3));
   CHECK(a.flatten()[1].item<float>() == doctest::Approx(1e-3));
   CHECK(a.flatten()[2].item<float>() == doctest::Approx(0.5));
+  // Written as the seed writes through .data: the parameter's version counter does not move, so a graph that
+  // saved alpha earlier stays valid.
+  CHECK(a._version() == version);
+  const at::Tensor before = a.clone();
+  reversible::clamp_alphas(toy->column_grid(), 1e-3);  // nothing left to clamp
+  CHECK(a.equal(before));
+  CHECK(a._version() == version);
+}
+
+TEST_CASE("two forwards and one backward of the summed losses: every mode equals plain autograd") {
+  // Siamese inputs, multi-crop, a model run twice in one step. In off mode this failed with "modified by an
+  // inplace operation" while the alpha clamp wrote through copy_.
+  at::manual_seed(11);
+  RevCol model = small_revcol(3, /*drop_path=*/0.2);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({2, 3, 64, 64}, at::kDouble);
+  auto twice = [&](const at::Tensor& in) {
+    auto outs = model->forward(in);
+    for (const auto& o : model->forward(in.flip(3) * 0.5)) outs.push_back(o);
+    return outs;
+  };
+  for (MemoryMode mode : {MemoryMode::Off, MemoryMode::Column, MemoryMode::Full, MemoryMode::Auto}) {
+    const auto report = compare(*model, twice, x, mode);
+    INFO("mode ", reversible::to_string(mode), ": worst ", report.worst_overall(), " at ",
+         report.worst("parameter gradients").name);
+    CHECK(report.differences.size() > 8);
+    CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
+  }
+}
+
+TEST_CASE("create_graph through a reversible grid is a clear error") {
+  ToyStack toy(ToyOptions{});
+  at::Tensor x = at::randn({1, 3, 4, 4}).requires_grad_(true);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+    reversible::set_memory_mode(*toy, mode);
+    auto outs = toy->forward(x);
+    CHECK_THROWS_WITH(torch::autograd::grad({outs[0].sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true),
+                      doctest::Contains("create_graph=true (double backward) through a reversible column grid"));
+  }
+  reversible::set_memory_mode(*toy, MemoryMode::Off);  // plain autograd supports it
+  auto outs = toy->forward(x);
+  auto g = torch::autograd::grad({outs[0].sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  CHECK(g[0].requires_grad());
 }
 
 TEST_CASE("L = 2 additive coupling with dropout: every mode equals plain autograd, RNG stream untouched") {
@@ -172,9 +217,11 @@ TEST_CASE("CPU bf16 autocast: the recompute runs under the forward's autocast st
     for (const auto& p : toy->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
     return grads;
   };
-  const auto plain = run(MemoryMode::Off);
+  // Each reversible mode before plain autograd, so that nothing plain autograd leaves behind (autograd-connected
+  // casts in autocast's cache) can help it; models/autocast_first_* run the seed's model first in a fresh process.
+  std::vector<std::vector<at::Tensor>> reversible_grads;
   for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
-    const auto grads = run(mode);
+    reversible_grads.push_back(run(mode));
     size_t recomputes = 0;
     for (const auto& l : toy->all_levels)
       for (auto dtype : l->seen_with_grad) {
@@ -182,6 +229,9 @@ TEST_CASE("CPU bf16 autocast: the recompute runs under the forward's autocast st
         ++recomputes;
       }
     CHECK(recomputes == toy->all_levels.size());  // every level recomputed once, in bf16
+  }
+  const auto plain = run(MemoryMode::Off);
+  for (const auto& grads : reversible_grads) {
     for (size_t i = 0; i < grads.size(); ++i) CHECK(reversible::relative_difference(grads[i], plain[i]) <= 2e-2);
   }
   CHECK((AutocastState::current() == AutocastState{}));  // nothing leaked out of backward

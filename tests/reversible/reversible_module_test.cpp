@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/logging.h"
+#include "reversible/drift.h"
 #include "reversible/testing.h"
 
 #include "toy_levels.h"
@@ -36,24 +37,54 @@ TEST_CASE("set_memory_mode reaches every reversible part of a model") {
   CHECK(model.b->column_options().memory_mode() == MemoryMode::Full);
 }
 
+namespace {
+// A stack whose grid receives three times the model input, with tanh levels: the drift depends on the scale.
+struct ScaledInputStack : testing::ToyStackImpl {
+  ScaledInputStack() : testing::ToyStackImpl(testing::ToyOptions{3, 3, 4, 0.5}) {}
+  at::Tensor column_input(const at::Tensor& x) override { return 3 * x; }
+};
+}  // namespace
+
 TEST_CASE("measure_drift on a module runs the grid on the module's column input") {
-  testing::ToyStack toy(testing::ToyOptions{3, 3, 4, 0.5});
-  toy->to(at::kDouble);
-  const auto drift = reversible::measure_drift(*toy, at::randn({1, 3, 5, 5}, at::kDouble));
-  CHECK(drift.size() == 3);
+  at::manual_seed(3);
+  ScaledInputStack toy;
+  toy.to(at::kDouble);
+  const at::Tensor x = at::randn({1, 3, 5, 5}, at::kDouble);
+  const auto drift = reversible::measure_drift(toy, x);
+  REQUIRE(drift.size() == 3);
+  const auto on_column_input = reversible::measure_drift(toy.column_grid(), 3 * x, toy.column_options());
+  const auto on_model_input = reversible::measure_drift(toy.column_grid(), x, toy.column_options());
+  for (size_t j = 0; j < drift.size(); ++j) {
+    CHECK(drift[j] == on_column_input[j]);
+    CHECK(drift[j] != on_model_input[j]);  // a monitor fed the model's input would read other errors
+  }
 }
 
 TEST_CASE("measure_drift on a model: each part on the input it receives in the forward pass") {
-  TwoStacks model;
-  model.a->to(at::kDouble);
-  model.b->to(at::kDouble);
-  at::Tensor x = at::randn({1, 3, 5, 5}, at::kDouble);
-  // b receives a's first output, not the image
+  at::manual_seed(4);
+  // Two parts with different alphas, so their drift differs, and b fed a's first output, not the image.
+  struct Parts : torch::nn::Module {
+    Parts() {
+      a = register_module("a", testing::ToyStack(testing::ToyOptions{3, 2, 3, 0.5}));
+      b = register_module("b", testing::ToyStack(testing::ToyOptions{3, 2, 3, 0.3}));
+    }
+    testing::ToyStack a{nullptr}, b{nullptr};
+  } model;
+  model.to(at::kDouble);
+  const at::Tensor x = at::randn({1, 3, 5, 5}, at::kDouble);
   const auto drift = reversible::measure_drift(model, [&] { model.b->forward(model.a->forward(x)[0]); });
   REQUIRE(drift.size() == 2);
-  CHECK(drift[0].size() == 1);
-  CHECK(drift[1].size() == 1);
-  for (const auto& part : drift) CHECK(part[0] < 1e-12);
+  at::Tensor into_b;
+  {
+    at::NoGradGuard no_grad;
+    into_b = model.a->forward(x)[0];
+  }
+  const auto a_alone = reversible::measure_drift(*model.a, x);
+  const auto b_alone = reversible::measure_drift(*model.b, into_b);
+  CHECK(drift[0] == a_alone);  // in reversible_modules() order: a, then b
+  CHECK(drift[1] == b_alone);
+  CHECK(drift[1] != reversible::measure_drift(*model.b, x));  // b was not run on the image
+  CHECK(drift[0] != drift[1]);
 }
 
 TEST_CASE("auto mode's k: the longest chain of inverses whose drift stays within the tolerance") {

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
+#include <torch/nn/modules/linear.h>
 
 #include <cmath>
 
@@ -61,4 +62,11 @@ TEST_CASE("compare_memory_modes finds a difference: dropout without RNG replay d
   // The comparison puts the model's own options back.
   CHECK(toy->column_options().memory_mode() == MemoryMode::Column);
   CHECK_FALSE(toy->column_options().preserve_rng_state());
+}
+
+TEST_CASE("compare_memory_modes refuses a model with no reversible part: its modes could not differ") {
+  torch::nn::Linear plain(3, 3);
+  auto forward = [&](const at::Tensor& in) { return std::vector<at::Tensor>{plain->forward(in)}; };
+  CHECK_THROWS_WITH(reversible::compare_memory_modes(*plain, forward, at::randn({2, 3}), reversible::ModeComparison{}),
+                    doctest::Contains("the model has no reversible part"));
 }
