@@ -15,6 +15,7 @@ using Command = std::function<int()>;
 std::vector<std::string>& command_line();
 
 Command add_check(CLI::App& app);
+Command add_convert(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_list(CLI::App& app);

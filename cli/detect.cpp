@@ -57,7 +57,7 @@ Command add_detect(CLI::App& app) {
   auto a = std::make_shared<DetectArgs>();
   auto* cmd = app.add_subcommand("detect", "draw a detector's boxes on images");
   cmd->add_option("--model", a->model, "model config or built-in name (default: the one saved with the weights)");
-  cmd->add_option("--weights", a->weights, "weights (.safetensors)");
+  cmd->add_option("--weights", a->weights, "weights (.safetensors, or a PyTorch .pt/.pth checkpoint)");
   cmd->add_option("--source", a->source, "an image or a folder of images");
   cmd->add_option("--imgsz", a->predict.imgsz, "inference size")->capture_default_str();
   cmd->add_option("--conf", a->predict.conf, "confidence threshold")->capture_default_str();

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add(revkit::cli::add_val);
   add(revkit::cli::add_detect);
   add(revkit::cli::add_check);
+  add(revkit::cli::add_convert);
   add(revkit::cli::add_bench);
   add(revkit::cli::add_info);
   add(revkit::cli::add_list);

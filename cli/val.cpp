@@ -16,15 +16,16 @@ namespace revkit::cli {
 namespace {
 
 struct ValArgs {
-  std::string model, weights, data, split = "val", save_json, device = "cpu";
+  std::string model, weights, data, split = "val", save_json, device = "cpu", metrics = "coco";
   int64_t imgsz = 640, batch = 32, workers = 0;
   double conf = 0.001, iou = 0.6;
-  bool amp = false, strict = false;
+  bool amp = false, strict = false, square = false;
 };
 
 int run_val(const ValArgs& a) {
   if (a.weights.empty() || a.data.empty()) throw InputError("val needs --weights and --data");
   if (a.imgsz <= 0 || a.batch <= 0) throw InputError("--imgsz and --batch must be positive");
+  const ApRule rule = parse_ap_rule(a.metrics);
   const DataConfig data = load_data_config(a.data);
   std::vector<std::string> names;
   DetectionModel model = load_detector(a.model, a.weights, &names);
@@ -42,11 +43,14 @@ int run_val(const ValArgs& a) {
   lo.imgsz = imgsz;
   lo.batch = a.batch;
   lo.workers = a.workers;
+  lo.rect = !a.square;
+  lo.stride = model->size_divisor();
   DetectionLoader loader(index, lo);
   ValidationOptions vo;
   vo.conf = a.conf;
   vo.iou = a.iou;
   vo.amp = a.amp;
+  vo.ap_rule = rule;
   vo.device = parse_device(a.device);
   vo.keep_detections = !a.save_json.empty();
   model->to(vo.device);
@@ -68,7 +72,7 @@ Command add_val(CLI::App& app) {
   auto a = std::make_shared<ValArgs>();
   auto* cmd = app.add_subcommand("val", "precision, recall and mAP of trained weights on a dataset");
   cmd->add_option("--model", a->model, "model config or built-in name (default: the one saved with the weights)");
-  cmd->add_option("--weights", a->weights, "weights (.safetensors)");
+  cmd->add_option("--weights", a->weights, "weights (.safetensors, or a PyTorch .pt/.pth checkpoint)");
   cmd->add_option("--data", a->data, "data yaml");
   cmd->add_option("--split", a->split, "train, val or test")
       ->check(CLI::IsMember({"train", "val", "test"}))
@@ -80,6 +84,10 @@ Command add_val(CLI::App& app) {
   cmd->add_option("--iou", a->iou, "NMS IoU threshold")->capture_default_str();
   cmd->add_option("--save-json", a->save_json, "write COCO-format detections to this file");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--metrics", a->metrics,
+                  "coco: pycocotools' matching and 101-point AP; ultralytics: YOLOv5 val.py's matching and AP")
+      ->capture_default_str();
+  cmd->add_flag("--square", a->square, "letterbox every image to an imgsz square (default: rect batches, as val.py)");
   cmd->add_flag("--amp", a->amp, "mixed precision");
   cmd->add_flag("--strict", a->strict, "a bad image or label row is an error");
   return [a] { return run_val(*a); };

@@ -4,6 +4,7 @@
 // a parallel `labels` folder (.../images/x.jpg -> .../labels/x.txt).
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct DatasetIndex {
   int64_t backgrounds = 0;            // images without a label file, or with an empty one
   int64_t orphan_labels = 0;          // label files without an image (skipped)
   std::vector<std::string> problems;  // label rows skipped, "<file>:<line>: <what>"
+  // Per image (width, height), once known: drop_unreadable_images fills it (rect batches need the shapes).
+  std::vector<std::array<int64_t, 2>> sizes;
   int64_t boxes() const;
 };
 

@@ -45,8 +45,12 @@ DecodedImage decode_image(const std::string& path, int64_t long_side) {
   out.original_width = bgr.cols;
   out.original_height = bgr.rows;
   out.scale = long_side > 0 ? static_cast<double>(long_side) / std::max(bgr.cols, bgr.rows) : 1.0;
-  const int w = std::max(1, static_cast<int>(std::round(bgr.cols * out.scale)));
-  const int h = std::max(1, static_cast<int>(std::round(bgr.rows * out.scale)));
+  // Ultralytics' load_image rounds up (math.ceil); the long side stays `long_side` whatever the float error.
+  auto side = [&](int original) {
+    const int s = std::max(1, static_cast<int>(std::ceil(original * out.scale)));
+    return long_side > 0 ? std::min(s, static_cast<int>(long_side)) : s;
+  };
+  const int w = side(bgr.cols), h = side(bgr.rows);
   out.image = at::empty({h, w, 3}, at::kByte);
   cv::Mat rgb(h, w, CV_8UC3, out.image.data_ptr());
   if (w == bgr.cols && h == bgr.rows) {

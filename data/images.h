@@ -25,9 +25,8 @@ struct DecodedImage {
 // chunk) that was cut short. Other formats are left to the decoder.
 std::string truncated_image_problem(const std::string& path);
 
-// Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image; 0 keeps its size). Throws
-// InputError
-// ("<path>: cannot decode image ..." or "<path>: truncated JPEG ...") for a missing, truncated or corrupt file.
+// Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image: sides rounded up,
+// INTER_AREA to shrink, INTER_LINEAR to enlarge; 0 keeps its size). Throws InputError ("<path>: cannot decode image ..." or "<path>: truncated JPEG ...") for a missing, truncated or corrupt file.
 DecodedImage decode_image(const std::string& path, int64_t long_side);
 
 // decode_image, then padded to a centred square with the labels moved along.

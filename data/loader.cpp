@@ -26,9 +26,10 @@ at::Tensor to_pixel_corners(const at::Tensor& rows, double width, double height)
 }
 
 // Back to normalised (class, x, y, w, h), clipped to the square.
-at::Tensor to_normalised_centres(const at::Tensor& boxes, double size) {
+at::Tensor to_normalised_centres(const at::Tensor& boxes, double width, double height) {
   if (boxes.size(0) == 0) return at::zeros({0, 5});
-  at::Tensor c = boxes.narrow(1, 1, 4).clamp(0, size - 1e-3) / size;
+  const at::Tensor sides = at::tensor({width, height, width, height}, boxes.options());
+  at::Tensor c = at::min(boxes.narrow(1, 1, 4).clamp_min(0), sides - 1e-3) / sides;
   at::Tensor x1 = c.select(1, 0), y1 = c.select(1, 1), x2 = c.select(1, 2), y2 = c.select(1, 3);
   return at::stack({boxes.select(1, 0), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1}, 1);
 }
@@ -44,11 +45,13 @@ AugmentRng sample_rng(uint64_t seed, int64_t epoch, int64_t image) {
 std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict, int64_t threads) {
   const int64_t n = static_cast<int64_t>(index.images.size());
   std::vector<std::string> problem(n);
+  std::vector<std::array<int64_t, 2>> sizes(n);
   std::atomic<int64_t> next{0};
   auto check = [&] {
     for (int64_t i = next++; i < n; i = next++) {
       try {
-        decode_image(index.images[i], 64);
+        const DecodedImage d = decode_image(index.images[i], 64);
+        sizes[i] = {d.original_width, d.original_height};
       } catch (const InputError& e) {
         problem[i] = e.what();
       }
@@ -63,10 +66,12 @@ std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict
   DatasetIndex kept = index;
   kept.images.clear();
   kept.labels.clear();
+  kept.sizes.clear();
   for (int64_t i = 0; i < n; ++i) {
     if (problem[i].empty()) {
       kept.images.push_back(index.images[i]);
       kept.labels.push_back(index.labels[i]);
+      kept.sizes.push_back(sizes[i]);
     } else {
       if (strict) throw InputError(problem[i]);
       dropped.push_back(problem[i]);
@@ -84,6 +89,13 @@ DetectionLoader::DetectionLoader(DatasetIndex index, LoaderOptions options)
   TORCH_CHECK(options_.batch > 0 && options_.imgsz > 0 && options_.workers >= 0, "DetectionLoader: bad options");
   TORCH_CHECK(options_.world_size >= 1 && options_.rank >= 0 && options_.rank < options_.world_size,
               "DetectionLoader: bad rank");
+  if (options_.rect && index_.sizes.size() != index_.images.size()) {  // not yet known: read them
+    index_.sizes.clear();
+    for (const auto& path : index_.images) {
+      const DecodedImage d = decode_image(path, 64);
+      index_.sizes.push_back({d.original_width, d.original_height});
+    }
+  }
 }
 
 DetectionLoader::~DetectionLoader() { stop_workers(); }
@@ -94,47 +106,69 @@ int64_t DetectionLoader::batches() const {
   return (per_rank + options_.batch - 1) / options_.batch;
 }
 
-std::pair<at::Tensor, at::Tensor> DetectionLoader::sample(int64_t i, int64_t epoch, ImageShape* shape) const {
+std::pair<at::Tensor, at::Tensor> DetectionLoader::sample(int64_t i, int64_t epoch, ImageShape* shape, int64_t height,
+                                                          int64_t width) const {
   const int64_t size = options_.imgsz;
   const auto& a = options_.augment_options;
-  auto load = [&](int64_t k, double* scale, int64_t* w0, int64_t* h0) {
+  auto load = [&](int64_t k, ImageShape* s) {
     DecodedImage d = decode_image(index_.images[k], size);
-    if (scale) *scale = d.scale;
-    if (w0) *w0 = d.original_width;
-    if (h0) *h0 = d.original_height;
     const double w = static_cast<double>(d.image.size(1)), h = static_cast<double>(d.image.size(0));
+    if (s) *s = ImageShape{h / d.original_height, 0, 0, d.original_width, d.original_height};
     return ImageBoxes{d.image, to_pixel_corners(index_.labels[k], w, h)};
   };
   if (!options_.augment) {
+    const int64_t H = height > 0 ? height : size, W = width > 0 ? width : size;
     ImageShape s;
-    ImageBoxes square = pad_to_square(load(i, &s.scale, &s.width, &s.height), size, &s.pad_x, &s.pad_y);
+    ImageBoxes placed = letterbox(load(i, &s), H, W, &s.pad_x, &s.pad_y);
     if (shape) *shape = s;
-    return {square.image.permute({2, 0, 1}).contiguous(), to_normalised_centres(square.boxes, size)};
+    return {placed.image.permute({2, 0, 1}).contiguous(), to_normalised_centres(placed.boxes, W, H)};
   }
   AugmentRng rng = sample_rng(options_.seed, epoch, i);
   ImageBoxes out;
   if (std::uniform_real_distribution<double>(0, 1)(rng) < a.mosaic) {
     std::array<ImageBoxes, 4> parts;
     std::uniform_int_distribution<int64_t> pick(0, static_cast<int64_t>(index_.images.size()) - 1);
-    parts[0] = load(i, nullptr, nullptr, nullptr);
-    for (int k = 1; k < 4; ++k) parts[k] = load(pick(rng), nullptr, nullptr, nullptr);
+    parts[0] = load(i, nullptr);
+    for (int k = 1; k < 4; ++k) parts[k] = load(pick(rng), nullptr);
     out = random_affine(mosaic4(parts, size, rng), size, a.translate, a.scale, rng);
   } else {
-    out = random_affine(pad_to_square(load(i, nullptr, nullptr, nullptr), size), size, a.translate, a.scale, rng);
+    out = random_affine(pad_to_square(load(i, nullptr), size), size, a.translate, a.scale, rng);
   }
   augment_hsv(out.image, a.hsv_h, a.hsv_s, a.hsv_v, rng);
   if (std::uniform_real_distribution<double>(0, 1)(rng) < a.fliplr) flip_horizontal(out);
   if (shape) *shape = ImageShape{1.0, 0, 0, size, size};
-  return {out.image.permute({2, 0, 1}).contiguous(), to_normalised_centres(out.boxes, size)};
+  return {out.image.permute({2, 0, 1}).contiguous(), to_normalised_centres(out.boxes, size, size)};
+}
+
+std::array<int64_t, 2> DetectionLoader::batch_shape(int64_t begin, int64_t end) const {
+  const int64_t size = options_.imgsz;
+  if (!options_.rect || options_.augment) return {size, size};
+  double lo = 0, hi = 0;  // the batch's least and greatest height / width
+  for (int64_t k = begin; k < end; ++k) {
+    const auto [w, h] = index_.sizes[order_[k]];
+    const double ar = static_cast<double>(h) / static_cast<double>(w);
+    lo = k == begin ? ar : std::min(lo, ar), hi = k == begin ? ar : std::max(hi, ar);
+  }
+  double rh = 1, rw = 1;  // val.py: [maxi, 1] when every image is wide, [1, 1 / mini] when every one is tall
+  if (hi < 1)
+    rh = hi;
+  else if (lo > 1)
+    rw = 1 / lo;
+  auto side = [&](double r) {
+    const double stride = static_cast<double>(options_.stride);
+    return static_cast<int64_t>(std::ceil(r * size / stride + options_.rect_pad)) * options_.stride;
+  };
+  return {side(rh), side(rw)};
 }
 
 Batch DetectionLoader::make_batch(int64_t b) const {
   const int64_t begin = b * options_.batch, end = std::min<int64_t>(begin + options_.batch, order_.size());
+  const auto [height, width] = batch_shape(begin, end);
   Batch batch;
   std::vector<at::Tensor> images, targets;
   for (int64_t k = begin; k < end; ++k) {
     ImageShape shape;
-    auto [image, labels] = sample(order_[k], epoch_, &shape);
+    auto [image, labels] = sample(order_[k], epoch_, &shape, height, width);
     images.push_back(image);
     at::Tensor index = at::full({labels.size(0), 1}, static_cast<double>(k - begin));
     targets.push_back(at::cat({index, labels}, 1));
@@ -152,7 +186,12 @@ void DetectionLoader::start_epoch(int64_t epoch) {
   const int64_t n = static_cast<int64_t>(index_.images.size());
   std::vector<int64_t> all(n);
   std::iota(all.begin(), all.end(), 0);
-  if (options_.shuffle) {
+  if (options_.rect && !options_.augment) {  // aspect-ratio order, so a batch holds images of one shape
+    auto ar = [&](int64_t k) {
+      return static_cast<double>(index_.sizes[k][1]) / static_cast<double>(index_.sizes[k][0]);
+    };
+    std::stable_sort(all.begin(), all.end(), [&](int64_t x, int64_t y) { return ar(x) < ar(y); });
+  } else if (options_.shuffle) {
     std::seed_seq seq{static_cast<uint32_t>(options_.seed), static_cast<uint32_t>(options_.seed >> 32),
                       static_cast<uint32_t>(epoch), 0x0bdeu};
     std::mt19937_64 rng(seq);

@@ -30,18 +30,24 @@ struct LoaderOptions {
   AugmentOptions augment_options;
   int64_t rank = 0, world_size = 1;  // data-parallel shard: this process reads every world_size-th image
   bool pad_shards = true;            // repeat images so every rank has as many (training); false: each image once
+  // Validation in rect batches, as val.py runs it (rect=True, pad 0.5): images in aspect-ratio order, each batch
+  // letterboxed to ceil(its shape * imgsz / stride + rect_pad) * stride instead of an imgsz square.
+  bool rect = false;
+  double rect_pad = 0.5;
+  int64_t stride = 32;
 };
 
-// Where a validation image went inside its letterboxed square.
+// Where a validation image went inside its letterboxed picture, as val.py's scale_boxes undoes it: original
+// pixels = (letterboxed - pad) / gain, with gain = resized height / original height.
 struct ImageShape {
-  double scale = 1;
-  int64_t pad_x = 0, pad_y = 0;
+  double gain = 1;
+  double pad_x = 0, pad_y = 0;
   int64_t width = 0, height = 0;  // original size
 };
 
 struct Batch {
-  at::Tensor images;   // [B, 3, S, S] uint8 RGB
-  at::Tensor targets;  // [n, 6] (index in batch, class, x, y, w, h), normalised to S
+  at::Tensor images;   // [B, 3, H, W] uint8 RGB (H = W = imgsz but in rect batches)
+  at::Tensor targets;  // [n, 6] (index in batch, class, x, y, w, h), normalised to W and H
   std::vector<std::string> paths;
   std::vector<ImageShape> shapes;
 };
@@ -65,11 +71,15 @@ class DetectionLoader {
   void start_epoch(int64_t epoch);
   std::optional<Batch> next();
 
-  // One sample of an epoch, as next() would build it: [3, S, S] uint8, labels [n, 5] (class, x, y, w, h).
-  std::pair<at::Tensor, at::Tensor> sample(int64_t image, int64_t epoch, ImageShape* shape = nullptr) const;
+  // One sample of an epoch, as next() would build it: [3, H, W] uint8 (an imgsz square unless a validation
+  // sample is given its batch's `height` and `width`), labels [n, 5] (class, x, y, w, h) normalised.
+  std::pair<at::Tensor, at::Tensor> sample(int64_t image, int64_t epoch, ImageShape* shape = nullptr,
+                                           int64_t height = 0, int64_t width = 0) const;
 
  private:
   Batch make_batch(int64_t b) const;
+  // The letterbox of batch b's images in rect mode (height, width); an imgsz square otherwise.
+  std::array<int64_t, 2> batch_shape(int64_t begin, int64_t end) const;
   void stop_workers();
   void work();
 

@@ -126,9 +126,7 @@ void Trainer::setup_model() {
                    data_.source);
   o_.imgsz = model_->checked_image_size(o_.imgsz);
   if (!o_.weights.empty() && !resume_) {
-    int64_t total = 0;
-    const int64_t copied = transfer_weights(*model_, read_safetensors(o_.weights).tensors, o_.weights, &total);
-    logger()->info("{}: transferred {}/{} tensors", o_.weights, copied, total);
+    transfer_weights(*model_, read_weights_file(o_.weights), o_.weights);
   }
   model_->to(device_);
   ema_model_->to(device_);

@@ -13,6 +13,14 @@
 
 namespace revkit {
 
+at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape) {
+  at::Tensor out = boxes.to(at::kFloat).clone();
+  const double pad[2] = {shape.pad_x, shape.pad_y};
+  const double limit[2] = {static_cast<double>(shape.width), static_cast<double>(shape.height)};
+  for (int k = 0; k < 4; ++k) out.select(1, k).sub_(pad[k % 2]).div_(shape.gain).clamp_(0, limit[k % 2]);
+  return out;
+}
+
 ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
                           const BatchCallback& on_batch, Distributed* dist) {
   const auto start = std::chrono::steady_clock::now();
@@ -20,7 +28,7 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
   model.eval();
   at::NoGradGuard no_grad;
   ValidationResult result;
-  MetricsAccumulator metrics;
+  MetricsAccumulator metrics(options.ap_rule);
   const DetectImpl& head = *model.head();
   const int64_t size = loader.options().imgsz;
   const DetectLossOptions loss_options = DetectLossOptions::scaled(head.nl, head.nc, size);
@@ -42,27 +50,24 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
     const auto kept =
         non_max_suppression(head.decode(raw), options.conf, options.iou, options.max_det, /*multi_label=*/true);
     std::vector<at::Tensor> per_image;
+    const double height = static_cast<double>(images.size(2)), width = static_cast<double>(images.size(3));
     for (size_t i = 0; i < kept.size(); ++i) {
       const at::Tensor dets = kept[i].cpu();
+      const ImageShape& shape = batch->shapes[i];
       const at::Tensor rows = batch->targets.index({batch->targets.select(1, 0) == static_cast<double>(i)});
       at::Tensor labels = at::zeros({0, 5});
       if (rows.size(0) > 0) {
-        at::Tensor xy = rows.narrow(1, 2, 2), half = rows.narrow(1, 4, 2) / 2;
-        labels = at::cat({rows.narrow(1, 1, 1), (xy - half) * size, (xy + half) * size}, 1);
+        const at::Tensor sides = at::tensor({width, height}, at::kFloat);
+        at::Tensor xy = rows.narrow(1, 2, 2) * sides, half = rows.narrow(1, 4, 2) * sides / 2;
+        labels = at::cat({rows.narrow(1, 1, 1), to_original_pixels(at::cat({xy - half, xy + half}, 1), shape)}, 1);
       }
-      metrics.add(dets, labels);
+      // Scored in the original image's pixels, predictions clipped to it, as val.py scores them.
+      at::Tensor original = dets.clone();
+      original.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), shape));
+      metrics.add(original, labels);
       result.instances += labels.size(0);
       per_image.push_back(dets);
-      if (options.keep_detections) {
-        const ImageShape& s = batch->shapes[i];
-        at::Tensor boxes = dets.clone();
-        const double pad[4] = {static_cast<double>(s.pad_x), static_cast<double>(s.pad_y), static_cast<double>(s.pad_x),
-                               static_cast<double>(s.pad_y)};
-        const double limit[4] = {static_cast<double>(s.width), static_cast<double>(s.height),
-                                 static_cast<double>(s.width), static_cast<double>(s.height)};
-        for (int k = 0; k < 4; ++k) boxes.select(1, k).sub_(pad[k]).div_(s.scale).clamp_(0, limit[k]);
-        result.detections.push_back({batch->paths[i], boxes});
-      }
+      if (options.keep_detections) result.detections.push_back({batch->paths[i], original});
     }
     if (on_batch) on_batch(*batch, per_image);
     ++batches;
@@ -75,13 +80,13 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
     result.box = sums[0].item<double>(), result.obj = sums[1].item<double>(), result.cls = sums[2].item<double>();
     batches = static_cast<int64_t>(sums[3].item<double>());
     result.instances = static_cast<int64_t>(sums[4].item<double>());
-    MetricsAccumulator pooled;
+    MetricsAccumulator pooled(options.ap_rule);
     for (const auto& bytes : dist->all_gather_bytes(metrics.serialize())) pooled.merge(bytes);
     metrics = std::move(pooled);
   }
   if (batches > 0) result.box /= batches, result.obj /= batches, result.cls /= batches;
   result.images = metrics.images();
-  result.metrics = metrics.compute(options.ap_rule);
+  result.metrics = metrics.compute();
   model.train(was_training);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

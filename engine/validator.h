@@ -1,7 +1,8 @@
 #pragma once
-// Validation of a detector as YOLOv5's val.py does it: letterboxed images, multi-label class-aware NMS (conf 0.001,
-// IoU 0.6, at most 300 boxes per image), detections matched to labels in confidence order at IoU 0.50:0.95, precision,
-// recall, mAP@0.5 and mAP@0.5:0.95 with COCO's 101-point interpolation; the three losses when asked; COCO-format
+// Validation of a detector as YOLOv5's val.py does it: letterboxed images (square, or rect batches as the loader
+// makes them), multi-label class-aware NMS (conf 0.001, IoU 0.6, at most 300 boxes per image), detections and
+// labels scored in each original image's pixels with the detections clipped to it, matched and integrated by
+// pycocotools' rule (ApRule::Coco) or val.py's (ApRule::Ultralytics); the three losses when asked; COCO-format
 // detections.
 #include <ATen/core/Tensor.h>
 
@@ -40,6 +41,9 @@ struct ValidationResult {
 using BatchCallback = std::function<void(const Batch&, const std::vector<at::Tensor>&)>;
 
 class Distributed;
+
+// val.py's scale_boxes: boxes (x1, y1, x2, y2) in letterboxed pixels to the original image's, clipped to it.
+at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape);
 
 // Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0). With `dist`, the loader
 // holds this rank's shard and the ranks pool their matches and losses: every rank returns the metrics of the

@@ -8,6 +8,7 @@
 #include <map>
 #include <tuple>
 
+#include "core/error.h"
 #include "heads/boxes.h"
 
 namespace revkit {
@@ -61,6 +62,45 @@ at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labe
   return correct;
 }
 
+at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor& labels) {
+  const int64_t n = detections.size(0), m = labels.size(0);
+  at::Tensor correct = at::zeros({n, 10}, at::kBool);
+  if (n == 0 || m == 0) return correct;
+  at::Tensor det = detections.to(at::kCPU, at::kFloat), lab = labels.to(at::kCPU, at::kFloat);
+  const at::Tensor order =
+      std::get<1>(det.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  const int64_t* by_conf = order.data_ptr<int64_t>();
+  at::Tensor iou = box_iou(lab.narrow(1, 1, 4), det.narrow(1, 0, 4)).to(at::kDouble);  // [m, n]
+  at::Tensor same_class = lab.select(1, 0).unsqueeze(1) == det.select(1, 5).unsqueeze(0);
+  auto iou_a = iou.accessor<double, 2>();
+  auto same_a = same_class.accessor<bool, 2>();
+  auto correct_a = correct.accessor<bool, 2>();
+  std::vector<char> label_taken(m);
+  for (size_t t = 0; t < iou_thresholds().size(); ++t) {
+    std::fill(label_taken.begin(), label_taken.end(), 0);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t d = by_conf[r];
+      double best = std::min(iou_thresholds()[t], 1 - 1e-10);
+      int64_t taken = -1;
+      for (int64_t l = 0; l < m; ++l) {
+        if (label_taken[l] || !same_a[l][d] || iou_a[l][d] < best) continue;
+        best = iou_a[l][d];
+        taken = l;
+      }
+      if (taken < 0) continue;
+      label_taken[taken] = 1;
+      correct_a[d][t] = true;
+    }
+  }
+  return correct;
+}
+
+ApRule parse_ap_rule(const std::string& name) {
+  if (name == "coco") return ApRule::Coco;
+  if (name == "ultralytics") return ApRule::Ultralytics;
+  throw InputError("--metrics must be coco or ultralytics, got '" + name + "'");
+}
+
 double average_precision_101(const std::vector<double>& recall, const std::vector<double>& precision) {
   const size_t n = recall.size();
   if (n == 0) return 0.0;
@@ -68,8 +108,8 @@ double average_precision_101(const std::vector<double>& recall, const std::vecto
   for (size_t i = n - 1; i > 0; --i) p[i - 1] = std::max(p[i - 1], p[i]);  // monotone from the right
   double sum = 0.0;
   for (int k = 0; k <= 100; ++k) {
-    const double r = k / 100.0;
-    const auto it = std::lower_bound(recall.begin(), recall.end(), r - 1e-12);
+    const double r = k * 0.01;  // np.linspace(0, 1, 101), as pycocotools' recThrs
+    const auto it = std::lower_bound(recall.begin(), recall.end(), r);
     if (it != recall.end()) sum += p[static_cast<size_t>(it - recall.begin())];
   }
   return sum / 101.0;
@@ -100,9 +140,21 @@ double average_precision_interp(const std::vector<double>& recall, const std::ve
   return area;
 }
 
-void MetricsAccumulator::add(const at::Tensor& detections, const at::Tensor& labels) {
+void MetricsAccumulator::add(const at::Tensor& detections_in, const at::Tensor& labels) {
   ++images_;
-  correct_.push_back(match_detections(detections, labels));
+  at::Tensor detections = detections_in;
+  if (rule_ == ApRule::Coco) {  // COCOeval's maxDets 100: the most confident 100 of each class in an image count
+    const at::Tensor order = std::get<1>(detections.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+    detections = detections.index({order});
+    std::map<int64_t, int64_t> seen;
+    std::vector<int64_t> keep;
+    const at::Tensor cls = detections.select(1, 5).to(at::kCPU, at::kLong).contiguous();
+    for (int64_t i = 0; i < cls.size(0); ++i)
+      if (++seen[cls.data_ptr<int64_t>()[i]] <= 100) keep.push_back(i);
+    if (static_cast<int64_t>(keep.size()) < detections.size(0)) detections = detections.index({at::tensor(keep)});
+  }
+  correct_.push_back(rule_ == ApRule::Coco ? match_detections_coco(detections, labels)
+                                           : match_detections(detections, labels));
   conf_.push_back(detections.select(1, 4).to(at::kCPU, at::kDouble));
   pred_cls_.push_back(detections.select(1, 5).to(at::kCPU, at::kLong));
   target_cls_.push_back(labels.select(1, 0).to(at::kCPU, at::kLong));
@@ -142,12 +194,14 @@ void MetricsAccumulator::merge(const std::string& bytes) {
   images_ += header[0];
 }
 
-DetectionMetrics MetricsAccumulator::compute(ApRule rule) const {
+DetectionMetrics MetricsAccumulator::compute() const {
+  const ApRule rule = rule_;
   DetectionMetrics out;
   if (images_ == 0) return out;
   at::Tensor correct = at::cat(correct_), conf = at::cat(conf_), pred_cls = at::cat(pred_cls_),
              target_cls = at::cat(target_cls_);
-  at::Tensor order = conf.argsort(0, /*descending=*/true);
+  // By confidence over all images, equal ones in image order (COCOeval's mergesort).
+  at::Tensor order = std::get<1>(conf.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   correct = correct.index({order});
   conf = conf.index({order});
   pred_cls = pred_cls.index({order});

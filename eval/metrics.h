@@ -19,6 +19,9 @@ const std::vector<double>& iou_thresholds();
 // detections that took it. Matching by highest IoU instead would make the confident box a false positive and
 // halve the AP of a weak model.
 at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labels);
+// The same as pycocotools' evaluateImg matches (area 'all', no crowd labels): in confidence order, each detection
+// takes the unmatched label of its class with the highest IoU at or above the threshold (the last of equals).
+at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor& labels);
 
 // Average precision of one precision/recall curve (detections sorted by confidence, cumulative), COCO style:
 // precision made monotone, sampled at recall 0, 0.01, ..., 1 (the first point at or beyond each), averaged.
@@ -30,9 +33,14 @@ double average_precision_interp(const std::vector<double>& recall, const std::ve
 
 // How AP is integrated and where P and R are read.
 enum class ApRule {
-  Coco,         // COCO's 101-point average; P and R at the best mean F1 of the 1000-point confidence grid
-  Ultralytics,  // YOLOv5's compute_ap; P and R at the best mean F1 after val.py's box smoothing (10% wide)
+  // pycocotools' COCOeval: COCO's matching, at most 100 detections per image and class, the 101-point average;
+  // P and R at the best mean F1 of the 1000-point confidence grid.
+  Coco,
+  // YOLOv5 v7.0's val.py: process_batch's matching, compute_ap, P and R at the best mean F1 after its smoothing.
+  Ultralytics,
 };
+// "coco" or "ultralytics"; InputError for anything else.
+ApRule parse_ap_rule(const std::string& name);
 
 struct DetectionMetrics {
   std::vector<int64_t> classes;                          // classes with ground truth, ascending
@@ -44,8 +52,10 @@ struct DetectionMetrics {
 // Accumulates images and computes the metrics.
 class MetricsAccumulator {
  public:
+  explicit MetricsAccumulator(ApRule rule = ApRule::Coco) : rule_(rule) {}
   void add(const at::Tensor& detections, const at::Tensor& labels);
-  DetectionMetrics compute(ApRule rule = ApRule::Coco) const;
+  DetectionMetrics compute() const;
+  ApRule rule() const { return rule_; }
   int64_t images() const { return images_; }
   // The accumulated matches as bytes, and adding another accumulator's bytes: how the ranks of a data-parallel
   // validation pool what they saw.
@@ -53,6 +63,7 @@ class MetricsAccumulator {
   void merge(const std::string& bytes);
 
  private:
+  ApRule rule_;
   std::vector<at::Tensor> correct_, conf_, pred_cls_, target_cls_;
   int64_t images_ = 0;
 };

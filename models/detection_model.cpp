@@ -51,8 +51,8 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
                                                            const ModelOverrides& overrides) {
   auto fail = [&](const std::string& what) -> void { throw InputError(source, what); };
   if (!cfg.is_object()) fail("a model config must be a mapping with nc, backbone and head");
-  static const std::vector<std::string> known = {"nc",      "depth_multiple", "width_multiple",
-                                                 "anchors", "backbone",       "head"};
+  static const std::vector<std::string> known = {
+      "nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head", "ch"};
   for (auto it = cfg.begin(); it != cfg.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(fmt::format("unknown key '{}' (expected {})", it.key(), fmt::join(known, ", ")));
@@ -65,6 +65,8 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
     num_classes_ = cfg["nc"].get<int64_t>();
   }
   if (num_classes_ <= 0) fail(fmt::format("nc must be positive, got {}", num_classes_));
+  // Ultralytics writes the input channels into the yaml its checkpoints keep.
+  if (cfg.contains("ch") && cfg["ch"] != 3) fail("ch (input channels) must be 3, got " + cfg["ch"].dump());
   auto multiple = [&](const char* key) {
     if (!cfg.contains(key)) return 1.0;
     if (!cfg[key].is_number() || cfg[key].get<double>() <= 0)
@@ -145,6 +147,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   info.args = built.args_text;
   info.out_channels = built.out_channels;
   info.params = count_parameters(*built.module);
+  info.backbone = built.backbone;
   Step step{built.forward, from, {}};
   if (built.backbone) {
     const int64_t k = static_cast<int64_t>(built.out_channels.size());
@@ -187,6 +190,17 @@ void DetectionModelImpl::finish(int64_t positions, const std::string& source) {
   for (const auto& f : features) strides_.push_back(256.0 / static_cast<double>(f.size(2)));
   head_->set_strides(strides_);
   size_divisor_ = static_cast<int64_t>(*std::max_element(strides_.begin(), strides_.end()));
+}
+
+std::set<std::string> DetectionModelImpl::derived_buffers() const {
+  return {fmt::format("model.{}.stride", layers_.back().row)};
+}
+
+std::vector<std::string> DetectionModelImpl::backbone_prefixes() const {
+  std::vector<std::string> out;
+  for (const auto& l : layers_)
+    if (l.backbone) out.push_back(fmt::format("model.{}.", l.row));
+  return out;
 }
 
 DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::string& source,

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct LayerInfo {
   std::string type;  // the layer type the row names
   std::string args;
   std::vector<int64_t> out_channels;
+  bool backbone = false;  // a backbone's row (several outputs)
 };
 
 class DetectionModelImpl : public torch::nn::Module {
@@ -53,6 +55,11 @@ class DetectionModelImpl : public torch::nn::Module {
   // `imgsz` rounded up to a multiple of size_divisor(), with a warning when it changes (Ultralytics'
   // check_img_size); InputError when it is not positive.
   int64_t checked_image_size(int64_t imgsz) const;
+  // Buffers the model computes when it is built, which weights files may leave out (Detect's strides: a plain
+  // attribute in Ultralytics' models, not in their state dicts).
+  std::set<std::string> derived_buffers() const;
+  // The config rows that hold a backbone, as the "model.<row>." prefix of their parameter names.
+  std::vector<std::string> backbone_prefixes() const;
 
  private:
   struct Step {

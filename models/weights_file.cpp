@@ -1,12 +1,19 @@
 #include "models/weights_file.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
+#include "core/logging.h"
+#include "core/pytorch_checkpoint.h"
 #include "core/safetensors.h"
 #include "core/weights.h"
 
 namespace revkit {
+namespace fs = std::filesystem;
 
 std::map<std::string, at::Tensor> named_state(const torch::nn::Module& module) {
   std::map<std::string, at::Tensor> out;
@@ -20,27 +27,98 @@ void save_weights(const std::string& path, const torch::nn::Module& module,
   write_safetensors(path, named_state(module), metadata);
 }
 
-int64_t transfer_weights(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
-                         const std::string& source, int64_t* total) {
-  at::NoGradGuard no_grad;
-  int64_t copied = 0, count = 0;
-  auto copy = [&](const std::string& name, at::Tensor& target) {
-    ++count;
-    const auto it = tensors.find(name);
-    if (it == tensors.end() || it->second.sizes() != target.sizes()) return;
-    target.copy_(it->second);
-    ++copied;
-  };
-  for (auto& p : module.named_parameters()) copy(p.key(), p.value());
-  for (auto& b : module.named_buffers()) copy(b.key(), b.value());
-  if (copied == 0)
+namespace {
+
+bool is_zip_archive(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+}
+
+void log_match(const std::string& source, const WeightsMatch& m) {
+  logger()->info("{}: {}{}", source, m.summary(),
+                 m.missing.empty() && m.unexpected.empty() ? "" : " (--log-level debug lists them)");
+  for (const auto& n : m.missing) logger()->debug("{}: missing {}", source, n);
+  for (const auto& n : m.unexpected) logger()->debug("{}: unexpected {}", source, n);
+  for (const auto& n : m.mismatched) logger()->debug("{}: {}", source, n);
+}
+
+}  // namespace
+
+WeightsFile read_weights_file(const std::string& path) {
+  if (!fs::is_regular_file(path)) throw InputError(path, "cannot open file");
+  WeightsFile out;
+  if (!is_zip_archive(path)) {
+    Safetensors file = read_safetensors(path);
+    out.tensors = std::move(file.tensors);
+    out.metadata = std::move(file.metadata);
+    out.layout = "safetensors";
+    return out;
+  }
+  PyTorchCheckpoint ckpt = read_pytorch_checkpoint(path);
+  out.tensors = std::move(ckpt.tensors);
+  out.layout = ckpt.layout;
+  out.skipped = std::move(ckpt.skipped);
+  if (const auto it = ckpt.info.find("yaml"); it != ckpt.info.end()) out.metadata["config"] = it->second;
+  for (const char* key : {"nc", "names"})
+    if (const auto it = ckpt.info.find(key); it != ckpt.info.end()) out.metadata[key] = it->second;
+  return out;
+}
+
+std::vector<std::string> names_from_metadata(const std::map<std::string, std::string>& metadata) {
+  std::vector<std::string> names;
+  const auto it = metadata.find("names");
+  if (it == metadata.end()) return names;
+  const auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  auto text = [](const nlohmann::json& n) { return n.is_string() ? n.get<std::string>() : n.dump(); };
+  if (j.is_array()) {
+    for (const auto& n : j) names.push_back(text(n));
+  } else if (j.is_object()) {  // {"0": "person", "1": "bicycle", ...}: in index order, only when complete
+    for (size_t k = 0; k < j.size(); ++k) {
+      const auto n = j.find(std::to_string(k));
+      if (n == j.end()) return {};
+      names.push_back(text(*n));
+    }
+  }
+  return names;
+}
+
+WeightsFile convert_weights(const std::string& input, const std::string& output) {
+  WeightsFile file = read_weights_file(input);
+  if (file.tensors.empty()) throw InputError(input, "no tensors to convert");
+  auto metadata = file.metadata;
+  metadata["format"] = "revkit-weights";
+  const std::vector<std::string> names = names_from_metadata(metadata);
+  if (!names.empty()) metadata["names"] = nlohmann::json(names).dump();
+  write_safetensors(output, file.tensors, metadata);
+  return file;
+}
+
+WeightsMatch transfer_weights(DetectionModelImpl& model, const WeightsFile& file, const std::string& source) {
+  // A backbone's own checkpoint: its names gain the backbone row's prefix (whichever row matches best).
+  std::string prefix;
+  WeightsMatch best = match_named_tensors(model, file.tensors, "", model.derived_buffers());
+  for (const auto& row : model.backbone_prefixes()) {
+    std::map<std::string, at::Tensor> renamed;
+    for (const auto& [name, t] : file.tensors) renamed[row + name] = t;
+    WeightsMatch m = match_named_tensors(model, renamed, "", model.derived_buffers());
+    if (m.matched.size() > best.matched.size()) best = std::move(m), prefix = row;
+  }
+  if (best.matched.empty())
     throw InputError(source, "no tensor matches the model's names and shapes (weights of another model?)");
-  if (total) *total = count;
-  return copied;
+  at::NoGradGuard no_grad;
+  const std::set<std::string> take(best.matched.begin(), best.matched.end());
+  auto copy = [&](const std::string& name, at::Tensor& target) {
+    if (take.count(name)) target.copy_(file.tensors.at(name.substr(prefix.size())));
+  };
+  for (auto& p : model.named_parameters()) copy(p.key(), p.value());
+  for (auto& b : model.named_buffers()) copy(b.key(), b.value());
+  log_match(prefix.empty() ? source : fmt::format("{} (into {})", source, prefix.substr(0, prefix.size() - 1)), best);
+  return best;
 }
 
 DetectionModel load_detector(const std::string& model, const std::string& weights, std::vector<std::string>* names) {
-  Safetensors file = read_safetensors(weights);
+  WeightsFile file = read_weights_file(weights);
   nlohmann::json config;
   std::string source = model;
   if (!model.empty()) {
@@ -53,14 +131,11 @@ DetectionModel load_detector(const std::string& model, const std::string& weight
     source = weights;
   }
   ModelOverrides overrides;
-  std::vector<std::string> class_names;
-  if (const auto it = file.metadata.find("names"); it != file.metadata.end()) {
-    const auto j = nlohmann::json::parse(it->second, nullptr, false);
-    if (j.is_array())
-      for (const auto& n : j) class_names.push_back(n.is_string() ? n.get<std::string>() : n.dump());
-  }
   if (const auto it = file.metadata.find("nc"); it != file.metadata.end()) {
-    overrides.num_classes = std::stoll(it->second);
+    const auto nc = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (!nc.is_number_integer() || nc.get<int64_t>() <= 0)
+      throw InputError(weights, "metadata 'nc' must be a positive integer, got '" + it->second + "'");
+    overrides.num_classes = nc.get<int64_t>();
   } else {
     // Weights from elsewhere: the class count is in the shape of the head's first convolution.
     for (const auto& [name, t] : file.tensors)
@@ -71,9 +146,9 @@ DetectionModel load_detector(const std::string& model, const std::string& weight
       }
   }
   DetectionModel detector(config, source, overrides);
-  load_named_tensors(*detector, file.tensors, weights);
+  log_match(weights, load_named_tensors(*detector, file.tensors, weights, "", true, detector->derived_buffers()));
   if (names) {
-    *names = class_names;
+    *names = names_from_metadata(file.metadata);
     for (auto k = static_cast<int64_t>(names->size()); k < detector->num_classes(); ++k)
       names->push_back(std::to_string(k));
   }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/weights.h"
 #include "models/detection_model.h"
 
 namespace revkit {
@@ -17,10 +18,29 @@ std::map<std::string, at::Tensor> named_state(const torch::nn::Module& module);
 void save_weights(const std::string& path, const torch::nn::Module& module,
                   const std::map<std::string, std::string>& metadata = {});
 
-// Copies every tensor whose name and shape match one of the module's (a fine-tuning start from other weights);
-// returns how many were copied out of the module's total. Throws InputError when none match.
-int64_t transfer_weights(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
-                         const std::string& source, int64_t* total = nullptr);
+// A weights file of either kind, chosen by its content: revkit's safetensors, or a torch.save checkpoint (.pt,
+// .pth: a state dict, a training checkpoint holding one, or a pickled Ultralytics model).
+struct WeightsFile {
+  std::map<std::string, at::Tensor> tensors;
+  // As revkit writes it: "config" (the model config as JSON), "nc", "names" (a JSON list). From a checkpoint:
+  // what it knows (an Ultralytics model's yaml, nc and names).
+  std::map<std::string, std::string> metadata;
+  std::string layout;                // "safetensors", or where in the checkpoint the tensors were
+  std::vector<std::string> skipped;  // checkpoint entries that are not weights
+};
+WeightsFile read_weights_file(const std::string& path);
+
+// Class names from a "names" metadata entry: a JSON list, or a JSON object {"0": "person", ...} as Ultralytics 8
+// keeps them. Empty when there is none or it is neither.
+std::vector<std::string> names_from_metadata(const std::map<std::string, std::string>& metadata);
+
+// `input` (.pt/.pth/.safetensors) written as revkit's safetensors with its metadata, atomically; returns the file.
+WeightsFile convert_weights(const std::string& input, const std::string& output);
+
+// Copies every tensor whose name and shape match one of the model's (a fine-tuning start from other weights). A
+// file whose names are a backbone's own (an ImageNet RevCol checkpoint) goes into the model's backbone row.
+// Logs the match (names with --log-level debug); throws InputError when nothing matches.
+WeightsMatch transfer_weights(DetectionModelImpl& model, const WeightsFile& file, const std::string& source);
 
 // A detector with trained weights: built from `model` (a config path or built-in name; empty: the config saved in
 // the weights' metadata) with the class count of the weights, then loaded strictly. `names` receives the class

@@ -31,6 +31,37 @@ LoaderOptions training_options(int64_t workers) {
 }
 }  // namespace
 
+// coco8's train images are 640x480, 640x426, 640x428 and 640x425: in aspect-ratio order 425, 426 | 428, 480.
+TEST_CASE("rect batches as val.py makes them: aspect-ratio order, each batch its own multiple of the stride") {
+  LoaderOptions o;
+  o.imgsz = 160;
+  o.batch = 2;
+  o.rect = true;
+  DetectionLoader loader(coco8_train(), o);
+  loader.start_epoch(0);
+  auto first = loader.next(), second = loader.next();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(fs::path(first->paths[0]).filename() == "000000000034.jpg");
+  CHECK(fs::path(second->paths[1]).filename() == "000000000009.jpg");
+  // ceil(426/640 * 160/32 + 0.5) * 32 = 128 high, ceil(160/32 + 0.5) * 32 = 192 wide; then ceil(3.75 + 0.5) * 32.
+  CHECK(first->images.sizes() == at::IntArrayRef({2, 3, 128, 192}));
+  CHECK(second->images.sizes() == at::IntArrayRef({2, 3, 160, 192}));
+  // The 640x425 image resized to 160x107 (rounded up), padded by (192 - 160) / 2 and (128 - 107) / 2.
+  CHECK(first->shapes[0].pad_x == 16.0);
+  CHECK(first->shapes[0].pad_y == 10.5);
+  CHECK(first->images[0][0][9][100].item<int64_t>() == 114);   // above the picture: grey
+  CHECK(first->images[0][0][117][100].item<int64_t>() == 114);  // below it (rows 10..116)
+  CHECK(first->images[0][0][10][100].item<int64_t>() != 114);
+  // Targets normalised to the batch's width and height, inside the picture.
+  const at::Tensor rows = first->targets.index({first->targets.select(1, 0) == 0});
+  REQUIRE(rows.size(0) > 0);
+  const at::Tensor y_px = rows.select(1, 3) * 128;
+  CHECK(y_px.min().item<double>() >= 10.5);
+  CHECK(y_px.max().item<double>() <= 117.5);
+  CHECK_FALSE(loader.next());
+}
+
 TEST_CASE("validation batches: letterboxed images and normalised targets with their image index") {
   LoaderOptions o;
   o.imgsz = 160;
@@ -48,10 +79,17 @@ TEST_CASE("validation batches: letterboxed images and normalised targets with th
   const LetterboxedImage lb = load_letterboxed(index.images[1], 160, index.labels[1]);
   CHECK(at::equal(first->images[1], lb.image));
   const at::Tensor rows = first->targets.index({first->targets.select(1, 0) == 1});
-  CHECK(at::allclose(rows.narrow(1, 1, 5), lb.labels, 1e-5, 1e-6));
-  CHECK(first->shapes[1].pad_x == lb.pad_x);
-  CHECK(first->shapes[1].pad_y == lb.pad_y);
-  CHECK(first->shapes[1].width == lb.original_width);
+  // val.py's float padding ((160 - 107) / 2 = 26.5 for this 640x426 image at 160, 106.5 rounded up): the picture sits at
+  // round(26.5 - 0.1) = 26, where the square letterbox puts it, and the labels move by the float pad.
+  const ImageShape& shape = first->shapes[1];
+  CHECK(shape.pad_x == 0.0);
+  CHECK(shape.pad_y == 26.5);
+  CHECK(lb.pad_y == 26);
+  CHECK(shape.gain == doctest::Approx(107.0 / 426));
+  at::Tensor expected = lb.labels.clone();
+  expected.select(1, 2).add_(0.5 / 160);
+  CHECK(at::allclose(rows.narrow(1, 1, 5), expected, 1e-5, 1e-6));
+  CHECK(shape.width == lb.original_width);
   auto second = loader.next();
   REQUIRE(second);
   CHECK(second->images.size(0) == 1);  // 4 images in batches of 3

@@ -11,9 +11,9 @@
 #include <sstream>
 
 #include "core/config.h"
-#include "core/pytorch_checkpoint.h"
 #include "core/weights.h"
 #include "data/dataset.h"
+#include "models/weights_file.h"
 
 namespace fs = std::filesystem;
 using namespace revkit;
@@ -75,33 +75,37 @@ TEST_CASE("the results table: header, all, one row per class with its name") {
 }
 
 // Weights trained by Ultralytics YOLOv5 v7.0 itself (tests/fixtures/ultralytics: yolov5n, coco128, 256), read from
-// its checkpoint and validated by revkit on the same images with square letterboxes: val.py's numbers. What still
-// differs is how images are resized (revkit rounds sizes, val.py rounds up and keeps its float padding).
-TEST_CASE(
-    "Ultralytics' yolov5n checkpoint, validated by revkit on coco128 with square letterboxes, scores val.py's mAP") {
+// its checkpoint and validated by revkit on the same images: with val.py's rule, val.py's numbers (square and
+// rect batches); with the COCO rule, pycocotools' numbers on val.py's detections.
+TEST_CASE("Ultralytics' yolov5n checkpoint validated by revkit on coco128 scores val.py's and pycocotools' mAP") {
   const std::string weights = std::string(REVKIT_TEST_FIXTURES) + "/ultralytics/yolov5n_coco128.pt";
-  PyTorchCheckpoint ckpt = read_pytorch_checkpoint(weights);
-  ckpt.tensors["model.24.stride"] = at::tensor({8.0f, 16.0f, 32.0f});  // a plain attribute in Ultralytics' model
-  ModelOverrides o;
-  o.num_classes = 80;
-  DetectionModel model = build_model("yolov5n", o);
-  load_named_tensors(*model, ckpt.tensors, weights);
-
+  DetectionModel model = load_detector("", weights);
   const DataConfig data = load_data_config(REVKIT_ASSETS "/coco128/coco128.yaml");
   DatasetIndex index = index_split(data.val, 80, false, data.source);
-  LoaderOptions lo;
-  lo.imgsz = 256;
-  lo.batch = 32;
-  DetectionLoader loader(index, lo);
-  ValidationOptions vo;
-  vo.ap_rule = ApRule::Ultralytics;
-  const ValidationResult v = validate(*model, loader, vo);
   std::ifstream in(std::string(REVKIT_TEST_FIXTURES) + "/ultralytics/yolov5n_coco128_val.json");
-  const auto reference = nlohmann::json::parse(in)["variants"]["square"]["val_py"];
-  MESSAGE("revkit mAP50 " << v.metrics.map50 << ", mAP50-95 " << v.metrics.map50_95 << "; val.py "
-                          << reference["map50"].get<double>() << ", " << reference["map50_95"].get<double>());
-  CHECK(v.images == 128);
-  CHECK(v.instances == 929);
-  CHECK(std::abs(v.metrics.map50 - reference["map50"].get<double>()) < 0.01);
-  CHECK(std::abs(v.metrics.map50_95 - reference["map50_95"].get<double>()) < 0.005);
+  const auto reference = nlohmann::json::parse(in)["variants"];
+  for (const bool rect : {false, true}) {
+    const auto& expected = reference[rect ? "rect" : "square"];
+    LoaderOptions lo;
+    lo.imgsz = 256;
+    lo.batch = 32;
+    lo.rect = rect;
+    DetectionLoader loader(index, lo);
+    for (const ApRule rule : {ApRule::Ultralytics, ApRule::Coco}) {
+      ValidationOptions vo;
+      vo.ap_rule = rule;
+      vo.compute_loss = false;
+      const ValidationResult v = validate(*model, loader, vo);
+      const bool ultralytics = rule == ApRule::Ultralytics;
+      const double map50 = expected[ultralytics ? "val_py" : "pycocotools"][ultralytics ? "map50" : "ap50"];
+      const double map50_95 = expected[ultralytics ? "val_py" : "pycocotools"][ultralytics ? "map50_95" : "ap50_95"];
+      MESSAGE(std::string(rect ? "rect" : "square")
+              << std::string(ultralytics ? ", val.py's rule: revkit " : ", COCO rule: revkit ") << v.metrics.map50
+              << " / " << v.metrics.map50_95 << ", reference " << map50 << " / " << map50_95);
+      CHECK(v.images == 128);
+      CHECK(v.instances == 929);
+      CHECK(std::abs(v.metrics.map50 - map50) < 0.002);
+      CHECK(std::abs(v.metrics.map50_95 - map50_95) < 0.002);
+    }
+  }
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "core/weights.h"
 
 namespace fs = std::filesystem;
 using namespace revkit;
@@ -49,10 +50,77 @@ TEST_CASE("transfer_weights copies what matches by name and shape") {
   DetectionModel source = build_model("yolov5n", o);
   o.num_classes = 5;
   DetectionModel target = build_model("yolov5n", o);
-  int64_t total = 0;
-  const int64_t copied = transfer_weights(*target, named_state(*source), "w", &total);
-  CHECK(total == static_cast<int64_t>(named_state(*target).size()));
-  CHECK(copied == total - 6);  // the weights and biases of the three Detect convolutions differ in shape
-  CHECK_THROWS_WITH_AS(transfer_weights(*target, {{"x", at::zeros({1})}}, "w.safetensors"),
+  WeightsFile file;
+  file.tensors = named_state(*source);
+  const WeightsMatch m = transfer_weights(*target, file, "w");
+  CHECK(m.matched.size() == named_state(*target).size() - 6);
+  CHECK(m.mismatched.size() == 6);  // the weights and biases of the three Detect convolutions differ in shape
+  CHECK(at::equal(target->named_parameters()["model.0.conv.weight"], file.tensors.at("model.0.conv.weight")));
+  WeightsFile unrelated;
+  unrelated.tensors = {{"x", at::zeros({1})}};
+  CHECK_THROWS_WITH_AS(transfer_weights(*target, unrelated, "w.safetensors"),
                        doctest::Contains("w.safetensors: no tensor matches"), InputError);
+}
+
+// An ImageNet backbone checkpoint has the backbone's own names (no "model.0." row prefix) and classification keys.
+TEST_CASE("a backbone's own checkpoint goes into the backbone row of a detector, the rest reported") {
+  ModelOverrides o;
+  o.num_classes = 2;
+  o.backbone.columns = 1;
+  at::manual_seed(3);
+  DetectionModel pretrained = build_model("yolov5-revcol-tiny", o);
+  WeightsFile file;
+  for (const auto& [name, t] : named_state(*pretrained))
+    if (name.rfind("model.0.", 0) == 0) file.tensors[name.substr(8)] = t;
+  const size_t backbone_tensors = file.tensors.size();
+  file.tensors["head.fc.weight"] = at::ones({1000, 512});  // RevCol's classifier
+  at::manual_seed(4);
+  DetectionModel detector = build_model("yolov5-revcol-tiny", o);
+  const WeightsMatch m = transfer_weights(*detector, file, "revcol_tiny_1k.pth");
+  CHECK(m.matched.size() == backbone_tensors);
+  CHECK(m.unexpected == std::vector<std::string>{"model.0.head.fc.weight"});
+  CHECK(at::equal(detector->named_parameters()["model.0.stem.0.weight"], file.tensors.at("stem.0.weight")));
+  CHECK(!at::equal(detector->named_parameters()["model.1.cv1.conv.weight"],
+                   pretrained->named_parameters()["model.1.cv1.conv.weight"]));  // the neck keeps its own init
+}
+
+TEST_CASE("class names from metadata: a list, or Ultralytics 8's {index: name} object") {
+  CHECK(names_from_metadata({{"names", R"(["a","b"])"}}) == std::vector<std::string>{"a", "b"});
+  CHECK(names_from_metadata({{"names", R"({"1":"b","0":"a"})"}}) == std::vector<std::string>{"a", "b"});
+  CHECK(names_from_metadata({{"names", R"({"0":"a","2":"c"})"}}).empty());  // a gap: not trusted
+  CHECK(names_from_metadata({{"names", "not json"}}).empty());
+  CHECK(names_from_metadata({}).empty());
+}
+
+// Ultralytics' checkpoints (tests/fixtures/ultralytics) pickle the whole model: its yaml is the config, and the
+// strides it keeps outside the state dict are derived.
+TEST_CASE("an Ultralytics YOLOv5 checkpoint loads as it is, converts, and computes Ultralytics' outputs") {
+  const std::string fixtures = std::string(REVKIT_TEST_FIXTURES) + "/ultralytics/";
+  const Safetensors forward = read_safetensors(fixtures + "yolov5n_coco128_forward.safetensors");
+  std::vector<std::string> names;
+  DetectionModel model = load_detector("", fixtures + "yolov5n_coco128.pt", &names);
+  REQUIRE(names.size() == 80);
+  CHECK(names[0] == "person");
+  CHECK(at::equal(model->head()->stride, at::tensor({8.0f, 16.0f, 32.0f})));
+  model->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor out = model->forward(forward.tensors.at("input"))[0];
+  CHECK(out.sizes() == forward.tensors.at("output").sizes());
+  CHECK((out - forward.tensors.at("output")).abs().max().item<double>() < 1e-3);
+
+  const std::string converted =
+      (fs::temp_directory_path() / ("revkit_c_" + std::to_string(::getpid()) + ".safetensors")).string();
+  const WeightsFile file = convert_weights(fixtures + "yolov5n_coco128.pt", converted);
+  CHECK(file.layout.find("DetectionModel") != std::string::npos);
+  const Safetensors written = read_safetensors(converted);
+  CHECK(written.metadata.at("nc") == "80");
+  CHECK(written.metadata.at("format") == "revkit-weights");
+  CHECK(written.tensors.size() == file.tensors.size());
+  DetectionModel again = load_detector("", converted);
+  again->eval();
+  CHECK(at::equal(again->forward(forward.tensors.at("input"))[0], out));
+  fs::remove(converted);
+
+  CHECK_THROWS_WITH_AS(read_weights_file(fixtures + "none.pt"), doctest::Contains("none.pt: cannot open file"),
+                       InputError);
 }
