@@ -32,8 +32,8 @@ int run_detect(DetectArgs a) {
   a.predict.device = parse_device(a.device);
   Predictor predictor(model, names, a.predict);
   const std::string out = a.out.empty() ? next_run_folder("runs/detect", "exp") : a.out;
-  fs::create_directories(out);
-  if (a.save_txt) fs::create_directories(fs::path(out) / "labels");
+  create_folder(out);
+  if (a.save_txt) create_folder((fs::path(out) / "labels").string());
   for (const auto& path : images) {
     Prediction p;
     try {

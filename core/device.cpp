@@ -3,6 +3,8 @@
 #include <ATen/Context.h>
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include "core/error.h"
 
 namespace revkit {
@@ -12,7 +14,17 @@ c10::Device parse_device(const std::string& text) {
   if (text == "cuda" || text.rfind("cuda:", 0) == 0) {
     if (!at::hasCUDA())
       throw InputError(fmt::format("--device {}: this build of LibTorch has no CUDA device available", text));
-    return text == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(text);
+    if (text == "cuda") return c10::Device(c10::kCUDA, 0);
+    const std::string index = text.substr(5);
+    int n = -1;
+    const auto [end, error] = std::from_chars(index.data(), index.data() + index.size(), n);
+    if (error != std::errc() || end != index.data() + index.size() || index.empty() || n < 0)
+      throw InputError(fmt::format("--device must be cpu, cuda or cuda:N, got '{}'", text));
+    const int count = static_cast<int>(at::getNumGPUs());
+    if (n >= count)
+      throw InputError(fmt::format("--device {}: there {} {} CUDA device{}", text, count == 1 ? "is" : "are", count,
+                                   count == 1 ? "" : "s"));
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(n));
   }
   throw InputError(fmt::format("--device must be cpu, cuda or cuda:N, got '{}'", text));
 }

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "core/error.h"
+
 namespace revkit {
 
 std::string next_run_folder(const std::string& project, const std::string& name, bool exist_ok) {
@@ -12,6 +14,12 @@ std::string next_run_folder(const std::string& project, const std::string& name,
     const fs::path candidate = fs::path(project) / (name + std::to_string(n));
     if (!fs::exists(candidate)) return candidate.string();
   }
+}
+
+void create_folder(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error) throw InputError(path, "cannot create folder: " + error.message());
 }
 
 }  // namespace revkit

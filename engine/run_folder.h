@@ -8,4 +8,8 @@ namespace revkit {
 // The folder itself is not created.
 std::string next_run_folder(const std::string& project, const std::string& name, bool exist_ok = false);
 
+// Creates `path` and its parents; a folder the user named that cannot be made (no permission, a file in the way)
+// is an InputError "<path>: cannot create folder: <why>".
+void create_folder(const std::string& path);
+
 }  // namespace revkit

@@ -190,7 +190,7 @@ void Trainer::setup_run_folder() {
     if (dist_) at::manual_seed(o_.seed + 1000003 * static_cast<uint64_t>(dist_->rank()));  // distinct drop-path masks
   }
   const fs::path weights_dir = fs::path(run_dir_) / "weights";
-  if (main_rank_) fs::create_directories(weights_dir);
+  if (main_rank_) create_folder(weights_dir.string());
   if (resume_ && main_rank_)  // what a process killed while writing left behind; the files it was replacing are intact
     for (const auto& f : fs::directory_iterator(weights_dir))
       if (f.path().filename().string().find(".safetensors.tmp.") != std::string::npos) fs::remove(f.path());

@@ -22,19 +22,48 @@ const std::vector<double>& iou_thresholds() {
   return t;
 }
 
+namespace {
+
+// What both matching rules start from: detections in confidence order (stable, so ties keep NMS's order), and the
+// IoU of every label with every detection of its class ([m, n]; -1 across classes).
+struct MatchInputs {
+  std::vector<int64_t> by_confidence;
+  at::Tensor iou;
+};
+
+MatchInputs match_inputs(const at::Tensor& detections, const at::Tensor& labels) {
+  at::Tensor det = detections.to(at::kCPU, at::kFloat), lab = labels.to(at::kCPU, at::kFloat);
+  const at::Tensor order =
+      std::get<1>(det.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  MatchInputs in;
+  in.by_confidence.assign(order.data_ptr<int64_t>(), order.data_ptr<int64_t>() + order.numel());
+  // float32 IoUs as Ultralytics and pycocotools compare them, held as double for the threshold comparisons.
+  const at::Tensor same_class = lab.select(1, 0).unsqueeze(1) == det.select(1, 5).unsqueeze(0);
+  in.iou = box_iou(lab.narrow(1, 1, 4), det.narrow(1, 0, 4)).to(at::kDouble).masked_fill(~same_class, -1.0);
+  return in;
+}
+
+// The `limit` most confident detections of each class, most confident first.
+at::Tensor most_confident_per_class(const at::Tensor& detections, int64_t limit) {
+  if (detections.size(0) <= limit) return detections;  // NMS keeps 300 at most: usually nothing to drop
+  const at::Tensor order = std::get<1>(detections.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const at::Tensor sorted = detections.index({order});
+  const at::Tensor cls = sorted.select(1, 5).to(at::kCPU, at::kLong).contiguous();
+  std::map<int64_t, int64_t> seen;
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < cls.size(0); ++i)
+    if (++seen[cls.data_ptr<int64_t>()[i]] <= limit) keep.push_back(i);
+  return static_cast<int64_t>(keep.size()) == sorted.size(0) ? sorted : sorted.index({at::tensor(keep)});
+}
+
+}  // namespace
+
 at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labels) {
   const int64_t n = detections.size(0), m = labels.size(0);
   at::Tensor correct = at::zeros({n, 10}, at::kBool);
   if (n == 0 || m == 0) return correct;
-  at::Tensor det = detections.to(at::kCPU, at::kFloat), lab = labels.to(at::kCPU, at::kFloat);
-  // Confidence order (NMS returns them so; ties keep their order).
-  const at::Tensor order =
-      std::get<1>(det.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
-  const int64_t* by_conf = order.data_ptr<int64_t>();
-  at::Tensor iou = box_iou(lab.narrow(1, 1, 4), det.narrow(1, 0, 4));  // [m, n]
-  at::Tensor same_class = lab.select(1, 0).unsqueeze(1) == det.select(1, 5).unsqueeze(0);
-  auto iou_a = iou.accessor<float, 2>();
-  auto same_a = same_class.accessor<bool, 2>();
+  const MatchInputs in = match_inputs(detections, labels);
+  auto iou = in.iou.accessor<double, 2>();
   auto correct_a = correct.accessor<bool, 2>();
   std::vector<int64_t> best_label(n);
   std::vector<char> label_taken(m);
@@ -43,17 +72,13 @@ at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labe
     // Each detection's best label above the threshold (the lowest index among equal IoUs)...
     for (int64_t d = 0; d < n; ++d) {
       best_label[d] = -1;
-      float best = 0;
       for (int64_t l = 0; l < m; ++l)
-        if (same_a[l][d] && iou_a[l][d] >= threshold && (best_label[d] < 0 || iou_a[l][d] > best)) {
-          best_label[d] = l;
-          best = iou_a[l][d];
-        }
+        if (iou[l][d] >= threshold && (best_label[d] < 0 || iou[l][d] > iou[best_label[d]][d])) best_label[d] = l;
     }
     // ...and each label to the most confident detection that chose it; the others are false positives.
     std::fill(label_taken.begin(), label_taken.end(), 0);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t d = by_conf[r], l = best_label[d];
+    for (const int64_t d : in.by_confidence) {
+      const int64_t l = best_label[d];
       if (l < 0 || label_taken[l]) continue;
       label_taken[l] = 1;
       correct_a[d][t] = true;
@@ -66,25 +91,18 @@ at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor&
   const int64_t n = detections.size(0), m = labels.size(0);
   at::Tensor correct = at::zeros({n, 10}, at::kBool);
   if (n == 0 || m == 0) return correct;
-  at::Tensor det = detections.to(at::kCPU, at::kFloat), lab = labels.to(at::kCPU, at::kFloat);
-  const at::Tensor order =
-      std::get<1>(det.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
-  const int64_t* by_conf = order.data_ptr<int64_t>();
-  at::Tensor iou = box_iou(lab.narrow(1, 1, 4), det.narrow(1, 0, 4)).to(at::kDouble);  // [m, n]
-  at::Tensor same_class = lab.select(1, 0).unsqueeze(1) == det.select(1, 5).unsqueeze(0);
-  auto iou_a = iou.accessor<double, 2>();
-  auto same_a = same_class.accessor<bool, 2>();
+  const MatchInputs in = match_inputs(detections, labels);
+  auto iou = in.iou.accessor<double, 2>();
   auto correct_a = correct.accessor<bool, 2>();
   std::vector<char> label_taken(m);
   for (size_t t = 0; t < iou_thresholds().size(); ++t) {
     std::fill(label_taken.begin(), label_taken.end(), 0);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t d = by_conf[r];
+    for (const int64_t d : in.by_confidence) {
       double best = std::min(iou_thresholds()[t], 1 - 1e-10);
       int64_t taken = -1;
       for (int64_t l = 0; l < m; ++l) {
-        if (label_taken[l] || !same_a[l][d] || iou_a[l][d] < best) continue;
-        best = iou_a[l][d];
+        if (label_taken[l] || iou[l][d] < best) continue;
+        best = iou[l][d];
         taken = l;
       }
       if (taken < 0) continue;
@@ -142,17 +160,8 @@ double average_precision_interp(const std::vector<double>& recall, const std::ve
 
 void MetricsAccumulator::add(const at::Tensor& detections_in, const at::Tensor& labels) {
   ++images_;
-  at::Tensor detections = detections_in;
-  if (rule_ == ApRule::Coco) {  // COCOeval's maxDets 100: the most confident 100 of each class in an image count
-    const at::Tensor order = std::get<1>(detections.select(1, 4).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
-    detections = detections.index({order});
-    std::map<int64_t, int64_t> seen;
-    std::vector<int64_t> keep;
-    const at::Tensor cls = detections.select(1, 5).to(at::kCPU, at::kLong).contiguous();
-    for (int64_t i = 0; i < cls.size(0); ++i)
-      if (++seen[cls.data_ptr<int64_t>()[i]] <= 100) keep.push_back(i);
-    if (static_cast<int64_t>(keep.size()) < detections.size(0)) detections = detections.index({at::tensor(keep)});
-  }
+  // COCOeval's maxDets: only the 100 most confident detections of each class in an image count.
+  const at::Tensor detections = rule_ == ApRule::Coco ? most_confident_per_class(detections_in, 100) : detections_in;
   correct_.push_back(rule_ == ApRule::Coco ? match_detections_coco(detections, labels)
                                            : match_detections(detections, labels));
   conf_.push_back(detections.select(1, 4).to(at::kCPU, at::kDouble));
@@ -240,14 +249,16 @@ DetectionMetrics MetricsAccumulator::compute() const {
     out.ap50_95.push_back(ap_sum / 10.0);
     // At grid confidence x: the curves linearly interpolated over the detections' confidences, as Ultralytics
     // does with np.interp; above the highest confidence recall is 0 and precision 1.
-    for (int g = 0; g < kGrid; ++g) {
+    // Walked from high confidence down, so the segment [k - 1, k] holding x only moves forward: one pass.
+    size_t k = 1;
+    for (int g = kGrid - 1; g >= 0; --g) {
       const double x = static_cast<double>(g) / (kGrid - 1);
+      if (!confs.empty() && x <= confs.front() && x > confs.back())
+        while (confs[k] > x) ++k;  // the first k with confs[k] <= x < confs[k - 1]
       auto interp = [&](const std::vector<double>& y, double above) {
         if (confs.empty()) return 0.0;  // a class never predicted: precision and recall 0, as Ultralytics
         if (x > confs.front()) return above;
         if (x <= confs.back()) return y.back();
-        size_t k = 1;
-        while (confs[k] > x) ++k;  // confs[k - 1] >= x > confs[k]
         const double x0 = confs[k - 1], x1 = confs[k];
         return x0 == x1 ? y[k - 1] : y[k - 1] + (y[k] - y[k - 1]) * (x0 - x) / (x0 - x1);
       };

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -29,10 +30,17 @@ void save_weights(const std::string& path, const torch::nn::Module& module,
 
 namespace {
 
-bool is_zip_archive(const std::string& path) {
+// torch.save's formats by their first bytes: a zip archive (PyTorch >= 1.6), or the legacy pickle and tar formats,
+// which the checkpoint reader names with what to do about them. Anything else is read as safetensors.
+bool is_torch_save_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  return in.read(magic, 4) && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+  unsigned char head[262] = {};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  const std::streamsize n = in.gcount();
+  const bool zip = n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+  const bool pickle = n >= 2 && head[0] == 0x80 && head[1] <= 5;
+  const bool tar = n >= 262 && std::memcmp(head + 257, "ustar", 5) == 0;
+  return zip || pickle || tar;
 }
 
 void log_match(const std::string& source, const WeightsMatch& m) {
@@ -48,7 +56,7 @@ void log_match(const std::string& source, const WeightsMatch& m) {
 WeightsFile read_weights_file(const std::string& path) {
   if (!fs::is_regular_file(path)) throw InputError(path, "cannot open file");
   WeightsFile out;
-  if (!is_zip_archive(path)) {
+  if (!is_torch_save_file(path)) {
     Safetensors file = read_safetensors(path);
     out.tensors = std::move(file.tensors);
     out.metadata = std::move(file.metadata);
@@ -137,13 +145,20 @@ DetectionModel load_detector(const std::string& model, const std::string& weight
       throw InputError(weights, "metadata 'nc' must be a positive integer, got '" + it->second + "'");
     overrides.num_classes = nc.get<int64_t>();
   } else {
-    // Weights from elsewhere: the class count is in the shape of the head's first convolution.
-    for (const auto& [name, t] : file.tensors)
-      if (name.find(".m.0.weight") != std::string::npos && t.dim() == 4) {
-        const DetectionModel probe(config, source);
-        overrides.num_classes = t.size(0) / probe->head()->na - 5;
-        break;
-      }
+    // Weights from elsewhere: the class count is in the shape of the head's first output convolution, whose
+    // name and anchor count a one-class build of the config tells.
+    ModelOverrides one_class;
+    one_class.num_classes = 1;
+    const DetectionModel probe(config, source, one_class);
+    const std::string key = fmt::format("model.{}.m.0.weight", probe->layers().back().row);
+    if (const auto it = file.tensors.find(key); it != file.tensors.end() && it->second.dim() == 4) {
+      const int64_t outputs = it->second.size(0), na = probe->head()->na;
+      if (outputs % na != 0 || outputs / na <= 5)
+        throw InputError(weights, fmt::format("'{}' has {} outputs, not {} anchors x (5 + classes): weights of "
+                                              "another head?",
+                                              key, outputs, na));
+      overrides.num_classes = outputs / na - 5;
+    }
   }
   DetectionModel detector(config, source, overrides);
   log_match(weights, load_named_tensors(*detector, file.tensors, weights, "", true, detector->derived_buffers()));

@@ -84,6 +84,26 @@ TEST_CASE("a backbone's own checkpoint goes into the backbone row of a detector,
                    pretrained->named_parameters()["model.1.cv1.conv.weight"]));  // the neck keeps its own init
 }
 
+TEST_CASE("weights without a class count: read from the head's shape, and a shape that is no head refused") {
+  const std::string path =
+      (fs::temp_directory_path() / ("revkit_nc_" + std::to_string(::getpid()) + ".safetensors")).string();
+  ModelOverrides o;
+  o.num_classes = 3;
+  DetectionModel model = build_model("yolov5n", o);
+  auto tensors = named_state(*model);
+  write_safetensors(path, tensors);  // no metadata at all, as a state dict from elsewhere
+  CHECK(load_detector("yolov5n", path)->num_classes() == 3);
+  tensors["model.24.m.0.weight"] = at::zeros({7, 64, 1, 1});
+  write_safetensors(path, tensors);
+  CHECK_THROWS_WITH_AS(load_detector("yolov5n", path),
+                       doctest::Contains("'model.24.m.0.weight' has 7 outputs, not 3 anchors x (5 + classes)"),
+                       InputError);
+  fs::remove(path);
+  CHECK_THROWS_WITH_AS(read_weights_file(std::string(REVKIT_TEST_FIXTURES) + "/pytorch/legacy.pt"),
+                       doctest::Contains("legacy.pt: a pickle, not a zip archive: the legacy torch.save format"),
+                       InputError);
+}
+
 TEST_CASE("class names from metadata: a list, or Ultralytics 8's {index: name} object") {
   CHECK(names_from_metadata({{"names", R"(["a","b"])"}}) == std::vector<std::string>{"a", "b"});
   CHECK(names_from_metadata({{"names", R"({"1":"b","0":"a"})"}}) == std::vector<std::string>{"a", "b"});
