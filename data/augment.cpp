@@ -33,20 +33,6 @@ ImageBoxes pad_to_square(const ImageBoxes& in, int64_t size, int64_t* pad_x, int
   return out;
 }
 
-ImageBoxes letterbox(const ImageBoxes& in, int64_t height, int64_t width, double* pad_x, double* pad_y) {
-  const int64_t h = in.image.size(0), w = in.image.size(1);
-  TORCH_CHECK(h <= height && w <= width, "letterbox: picture larger than the canvas");
-  const double dw = (width - w) / 2.0, dh = (height - h) / 2.0;
-  const int64_t left = static_cast<int64_t>(std::nearbyint(dw - 0.1)),
-                top = static_cast<int64_t>(std::nearbyint(dh - 0.1));
-  ImageBoxes out{grey_canvas(height, width), in.boxes.clone()};
-  out.image.narrow(0, top, h).narrow(1, left, w).copy_(in.image);
-  if (out.boxes.size(0) > 0) out.boxes.narrow(1, 1, 4).add_(at::tensor({dw, dh, dw, dh}, out.boxes.options()));
-  *pad_x = dw;
-  *pad_y = dh;
-  return out;
-}
-
 ImageBoxes mosaic4(const std::array<ImageBoxes, 4>& parts, int64_t size, AugmentRng& rng) {
   const int64_t s = size, side = 2 * s;
   const auto xc = static_cast<int64_t>(uniform(rng, s / 2.0, 1.5 * s));

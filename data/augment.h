@@ -27,11 +27,6 @@ struct ImageBoxes {
 // Pads (grey 114) a picture whose long side is at most `size` to `size` x `size`, centred; boxes move with it.
 ImageBoxes pad_to_square(const ImageBoxes& in, int64_t size, int64_t* pad_x = nullptr, int64_t* pad_y = nullptr);
 
-// Ultralytics' letterbox(auto=False, scaleup=False) for validation: a picture that fits centred on a grey
-// `height` x `width` canvas at (round(pad_x - 0.1), round(pad_y - 0.1)), where pad = (canvas - picture) / 2 as a
-// float; the boxes move by the float pad, as val.py moves its labels, and `pad_x`/`pad_y` receive it.
-ImageBoxes letterbox(const ImageBoxes& in, int64_t height, int64_t width, double* pad_x, double* pad_y);
-
 // Four pictures (long side `size` each) around a random centre on a 2 size x 2 size grey canvas; boxes clipped to it.
 ImageBoxes mosaic4(const std::array<ImageBoxes, 4>& parts, int64_t size, AugmentRng& rng);
 

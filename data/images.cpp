@@ -63,38 +63,53 @@ DecodedImage decode_image(const std::string& path, int64_t long_side) {
   return out;
 }
 
-LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels) {
-  DecodedImage decoded = decode_image(path, size);
-  LetterboxedImage out;
-  out.original_width = decoded.original_width;
-  out.original_height = decoded.original_height;
-  out.scale = decoded.scale;
-  const int64_t h = decoded.image.size(0), w = decoded.image.size(1);
-  out.pad_x = (size - w) / 2;
-  out.pad_y = (size - h) / 2;
-  at::Tensor canvas = at::full({size, size, 3}, 114, at::kByte);
-  canvas.narrow(0, out.pad_y, h).narrow(1, out.pad_x, w).copy_(decoded.image);
-  out.image = canvas.permute({2, 0, 1}).contiguous();
-
-  at::Tensor l = labels.to(at::kFloat).clone();
-  if (l.size(0) > 0) {
-    const double sx = w / static_cast<double>(size), sy = h / static_cast<double>(size);
-    l.select(1, 1).mul_(sx).add_(static_cast<double>(out.pad_x) / size);
-    l.select(1, 2).mul_(sy).add_(static_cast<double>(out.pad_y) / size);
-    l.select(1, 3).mul_(sx);
-    l.select(1, 4).mul_(sy);
-  }
-  out.labels = l;
+at::Tensor to_pixel_corners(const at::Tensor& rows, double width, double height) {
+  at::Tensor out = rows.to(at::kFloat).clone();
+  if (out.size(0) == 0) return at::zeros({0, 5});
+  at::Tensor x = rows.select(1, 1), y = rows.select(1, 2), w = rows.select(1, 3), h = rows.select(1, 4);
+  out.select(1, 1).copy_((x - w / 2) * width);
+  out.select(1, 2).copy_((y - h / 2) * height);
+  out.select(1, 3).copy_((x + w / 2) * width);
+  out.select(1, 4).copy_((y + h / 2) * height);
   return out;
 }
 
-at::Tensor unletterbox_boxes(const at::Tensor& boxes, const LetterboxedImage& info) {
-  at::Tensor b = boxes.clone();
-  b.select(1, 0).sub_(static_cast<double>(info.pad_x)).div_(info.scale).clamp_(0, info.original_width);
-  b.select(1, 2).sub_(static_cast<double>(info.pad_x)).div_(info.scale).clamp_(0, info.original_width);
-  b.select(1, 1).sub_(static_cast<double>(info.pad_y)).div_(info.scale).clamp_(0, info.original_height);
-  b.select(1, 3).sub_(static_cast<double>(info.pad_y)).div_(info.scale).clamp_(0, info.original_height);
-  return b;
+at::Tensor to_normalised_centres(const at::Tensor& boxes, double width, double height) {
+  if (boxes.size(0) == 0) return at::zeros({0, 5});
+  const at::Tensor sides = at::tensor({width, height, width, height}, boxes.options());
+  at::Tensor c = at::min(boxes.narrow(1, 1, 4).clamp_min(0), sides - 1e-3) / sides;
+  at::Tensor x1 = c.select(1, 0), y1 = c.select(1, 1), x2 = c.select(1, 2), y2 = c.select(1, 3);
+  return at::stack({boxes.select(1, 0), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1}, 1);
+}
+
+LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, int64_t height, int64_t width,
+                                  const at::Tensor& labels) {
+  const DecodedImage d = decode_image(path, long_side);
+  const int64_t h = d.image.size(0), w = d.image.size(1);
+  TORCH_CHECK(h <= height && w <= width, "load_letterboxed: picture larger than the canvas");
+  LetterboxedImage out;
+  out.shape = ImageShape{static_cast<double>(h) / d.original_height, (width - w) / 2.0, (height - h) / 2.0,
+                         d.original_width, d.original_height};
+  const int64_t left = static_cast<int64_t>(std::nearbyint(out.shape.pad_x - 0.1));
+  const int64_t top = static_cast<int64_t>(std::nearbyint(out.shape.pad_y - 0.1));
+  at::Tensor canvas = at::full({height, width, 3}, 114, at::kByte);
+  canvas.narrow(0, top, h).narrow(1, left, w).copy_(d.image);
+  out.image = canvas.permute({2, 0, 1}).contiguous();
+  at::Tensor boxes = to_pixel_corners(labels, static_cast<double>(w), static_cast<double>(h));
+  if (boxes.size(0) > 0) {
+    const double p[4] = {out.shape.pad_x, out.shape.pad_y, out.shape.pad_x, out.shape.pad_y};
+    boxes.narrow(1, 1, 4).add_(at::tensor(std::vector<double>(p, p + 4), boxes.options()));
+  }
+  out.labels = to_normalised_centres(boxes, static_cast<double>(width), static_cast<double>(height));
+  return out;
+}
+
+at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape) {
+  at::Tensor out = boxes.to(at::kFloat).clone();
+  const double pad[2] = {shape.pad_x, shape.pad_y};
+  const double limit[2] = {static_cast<double>(shape.width), static_cast<double>(shape.height)};
+  for (int k = 0; k < 4; ++k) out.select(1, k).sub_(pad[k % 2]).div_(shape.gain).clamp_(0, limit[k % 2]);
+  return out;
 }
 
 }  // namespace revkit

@@ -1,18 +1,24 @@
 #pragma once
-// Reading images for detection: decode with OpenCV, letterbox to a square of the model's input size (aspect
-// kept, padded with grey 114, as Ultralytics), and move the labels with the image.
+// Reading images for detection: decode with OpenCV, letterbox to the model's input (aspect kept, padded with
+// grey 114, as Ultralytics), move the labels with the image, and map boxes back to the original.
 #include <ATen/core/Tensor.h>
 
 #include <string>
 
 namespace revkit {
 
+// Where an image went inside its letterboxed picture, as val.py's scale_boxes undoes it: original pixels =
+// (letterboxed - pad) / gain, with gain = resized height / original height.
+struct ImageShape {
+  double gain = 1;
+  double pad_x = 0, pad_y = 0;
+  int64_t width = 0, height = 0;  // original size
+};
+
 struct LetterboxedImage {
-  at::Tensor image;   // [3, size, size] uint8, RGB
-  at::Tensor labels;  // [n, 5] (class, x, y, w, h) normalised to the letterboxed image
-  double scale = 1;   // resized / original
-  int64_t pad_x = 0, pad_y = 0;
-  int64_t original_width = 0, original_height = 0;
+  at::Tensor image;   // [3, H, W] uint8, RGB
+  at::Tensor labels;  // [n, 5] (class, x, y, w, h) normalised to the letterboxed picture
+  ImageShape shape;
 };
 
 struct DecodedImage {
@@ -26,13 +32,22 @@ struct DecodedImage {
 std::string truncated_image_problem(const std::string& path);
 
 // Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image: sides rounded up,
-// INTER_AREA to shrink, INTER_LINEAR to enlarge; 0 keeps its size). Throws InputError ("<path>: cannot decode image ..." or "<path>: truncated JPEG ...") for a missing, truncated or corrupt file.
+// INTER_AREA to shrink, INTER_LINEAR to enlarge; 0 keeps its size). Throws InputError ("<path>: cannot decode image
+// ..." or "<path>: truncated JPEG ...") for a missing, truncated or corrupt file.
 DecodedImage decode_image(const std::string& path, int64_t long_side);
 
-// decode_image, then padded to a centred square with the labels moved along.
-LetterboxedImage load_letterboxed(const std::string& path, int64_t size, const at::Tensor& labels);
+// decode_image at `long_side`, then Ultralytics' letterbox(auto=False, scaleup=False) onto a grey `height` x
+// `width` canvas: the picture at (round(pad_x - 0.1), round(pad_y - 0.1)) with pad = (canvas - picture) / 2 as a
+// float, labels (normalised to the original) moved by the float pad and clipped, as val.py moves its labels.
+LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, int64_t height, int64_t width,
+                                  const at::Tensor& labels);
 
-// Maps boxes (x1, y1, x2, y2) on the letterboxed image back to the original image's pixels.
-at::Tensor unletterbox_boxes(const at::Tensor& boxes, const LetterboxedImage& info);
+// val.py's scale_boxes: boxes (x1, y1, x2, y2) in letterboxed pixels to the original image's, clipped to it.
+at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape);
+
+// Normalised (class, x, y, w, h) rows as (class, x1, y1, x2, y2) in pixels of a `width` x `height` picture, and
+// back (clipped to it).
+at::Tensor to_pixel_corners(const at::Tensor& rows, double width, double height);
+at::Tensor to_normalised_centres(const at::Tensor& boxes, double width, double height);
 
 }  // namespace revkit

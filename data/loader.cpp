@@ -13,27 +13,6 @@
 namespace revkit {
 namespace {
 
-// Corners in pixels of a letterboxed or resized picture from normalised (class, x, y, w, h) rows.
-at::Tensor to_pixel_corners(const at::Tensor& rows, double width, double height) {
-  at::Tensor out = rows.to(at::kFloat).clone();
-  if (out.size(0) == 0) return at::zeros({0, 5});
-  at::Tensor x = rows.select(1, 1), y = rows.select(1, 2), w = rows.select(1, 3), h = rows.select(1, 4);
-  out.select(1, 1).copy_((x - w / 2) * width);
-  out.select(1, 2).copy_((y - h / 2) * height);
-  out.select(1, 3).copy_((x + w / 2) * width);
-  out.select(1, 4).copy_((y + h / 2) * height);
-  return out;
-}
-
-// Back to normalised (class, x, y, w, h), clipped to the square.
-at::Tensor to_normalised_centres(const at::Tensor& boxes, double width, double height) {
-  if (boxes.size(0) == 0) return at::zeros({0, 5});
-  const at::Tensor sides = at::tensor({width, height, width, height}, boxes.options());
-  at::Tensor c = at::min(boxes.narrow(1, 1, 4).clamp_min(0), sides - 1e-3) / sides;
-  at::Tensor x1 = c.select(1, 0), y1 = c.select(1, 1), x2 = c.select(1, 2), y2 = c.select(1, 3);
-  return at::stack({boxes.select(1, 0), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1}, 1);
-}
-
 AugmentRng sample_rng(uint64_t seed, int64_t epoch, int64_t image) {
   std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(epoch),
                     static_cast<uint32_t>(image), 0x5eedu};
@@ -110,29 +89,27 @@ std::pair<at::Tensor, at::Tensor> DetectionLoader::sample(int64_t i, int64_t epo
                                                           int64_t width) const {
   const int64_t size = options_.imgsz;
   const auto& a = options_.augment_options;
-  auto load = [&](int64_t k, ImageShape* s) {
+  auto load = [&](int64_t k) {
     DecodedImage d = decode_image(index_.images[k], size);
     const double w = static_cast<double>(d.image.size(1)), h = static_cast<double>(d.image.size(0));
-    if (s) *s = ImageShape{h / d.original_height, 0, 0, d.original_width, d.original_height};
     return ImageBoxes{d.image, to_pixel_corners(index_.labels[k], w, h)};
   };
   if (!options_.augment) {
-    const int64_t H = height > 0 ? height : size, W = width > 0 ? width : size;
-    ImageShape s;
-    ImageBoxes placed = letterbox(load(i, &s), H, W, &s.pad_x, &s.pad_y);
-    if (shape) *shape = s;
-    return {placed.image.permute({2, 0, 1}).contiguous(), to_normalised_centres(placed.boxes, W, H)};
+    const LetterboxedImage lb = load_letterboxed(index_.images[i], size, height > 0 ? height : size,
+                                                 width > 0 ? width : size, index_.labels[i]);
+    if (shape) *shape = lb.shape;
+    return {lb.image, lb.labels};
   }
   AugmentRng rng = sample_rng(options_.seed, epoch, i);
   ImageBoxes out;
   if (std::uniform_real_distribution<double>(0, 1)(rng) < a.mosaic) {
     std::array<ImageBoxes, 4> parts;
     std::uniform_int_distribution<int64_t> pick(0, static_cast<int64_t>(index_.images.size()) - 1);
-    parts[0] = load(i, nullptr);
-    for (int k = 1; k < 4; ++k) parts[k] = load(pick(rng), nullptr);
+    parts[0] = load(i);
+    for (int k = 1; k < 4; ++k) parts[k] = load(pick(rng));
     out = random_affine(mosaic4(parts, size, rng), size, a.translate, a.scale, rng);
   } else {
-    out = random_affine(pad_to_square(load(i, nullptr), size), size, a.translate, a.scale, rng);
+    out = random_affine(pad_to_square(load(i), size), size, a.translate, a.scale, rng);
   }
   augment_hsv(out.image, a.hsv_h, a.hsv_s, a.hsv_v, rng);
   if (std::uniform_real_distribution<double>(0, 1)(rng) < a.fliplr) flip_horizontal(out);

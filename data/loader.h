@@ -17,6 +17,7 @@
 
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/images.h"
 
 namespace revkit {
 
@@ -35,14 +36,6 @@ struct LoaderOptions {
   bool rect = false;
   double rect_pad = 0.5;
   int64_t stride = 32;
-};
-
-// Where a validation image went inside its letterboxed picture, as val.py's scale_boxes undoes it: original
-// pixels = (letterboxed - pad) / gain, with gain = resized height / original height.
-struct ImageShape {
-  double gain = 1;
-  double pad_x = 0, pad_y = 0;
-  int64_t width = 0, height = 0;  // original size
 };
 
 struct Batch {

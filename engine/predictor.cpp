@@ -49,12 +49,12 @@ Predictor::Predictor(DetectionModel model, std::vector<std::string> names, Predi
 
 Prediction Predictor::predict(const std::string& path) {
   at::NoGradGuard no_grad;
-  const LetterboxedImage lb = load_letterboxed(path, options_.imgsz, at::zeros({0, 5}));
+  const LetterboxedImage lb = load_letterboxed(path, options_.imgsz, options_.imgsz, options_.imgsz, at::zeros({0, 5}));
   const at::Tensor input = lb.image.unsqueeze(0).to(options_.device).to(at::kFloat).div_(255);
   const at::Tensor dets =
       non_max_suppression(model_->forward(input)[0], options_.conf, options_.iou, options_.max_det)[0].cpu();
-  Prediction p{path, dets.clone(), lb.original_width, lb.original_height};
-  if (dets.size(0) > 0) p.boxes.narrow(1, 0, 4).copy_(unletterbox_boxes(dets.narrow(1, 0, 4), lb));
+  Prediction p{path, dets.clone(), lb.shape.width, lb.shape.height};
+  if (dets.size(0) > 0) p.boxes.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), lb.shape));
   return p;
 }
 

@@ -13,14 +13,6 @@
 
 namespace revkit {
 
-at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape) {
-  at::Tensor out = boxes.to(at::kFloat).clone();
-  const double pad[2] = {shape.pad_x, shape.pad_y};
-  const double limit[2] = {static_cast<double>(shape.width), static_cast<double>(shape.height)};
-  for (int k = 0; k < 4; ++k) out.select(1, k).sub_(pad[k % 2]).div_(shape.gain).clamp_(0, limit[k % 2]);
-  return out;
-}
-
 ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, const ValidationOptions& options,
                           const BatchCallback& on_batch, Distributed* dist) {
   const auto start = std::chrono::steady_clock::now();

@@ -42,8 +42,6 @@ using BatchCallback = std::function<void(const Batch&, const std::vector<at::Ten
 
 class Distributed;
 
-// val.py's scale_boxes: boxes (x1, y1, x2, y2) in letterboxed pixels to the original image's, clipped to it.
-at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape);
 
 // Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0). With `dist`, the loader
 // holds this rank's shard and the ranks pool their matches and losses: every rank returns the metrics of the

@@ -14,17 +14,17 @@ using namespace revkit;
 TEST_CASE("letterbox: aspect kept, grey padding, labels moved with the image") {
   // coco8's 000000000009.jpg is 640x480: scaled by 0.5 to 320x240, padded 40 pixels above and below.
   at::Tensor labels = at::tensor({0.f, 0.5f, 0.5f, 0.5f, 0.5f}).view({1, 5});
-  const auto lb = load_letterboxed(REVKIT_ASSETS "/coco8/images/train/000000000009.jpg", 320, labels);
-  CHECK(lb.original_width == 640);
-  CHECK(lb.original_height == 480);
-  CHECK(lb.scale == doctest::Approx(0.5));
-  CHECK(lb.pad_x == 0);
-  CHECK(lb.pad_y == 40);
+  const auto lb = load_letterboxed(REVKIT_ASSETS "/coco8/images/train/000000000009.jpg", 320, 320, 320, labels);
+  CHECK(lb.shape.width == 640);
+  CHECK(lb.shape.height == 480);
+  CHECK(lb.shape.gain == 0.5);
+  CHECK(lb.shape.pad_x == 0.0);
+  CHECK(lb.shape.pad_y == 40.0);
   CHECK(lb.image.sizes() == at::IntArrayRef({3, 320, 320}));
   CHECK(lb.image[0][5][100].item<uint8_t>() == 114);                    // padding
   CHECK(lb.labels[0][2].item<float>() == doctest::Approx(0.5));         // centred stays centred
   CHECK(lb.labels[0][4].item<float>() == doctest::Approx(0.5 * 0.75));  // height shrinks with the padding
-  at::Tensor back = unletterbox_boxes(at::tensor({0.f, 40.f, 320.f, 280.f}).view({1, 4}), lb);
+  at::Tensor back = to_original_pixels(at::tensor({0.f, 40.f, 320.f, 290.f}).view({1, 4}), lb.shape);  // clipped
   CHECK(back[0][2].item<float>() == doctest::Approx(640));
   CHECK(back[0][3].item<float>() == doctest::Approx(480));
 }
@@ -39,13 +39,34 @@ std::string write_prefix(const std::string& source, size_t bytes, const std::str
 }
 }  // namespace
 
+TEST_CASE("letterbox onto a wider canvas: val.py's float padding, the picture at round(pad - 0.1)") {
+  // 000000000025.jpg is 640x426: at 160, 160 x ceil(106.5) = 107, on a 128 x 192 canvas pad (16, 10.5).
+  at::Tensor labels = at::tensor({3.f, 0.5f, 0.5f, 1.0f, 1.0f}).view({1, 5});  // the whole picture
+  const auto lb = load_letterboxed(REVKIT_ASSETS "/coco8/images/train/000000000025.jpg", 160, 128, 192, labels);
+  CHECK(lb.image.sizes() == at::IntArrayRef({3, 128, 192}));
+  CHECK(lb.shape.pad_x == 16.0);
+  CHECK(lb.shape.pad_y == 10.5);
+  CHECK(lb.shape.gain == doctest::Approx(107.0 / 426));
+  CHECK(lb.image[0][9][100].item<uint8_t>() == 114);    // above: rows 10..116 hold the picture
+  CHECK(lb.image[0][117][100].item<uint8_t>() == 114);  // below
+  CHECK(lb.image[0][50][15].item<uint8_t>() == 114);    // left: columns 16..175
+  // The label spans the picture moved by the float pad: y from 10.5 to 117.5 of 128.
+  CHECK(lb.labels[0][2].item<float>() == doctest::Approx(64.0 / 128));
+  CHECK(lb.labels[0][4].item<float>() == doctest::Approx(107.0 / 128));
+  CHECK(lb.labels[0][3].item<float>() == doctest::Approx(160.0 / 192));
+  // And back to the original pixels.
+  const at::Tensor back = to_original_pixels(at::tensor({16.f, 10.5f, 176.f, 117.5f}).view({1, 4}), lb.shape);
+  CHECK(back[0][2].item<float>() == doctest::Approx(160.0 * 426 / 107));  // val.py divides x by the height gain too
+  CHECK(back[0][3].item<float>() == doctest::Approx(426));
+}
+
 TEST_CASE("a truncated or missing image is a clear error") {
   const std::string jpg = REVKIT_ASSETS "/coco8/images/train/000000000009.jpg";
   CHECK(truncated_image_problem(jpg).empty());
   // Its first 3000 bytes: OpenCV decodes them as a grey-filled picture without a word.
   const std::string cut = write_prefix(jpg, 3000, "cut.jpg");
   CHECK(truncated_image_problem(cut) == "truncated JPEG (no end-of-image marker)");
-  CHECK_THROWS_WITH_AS(load_letterboxed(cut, 320, at::zeros({0, 5})),
+  CHECK_THROWS_WITH_AS(load_letterboxed(cut, 320, 320, 320, at::zeros({0, 5})),
                        (cut + ": truncated JPEG (no end-of-image marker)").c_str(), InputError);
   std::filesystem::remove(cut);
   // A PNG (1x1, hand-encoded) without its IEND chunk.
@@ -60,6 +81,6 @@ TEST_CASE("a truncated or missing image is a clear error") {
   CHECK(truncated_image_problem(cut_png) == "truncated PNG (no IEND chunk)");
   std::filesystem::remove(png);
   std::filesystem::remove(cut_png);
-  CHECK_THROWS_WITH_AS(load_letterboxed("nope.jpg", 320, at::zeros({0, 5})),
+  CHECK_THROWS_WITH_AS(load_letterboxed("nope.jpg", 320, 320, 320, at::zeros({0, 5})),
                        "nope.jpg: cannot decode image (missing, truncated or not an image)", InputError);
 }
