@@ -35,7 +35,9 @@ Command add_train(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.99));
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
   cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
-  cmd->add_option("--weights", o->weights, "initial weights (.safetensors or a PyTorch .pt/.pth; names and shapes that match are copied, a backbone checkpoint goes into the backbone row)");
+  cmd->add_option("--weights", o->weights,
+                  "initial weights (.safetensors or a PyTorch .pt/.pth; names and shapes that match are copied, a "
+                  "backbone checkpoint goes into the backbone row)");
   cmd->add_option("--resume", *resume, "continue a run: its folder or state file (default: the most recent)")
       ->expected(0, 1);
   cmd->add_option("--project", o->project, "folder of runs")->capture_default_str();
@@ -59,6 +61,7 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--nbs", o->schedule.nominal_batch, "nominal batch: gradients accumulate to about this many images")
       ->capture_default_str();
   cmd->add_option("--mosaic", o->augment_options.mosaic, "probability of a mosaic")->capture_default_str();
+  cmd->add_option("--close-mosaic", o->close_mosaic, "augment the last N epochs without mosaic")->capture_default_str();
   return [o, memory_mode, resume, nproc, cmd] {
     if (*nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", *nproc));
     if (*nproc > 1 && !std::getenv("WORLD_SIZE")) {

@@ -36,6 +36,7 @@ int run_val(const ValArgs& a) {
   if (split.empty()) throw InputError(a.data, fmt::format("no '{}' split", a.split));
   DatasetIndex index = index_split(split, model->num_classes(), a.strict, a.data);
   for (const auto& p : index.problems) logger()->warn("{} (skipped)", p);
+  for (const auto& d : index.duplicates) logger()->warn("{}", d);
   for (const auto& d : drop_unreadable_images(index, a.strict, std::max<int64_t>(1, a.workers)))
     logger()->warn("{} (skipped)", d);
   const int64_t imgsz = model->checked_image_size(a.imgsz);

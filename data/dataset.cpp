@@ -142,6 +142,9 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
     ParsedLabels parsed = read_yolo_labels(label, num_classes);
     if (strict && !parsed.problems.empty()) throw InputError(parsed.problems.front());
     for (auto& p : parsed.problems) index.problems.push_back(std::move(p));
+    if (parsed.duplicates > 0)
+      index.duplicates.push_back(fmt::format("{}: {} duplicate label row{} removed", label, parsed.duplicates,
+                                             parsed.duplicates > 1 ? "s" : ""));
     if (parsed.rows.size(0) == 0) ++index.backgrounds;
     index.labels.push_back(parsed.rows);
   }

@@ -25,10 +25,11 @@ std::string label_path_for(const std::string& image_path);
 
 struct DatasetIndex {
   std::vector<std::string> images;
-  std::vector<at::Tensor> labels;     // per image: [n, 5] (class, x, y, w, h) normalised
-  int64_t backgrounds = 0;            // images without a label file, or with an empty one
-  int64_t orphan_labels = 0;          // label files without an image (skipped)
-  std::vector<std::string> problems;  // label rows skipped, "<file>:<line>: <what>"
+  std::vector<at::Tensor> labels;       // per image: [n, 5] (class, x, y, w, h) normalised
+  int64_t backgrounds = 0;              // images without a label file, or with an empty one
+  int64_t orphan_labels = 0;            // label files without an image (skipped)
+  std::vector<std::string> problems;    // label rows skipped, "<file>:<line>: <what>"
+  std::vector<std::string> duplicates;  // "<file>: N duplicate label rows removed", one per file that had any
   // Per image (width, height), once known: drop_unreadable_images fills it (rect batches need the shapes).
   std::vector<std::array<int64_t, 2>> sizes;
   int64_t boxes() const;

@@ -4,6 +4,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -31,7 +32,9 @@ std::string truncated_image_problem(const std::string& path) {
   return "";
 }
 
-DecodedImage decode_image(const std::string& path, int64_t long_side) {
+namespace {
+
+cv::Mat read_bgr(const std::string& path) {
   // OpenCV decodes a file cut short as a picture filled with grey, with a warning at most.
   if (const std::string problem = truncated_image_problem(path); !problem.empty()) throw InputError(path, problem);
   cv::Mat bgr;
@@ -41,6 +44,39 @@ DecodedImage decode_image(const std::string& path, int64_t long_side) {
     throw InputError(path, std::string("cannot decode image: ") + e.what());
   }
   if (bgr.empty()) throw InputError(path, "cannot decode image (missing, truncated or not an image)");
+  return bgr;
+}
+
+// `bgr` resized to w x h with `interpolation`, as an [h, w, 3] RGB tensor.
+at::Tensor resized_rgb(const cv::Mat& bgr, int w, int h, int interpolation) {
+  at::Tensor image = at::empty({h, w, 3}, at::kByte);
+  cv::Mat rgb(h, w, CV_8UC3, image.data_ptr());
+  if (w == bgr.cols && h == bgr.rows) {
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  } else {
+    cv::Mat resized;
+    cv::resize(bgr, resized, cv::Size(w, h), 0, 0, interpolation);
+    cv::cvtColor(resized, rgb, cv::COLOR_BGR2RGB);
+  }
+  return image;
+}
+
+// An [h, w, 3] picture centred on a grey `height` x `width` canvas as Ultralytics' letterbox places it: at
+// (round(pad_x - 0.1), round(pad_y - 0.1)) with pad = (canvas - picture) / 2. Returns [3, height, width].
+at::Tensor on_canvas(const at::Tensor& picture, int64_t height, int64_t width) {
+  const int64_t h = picture.size(0), w = picture.size(1);
+  TORCH_CHECK(h <= height && w <= width, "letterbox: picture larger than the canvas");
+  const int64_t left = static_cast<int64_t>(std::nearbyint((width - w) / 2.0 - 0.1));
+  const int64_t top = static_cast<int64_t>(std::nearbyint((height - h) / 2.0 - 0.1));
+  at::Tensor canvas = at::full({height, width, 3}, 114, at::kByte);
+  canvas.narrow(0, top, h).narrow(1, left, w).copy_(picture);
+  return canvas.permute({2, 0, 1}).contiguous();
+}
+
+}  // namespace
+
+DecodedImage decode_image(const std::string& path, int64_t long_side) {
+  const cv::Mat bgr = read_bgr(path);
   DecodedImage out;
   out.original_width = bgr.cols;
   out.original_height = bgr.rows;
@@ -50,16 +86,27 @@ DecodedImage decode_image(const std::string& path, int64_t long_side) {
     const int s = std::max(1, static_cast<int>(std::ceil(original * out.scale)));
     return long_side > 0 ? std::min(s, static_cast<int>(long_side)) : s;
   };
+  out.image = resized_rgb(bgr, side(bgr.cols), side(bgr.rows), out.scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
+LetterboxedImage load_for_inference(const std::string& path, int64_t size, int64_t stride) {
+  TORCH_CHECK(size > 0 && stride > 0, "load_for_inference: size and stride must be positive");
+  const cv::Mat bgr = read_bgr(path);
+  const double r = std::min(static_cast<double>(size) / bgr.rows, static_cast<double>(size) / bgr.cols);
+  // Python's round() (half to even), as letterbox computes new_unpad; never 0 or beyond the square.
+  auto side = [&](int original) {
+    return static_cast<int>(std::clamp<double>(std::nearbyint(original * r), 1.0, static_cast<double>(size)));
+  };
   const int w = side(bgr.cols), h = side(bgr.rows);
-  out.image = at::empty({h, w, 3}, at::kByte);
-  cv::Mat rgb(h, w, CV_8UC3, out.image.data_ptr());
-  if (w == bgr.cols && h == bgr.rows) {
-    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  } else {
-    cv::Mat resized;
-    cv::resize(bgr, resized, cv::Size(w, h), 0, 0, out.scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-    cv::cvtColor(resized, rgb, cv::COLOR_BGR2RGB);
-  }
+  auto padded = [&](int64_t s) { return s + (size - s) % stride; };  // the padding np.mod(size - s, stride)
+  const int64_t width = padded(w), height = padded(h);
+  LetterboxedImage out;
+  out.image = on_canvas(resized_rgb(bgr, w, h, cv::INTER_LINEAR), height, width);
+  out.labels = at::zeros({0, 5});
+  // detect.py's scale_boxes works from the shapes alone: gain = min of the canvas-to-original ratios.
+  const double gain = std::min(static_cast<double>(height) / bgr.rows, static_cast<double>(width) / bgr.cols);
+  out.shape = ImageShape{gain, (width - bgr.cols * gain) / 2, (height - bgr.rows * gain) / 2, bgr.cols, bgr.rows};
   return out;
 }
 
@@ -86,15 +133,10 @@ LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, in
                                   const at::Tensor& labels) {
   const DecodedImage d = decode_image(path, long_side);
   const int64_t h = d.image.size(0), w = d.image.size(1);
-  TORCH_CHECK(h <= height && w <= width, "load_letterboxed: picture larger than the canvas");
   LetterboxedImage out;
+  out.image = on_canvas(d.image, height, width);
   out.shape = ImageShape{static_cast<double>(h) / d.original_height, (width - w) / 2.0, (height - h) / 2.0,
                          d.original_width, d.original_height};
-  const int64_t left = static_cast<int64_t>(std::nearbyint(out.shape.pad_x - 0.1));
-  const int64_t top = static_cast<int64_t>(std::nearbyint(out.shape.pad_y - 0.1));
-  at::Tensor canvas = at::full({height, width, 3}, 114, at::kByte);
-  canvas.narrow(0, top, h).narrow(1, left, w).copy_(d.image);
-  out.image = canvas.permute({2, 0, 1}).contiguous();
   at::Tensor boxes = to_pixel_corners(labels, static_cast<double>(w), static_cast<double>(h));
   if (boxes.size(0) > 0) {
     const double p[4] = {out.shape.pad_x, out.shape.pad_y, out.shape.pad_x, out.shape.pad_y};

@@ -42,6 +42,11 @@ DecodedImage decode_image(const std::string& path, int64_t long_side);
 LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, int64_t height, int64_t width,
                                   const at::Tensor& labels);
 
+// detect.py's preparation (letterbox with auto=True, scaleup=True): the image resized to fit a `size` square (sides
+// rounded half to even, linear interpolation, enlarging too), then padded only to the next multiple of `stride`
+// in each direction; `shape` as detect.py's scale_boxes derives it from the two sizes. Labels are empty.
+LetterboxedImage load_for_inference(const std::string& path, int64_t size, int64_t stride);
+
 // val.py's scale_boxes: boxes (x1, y1, x2, y2) in letterboxed pixels to the original image's, clipped to it.
 at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape);
 

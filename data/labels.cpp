@@ -4,7 +4,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -12,9 +15,27 @@
 
 namespace revkit {
 
+namespace {
+
+// A polygon's points (x1 y1 x2 y2 ...) -> the centre and size of the box around them; false when a point
+// lies outside the image.
+bool polygon_box(const std::vector<double>& v, double box[4]) {
+  double x_min = 1, y_min = 1, x_max = 0, y_max = 0;
+  for (size_t i = 1; i + 1 < v.size(); i += 2) {
+    const double x = v[i], y = v[i + 1];
+    if (x < 0 || x > 1 || y < 0 || y > 1) return false;
+    x_min = std::min(x_min, x), x_max = std::max(x_max, x);
+    y_min = std::min(y_min, y), y_max = std::max(y_max, y);
+  }
+  box[0] = (x_min + x_max) / 2, box[1] = (y_min + y_max) / 2, box[2] = x_max - x_min, box[3] = y_max - y_min;
+  return true;
+}
+
+}  // namespace
+
 ParsedLabels parse_yolo_labels(const std::string& text, const std::string& source, int64_t num_classes) {
   ParsedLabels out;
-  std::vector<float> values;
+  std::vector<std::array<float, 5>> rows;
   std::istringstream lines(text);
   std::string line;
   int64_t number = 0;
@@ -28,13 +49,15 @@ ParsedLabels parse_yolo_labels(const std::string& text, const std::string& sourc
     std::istringstream fields(line);
     std::vector<std::string> tokens;
     for (std::string t; fields >> t;) tokens.push_back(t);
-    if (tokens.size() != 5) {
-      skip(fmt::format("expected 5 columns (class x y w h), got {}", tokens.size()));
+    const bool polygon = tokens.size() >= 7 && tokens.size() % 2 == 1;
+    if (tokens.size() != 5 && !polygon) {
+      skip(fmt::format("expected 5 columns (class x y w h) or a polygon (class x1 y1 x2 y2 x3 y3 ...), got {}",
+                       tokens.size()));
       continue;
     }
-    double v[5];
+    std::vector<double> v(tokens.size());
     bool numeric = true;
-    for (int i = 0; i < 5; ++i) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
       char* end = nullptr;
       v[i] = std::strtod(tokens[i].c_str(), &end);
       if (end == tokens[i].c_str() || *end != '\0' || !std::isfinite(v[i])) numeric = false;
@@ -48,13 +71,27 @@ ParsedLabels parse_yolo_labels(const std::string& text, const std::string& sourc
                            : fmt::format("class {} is not a non-negative integer", tokens[0]));
       continue;
     }
-    if (v[1] < 0 || v[1] > 1 || v[2] < 0 || v[2] > 1 || v[3] <= 0 || v[3] > 1 || v[4] <= 0 || v[4] > 1) {
-      skip("coordinates must be normalised: centre in [0, 1], size in (0, 1]: " + line);
+    double box[4] = {v[1], v[2], v[3], v[4]};
+    if (polygon && !polygon_box(v, box)) {
+      skip("polygon points must be normalised to [0, 1]: " + line);
       continue;
     }
-    values.insert(values.end(), v, v + 5);
+    if (box[0] < 0 || box[0] > 1 || box[1] < 0 || box[1] > 1 || box[2] <= 0 || box[2] > 1 || box[3] <= 0 ||
+        box[3] > 1) {
+      skip(polygon ? "polygon encloses no area: " + line
+                   : "coordinates must be normalised: centre in [0, 1], size in (0, 1]: " + line);
+      continue;
+    }
+    const std::array<float, 5> row = {static_cast<float>(v[0]), static_cast<float>(box[0]), static_cast<float>(box[1]),
+                                      static_cast<float>(box[2]), static_cast<float>(box[3])};
+    if (std::find(rows.begin(), rows.end(), row) != rows.end()) {
+      ++out.duplicates;
+      continue;
+    }
+    rows.push_back(row);
   }
-  out.rows = at::tensor(values, at::kFloat).view({-1, 5});
+  out.rows = at::empty({static_cast<int64_t>(rows.size()), 5}, at::kFloat);
+  if (!rows.empty()) std::memcpy(out.rows.data_ptr<float>(), rows.data(), rows.size() * sizeof(rows[0]));
   return out;
 }
 

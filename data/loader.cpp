@@ -102,7 +102,8 @@ std::pair<at::Tensor, at::Tensor> DetectionLoader::sample(int64_t i, int64_t epo
   }
   AugmentRng rng = sample_rng(options_.seed, epoch, i);
   ImageBoxes out;
-  if (std::uniform_real_distribution<double>(0, 1)(rng) < a.mosaic) {
+  const bool mosaic_closed = options_.no_mosaic_from_epoch >= 0 && epoch >= options_.no_mosaic_from_epoch;
+  if (std::uniform_real_distribution<double>(0, 1)(rng) < (mosaic_closed ? 0.0 : a.mosaic)) {
     std::array<ImageBoxes, 4> parts;
     std::uniform_int_distribution<int64_t> pick(0, static_cast<int64_t>(index_.images.size()) - 1);
     parts[0] = load(i);

@@ -29,8 +29,9 @@ struct LoaderOptions {
   bool shuffle = false;
   uint64_t seed = 0;
   AugmentOptions augment_options;
-  int64_t rank = 0, world_size = 1;  // data-parallel shard: this process reads every world_size-th image
-  bool pad_shards = true;            // repeat images so every rank has as many (training); false: each image once
+  int64_t no_mosaic_from_epoch = -1;  // epochs from this one on are augmented without mosaic (-1: never)
+  int64_t rank = 0, world_size = 1;   // data-parallel shard: this process reads every world_size-th image
+  bool pad_shards = true;             // repeat images so every rank has as many (training); false: each image once
   // Validation in rect batches, as val.py runs it (rect=True, pad 0.5): images in aspect-ratio order, each batch
   // letterboxed to ceil(its shape * imgsz / stride + rect_pad) * stride instead of an imgsz square.
   bool rect = false;

@@ -49,12 +49,13 @@ Predictor::Predictor(DetectionModel model, std::vector<std::string> names, Predi
 
 Prediction Predictor::predict(const std::string& path) {
   at::NoGradGuard no_grad;
-  const LetterboxedImage lb = load_letterboxed(path, options_.imgsz, options_.imgsz, options_.imgsz, at::zeros({0, 5}));
+  const LetterboxedImage lb = load_for_inference(path, options_.imgsz, model_->size_divisor());
   const at::Tensor input = lb.image.unsqueeze(0).to(options_.device).to(at::kFloat).div_(255);
   const at::Tensor dets =
       non_max_suppression(model_->forward(input)[0], options_.conf, options_.iou, options_.max_det)[0].cpu();
   Prediction p{path, dets.clone(), lb.shape.width, lb.shape.height};
-  if (dets.size(0) > 0) p.boxes.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), lb.shape));
+  // Whole pixels, as detect.py draws and writes them.
+  if (dets.size(0) > 0) p.boxes.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), lb.shape).round());
   return p;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// `revkit detect`: a trained detector's boxes on images. Each image is letterboxed to the model's input size,
-// run in eval mode, filtered by NMS, and its boxes mapped back to the original image's pixels; the image can be
-// written with its boxes drawn, and the boxes as YOLO txt rows.
+// `revkit detect`: a trained detector's boxes on images, as YOLOv5's detect.py finds them. Each image is resized
+// to fit the input size and padded only to a multiple of the stride, run in eval mode, filtered by NMS, and its
+// boxes mapped back to the original image's pixels (rounded to whole pixels); the image can be written with its
+// boxes drawn, and the boxes as YOLO txt rows.
 #include <ATen/core/Tensor.h>
 
 #include <string>
@@ -20,7 +21,7 @@ struct PredictOptions {
 
 struct Prediction {
   std::string path;
-  at::Tensor boxes;  // [k, 6] (x1, y1, x2, y2, confidence, class) in the original image's pixels
+  at::Tensor boxes;  // [k, 6] (x1, y1, x2, y2, confidence, class) in the original image's whole pixels
   int64_t width = 0, height = 0;
 };
 

@@ -35,8 +35,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ScheduleOptions, lr0, lrf, momen
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, hsv_h, hsv_s, hsv_v, translate, scale, fliplr, mosaic)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, model, data, weights, project, name, exist_ok, epochs,
                                                 imgsz, batch, workers, seed, backbone, amp, strict, device, augment,
-                                                val, schedule, augment_options, max_grad_norm, max_nonfinite_in_row,
-                                                checkpoint_every, sync_bn)
+                                                val, schedule, augment_options, close_mosaic, max_grad_norm,
+                                                max_nonfinite_in_row, checkpoint_every, sync_bn)
 
 nlohmann::json TrainOptions::to_json() const {
   nlohmann::json j;

@@ -52,6 +52,10 @@ DatasetIndex index_for_training(const DataConfig& data, const std::vector<std::s
     if (i < 5) logger()->warn("{} (skipped)", index.problems[i]);
     if (i == 5) logger()->warn("... {} more label rows skipped", index.problems.size() - 5);
   }
+  for (size_t i = 0; i < index.duplicates.size(); ++i) {
+    if (i < 5) logger()->warn("{}", index.duplicates[i]);
+    if (i == 5) logger()->warn("... and in {} more label files", index.duplicates.size() - 5);
+  }
   if (index.orphan_labels > 0)
     logger()->warn("{}: {} label files without an image (skipped)", data.source, index.orphan_labels);
   const auto dropped = drop_unreadable_images(index, strict, threads);
@@ -90,6 +94,8 @@ Trainer::~Trainer() = default;
 
 void Trainer::check_options() const {
   if (o_.epochs <= 0) throw InputError(fmt::format("--epochs must be positive, got {}", o_.epochs));
+  if (o_.close_mosaic < 0)
+    throw InputError(fmt::format("--close-mosaic must not be negative, got {}", o_.close_mosaic));
   if (o_.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o_.batch));
   if (o_.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", o_.imgsz));
   if (o_.batch % world_ != 0)
@@ -147,6 +153,7 @@ void Trainer::setup_optimization() {
   train.shuffle = true;
   train.seed = o_.seed;
   train.augment_options = o_.augment_options;
+  if (o_.close_mosaic > 0) train.no_mosaic_from_epoch = std::max<int64_t>(0, o_.epochs - o_.close_mosaic);
   train_loader_ = std::make_unique<DetectionLoader>(std::move(*train_index_), train);
   LoaderOptions val;
   val.imgsz = o_.imgsz;
@@ -240,6 +247,8 @@ TrainSummary Trainer::run() {
 Trainer::EpochLosses Trainer::train_epoch(int64_t epoch) {
   model_->train();
   train_loader_->start_epoch(epoch);
+  if (o_.augment && epoch == train_loader_->options().no_mosaic_from_epoch && main_rank_)
+    logger()->info("closing mosaic: epochs {} to {} are augmented without it", epoch + 1, o_.epochs);
   ProgressLine::print_header(*out_);
   ProgressLine progress(*out_, fmt::format("{}/{}", epoch + 1, o_.epochs), batches_per_epoch_);
   EpochLosses losses;

@@ -38,7 +38,7 @@ void DetectImpl::set_strides(const std::vector<double>& strides) {
     for (int64_t i = 0; i < nl; ++i) {
       at::Tensor b = m[i]->as<torch::nn::Conv2d>()->bias.view({na, -1});
       b.select(1, 4).add_(std::log(8.0 / std::pow(640.0 / strides[i], 2)));
-      b.narrow(1, 5, nc).add_(std::log(0.6 / (nc - 0.99)));
+      b.narrow(1, 5, nc).add_(std::log(0.6 / (nc - 0.99999)));
     }
   }
   stride.copy_(s);

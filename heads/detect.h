@@ -27,7 +27,8 @@ class DetectImpl : public torch::nn::Module {
   std::vector<at::Tensor> raw(const std::vector<at::Tensor>& features);
 
   // Sets the strides (input pixels per cell of each level), turns the anchors into grid units, and applies
-  // Ultralytics' bias initialisation: objectness log(8 / (640 / s)^2), classes log(0.6 / (nc - 0.99)).
+  // Ultralytics' bias initialisation: objectness log(8 / (640 / s)^2), classes log(0.6 / (nc - 0.99999))
+  // (YOLOv5 v7.0's `_initialize_biases`; with one class every score starts near 1).
   void set_strides(const std::vector<double>& strides);
   // Decodes raw maps into [batch, boxes, nc + 5]: xy = (2 sigmoid - 0.5 + grid) * stride,
   // wh = (2 sigmoid)^2 * anchor.

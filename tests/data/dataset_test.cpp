@@ -44,12 +44,12 @@ TEST_CASE("label paths follow Ultralytics' images -> labels rule") {
   CHECK(label_path_for("/images/x/images/b.png") == "/images/x/labels/b.txt");
 }
 
-TEST_CASE("a dataset with a background image, an orphan label, a bad row and a txt list") {
+TEST_CASE("a dataset with a background image, an orphan label, a bad row, a duplicate row and a txt list") {
   TempData d;
   d.write("images/a.jpg", "");
   d.write("images/b.PNG", "");
   d.write("images/notes.md", "");
-  d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n");
+  d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n");
   d.write("labels/c.txt", "0 0.5 0.5 0.2 0.2\n");  // no image c
   d.write("list.txt", "images/a.jpg\r\nimages/b.PNG\n");
   d.write("data.yaml", "path: .\ntrain: list.txt\nval: images\nnames:\n  0: cat\n  1: dog\n");
@@ -63,6 +63,7 @@ TEST_CASE("a dataset with a background image, an orphan label, a bad row and a t
     CHECK(index.boxes() == 1);
     REQUIRE(index.problems.size() == 1);
     CHECK(index.problems[0] == d.path("labels/a.txt") + ":2: class 7 is not in 0..1");
+    CHECK(index.duplicates == std::vector<std::string>{d.path("labels/a.txt") + ": 1 duplicate label row removed"});
   }
   CHECK_THROWS_WITH_AS(index_split(c.val, 2, /*strict=*/true, c.source),
                        doctest::Contains("a.txt:2: class 7 is not in 0..1"), InputError);

@@ -29,6 +29,28 @@ TEST_CASE("letterbox: aspect kept, grey padding, labels moved with the image") {
   CHECK(back[0][3].item<float>() == doctest::Approx(480));
 }
 
+TEST_CASE("inference letterbox as detect.py's: sides rounded half to even, padding only to the stride") {
+  // 000000000034.jpg is 640x425: at 320 the ratio is 0.5, so 320 x round(212.5) = 212 (half to even), padded by
+  // (320 - 212) mod 32 = 12 to 224; detect.py's scale_boxes then uses gain min(224/425, 320/640) = 0.5 and
+  // pad ((320 - 320) / 2, (224 - 212.5) / 2).
+  const auto lb = load_for_inference(REVKIT_ASSETS "/coco8/images/train/000000000034.jpg", 320, 32);
+  CHECK(lb.image.sizes() == at::IntArrayRef({3, 224, 320}));
+  CHECK(lb.shape.gain == 0.5);
+  CHECK(lb.shape.pad_x == 0.0);
+  CHECK(lb.shape.pad_y == 5.75);
+  CHECK(lb.labels.size(0) == 0);
+  auto grey_row = [&](int64_t y) { return lb.image.select(1, y).eq(114).all().item<bool>(); };
+  CHECK(grey_row(5));  // the picture holds rows 6..217: round(12 / 2 - 0.1) = 6 above
+  CHECK_FALSE(grey_row(6));
+  CHECK_FALSE(grey_row(217));
+  CHECK(grey_row(218));
+  // Enlarged too (scaleup): 481x640 at 800 is round(601.25) = 601 x 800, padded by 199 mod 32 = 7 to 608.
+  const auto big = load_for_inference(REVKIT_ASSETS "/coco8/images/val/000000000036.jpg", 800, 32);
+  CHECK(big.image.sizes() == at::IntArrayRef({3, 800, 608}));
+  CHECK(big.shape.gain == 1.25);
+  CHECK(big.shape.pad_x == doctest::Approx((608 - 601.25) / 2));
+}
+
 namespace {
 std::string write_prefix(const std::string& source, size_t bytes, const std::string& name) {
   const std::string out = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_" + name)).string();

@@ -115,6 +115,20 @@ TEST_CASE("augmented batches depend on the seed and epoch, not on the number of 
   CHECK_FALSE(at::equal(e0->images, e1->images));
 }
 
+TEST_CASE("closing mosaic: from the given epoch on, samples are those of a loader without mosaic") {
+  LoaderOptions closing = training_options(0), never = training_options(0), plain = training_options(0);
+  closing.no_mosaic_from_epoch = 2;
+  plain.augment_options.mosaic = 0.0;
+  DetectionLoader a(coco8_train(), closing), b(coco8_train(), never), c(coco8_train(), plain);
+  for (int64_t image = 0; image < 4; ++image) {
+    CHECK(at::equal(a.sample(image, 1).first, b.sample(image, 1).first));  // before: mosaic as always
+    const auto closed = a.sample(image, 2);
+    CHECK(at::equal(closed.first, c.sample(image, 2).first));
+    CHECK(at::equal(closed.second, c.sample(image, 2).second));
+    CHECK_FALSE(at::equal(closed.first, b.sample(image, 2).first));
+  }
+}
+
 TEST_CASE("an epoch restarted midway (as a resumed run does) gives the same batches") {
   DetectionLoader loader(coco8_train(), training_options(2));
   loader.start_epoch(3);

@@ -23,6 +23,7 @@ TEST_CASE("training options round-trip through JSON, backbone settings and hyper
   o.schedule.lr0 = 0.02;
   o.schedule.cosine = true;
   o.augment_options.mosaic = 0.5;
+  o.close_mosaic = 2;
   o.stop_after_epochs = 3;  // of this process only
   const nlohmann::json j = o.to_json();
   CHECK(j["backbone"]["memory_mode"] == "auto");
@@ -35,6 +36,7 @@ TEST_CASE("training options round-trip through JSON, backbone settings and hyper
   CHECK_FALSE(r.backbone.store_every.has_value());
   CHECK(r.schedule.cosine);
   CHECK(r.augment_options.mosaic == 0.5);
+  CHECK(r.close_mosaic == 2);
   CHECK(r.stop_after_epochs == 0);
 
   // Missing fields keep their defaults; wrong types and unknown memory modes are errors naming the source.

@@ -19,7 +19,7 @@ TEST_CASE("Detect: anchors in grid units, Ultralytics' bias initialisation, raw 
   // Added to the default initialisation, as Ultralytics does.
   at::Tensor added = d->m[0]->as<torch::nn::Conv2d>()->bias.view({2, 7}) - before;
   CHECK(added[1][4].item<float>() == doctest::Approx(std::log(8.0 / std::pow(640.0 / 8, 2))));
-  CHECK(added[0][5].item<float>() == doctest::Approx(std::log(0.6 / (2 - 0.99))));
+  CHECK(added[0][5].item<float>() == doctest::Approx(std::log(0.6 / (2 - 0.99999))));
   CHECK(added[0][0].item<float>() == 0.0f);
   d->set_strides({8, 16});  // again: nothing compounds
   CHECK(d->anchors[0][1][1].item<float>() == doctest::Approx(30.0 / 8));
@@ -28,6 +28,14 @@ TEST_CASE("Detect: anchors in grid units, Ultralytics' bias initialisation, raw 
   REQUIRE(raw.size() == 2);
   CHECK(raw[0].sizes() == at::IntArrayRef({3, 2, 4, 6, 7}));
   CHECK(raw[1].sizes() == at::IntArrayRef({3, 2, 2, 3, 7}));
+}
+
+TEST_CASE("Detect: the class bias of a one-class head starts at log(0.6 / 0.00001), as YOLOv5 v7.0's") {
+  Detect d(DetectOptions(1, {{10, 13}}, {4}));
+  const at::Tensor before = d->m[0]->as<torch::nn::Conv2d>()->bias.clone();
+  d->set_strides({8});
+  const at::Tensor added = d->m[0]->as<torch::nn::Conv2d>()->bias - before;
+  CHECK(added[5].item<float>() == doctest::Approx(11.0020998));  // ln 60000; 0.99 would give ln 60 = 4.094
 }
 
 TEST_CASE("decode: xy = (2 sigmoid - 0.5 + grid) * stride, wh = (2 sigmoid)^2 * anchor") {
