@@ -8,6 +8,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "plugins/loader.h"
@@ -24,6 +25,13 @@ int main(int argc, char** argv) {
   CLI::App app{"revkit: memory-saving reversible backpropagation on LibTorch"};
   app.require_subcommand(1);
   app.fallthrough();  // --plugin and --log-level work after the subcommand too
+  app.set_version_flag(
+      "--version",
+      [] {
+        std::string text = revkit::format_build_info(revkit::build_info());
+        return text.substr(0, text.size() - 1);  // CLI11 adds the line end
+      },
+      "print revkit's and LibTorch's versions, CUDA and the GPUs seen, and exit");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
   std::vector<std::string> plugin_paths;
@@ -48,6 +56,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "revkit: error: " << e.what() << "\n";
