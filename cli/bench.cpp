@@ -14,6 +14,7 @@
 
 #include "backbones/backbone.h"
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/tracking_allocator.h"
 #include "core/weights.h"
@@ -28,6 +29,7 @@ struct BenchArgs {
   int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, recompute_chunks = 1;
   double alpha_init = 0.5;
   bool json = false;
+  std::string device = "cpu";
   std::string profile;  // a Chrome trace of one more step
 };
 
@@ -76,9 +78,11 @@ int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer")
     throw InputError(fmt::format("--mode must be train or infer, got '{}'", a.mode));
   const bool training = a.mode == "train";
+  const c10::Device device = parse_device(a.device);
   at::manual_seed(0);
   Subject subject = make_subject(a);
   torch::nn::Module& model = *subject.module;
+  model.to(device);
   if (a.imgsz <= 0 || a.imgsz % subject.size_divisor != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {}, got {}", subject.size_divisor, a.imgsz));
   model.train(training);
@@ -97,25 +101,27 @@ int bench(const BenchArgs& a) {
     loss.backward();
   };
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
-  step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}));  // two samples: BatchNorm needs more than one
+  step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}, device));  // two samples: BatchNorm needs two
   const double rss0 = max_rss_mb();
-  at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz});
+  at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
   for (auto* part : parts) part->recheck_drift();  // auto mode chooses on the real input, not the 32x32 one
   step(x);
   const double rss1 = max_rss_mb();
 
   // Timed steps first, on LibTorch's own allocator (as the Python side runs); then one step on the tracking
-  // allocator for activation memory. Installing it late is safe: each block is freed by the allocator that made it,
-  // and every allocation inside the measured step is tracked.
+  // allocator for activation memory (on CUDA: the caching allocator's statistics). Installing it late is safe:
+  // each block is freed by the allocator that made it, and every allocation inside the measured step is tracked.
   std::vector<double> times;
   for (int64_t i = 0; i < a.steps; ++i) {
+    synchronize(device);
     const auto t0 = std::chrono::steady_clock::now();
     step(x);
+    synchronize(device);
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   int64_t act_bytes = 0, first_act_bytes = 0;
   {
-    ActivationMeter meter;  // installs the tracking allocator
+    ActivationMeter meter(device);  // on the CPU, installs the tracking allocator
     step(x);
     act_bytes = meter.peak_bytes();
   }
@@ -123,7 +129,7 @@ int bench(const BenchArgs& a) {
   // 100th, does).
   for (auto* part : parts) part->recheck_drift();
   {
-    ActivationMeter meter;
+    ActivationMeter meter(device);
     step(x);
     first_act_bytes = meter.peak_bytes();
   }
@@ -147,6 +153,7 @@ int bench(const BenchArgs& a) {
                       {"recompute_chunks", a.recompute_chunks},
                       {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
                       {"threads", at::get_num_threads()},
+                      {"device", device.str()},
                       {"params", params},
                       {"step_ms", std::round(median * 10) / 10},
                       {"act_mb", std::round(act_bytes / 1048576.0 * 10) / 10},
@@ -186,6 +193,8 @@ Command add_bench(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (activation memory from the CUDA caching allocator)")
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "print one JSON line");
   cmd->add_option("--profile", a->profile,

@@ -7,6 +7,11 @@
 #include <atomic>
 #include <mutex>
 
+#ifdef REVKIT_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 namespace revkit {
 namespace {
 
@@ -77,12 +82,54 @@ void TrackingAllocator::reset_peak() {
   if (auto* a = g_allocator.load()) a->peak.store(a->current.load());
 }
 
-ActivationMeter::ActivationMeter() {
+ActivationMeter::ActivationMeter(c10::Device device) : device_(device) {
+  if (device_.is_cuda()) {
+    synchronize(device_);
+    reset_cuda_peak(device_.index());
+    start_ = cuda_allocated_bytes(device_.index());
+    return;
+  }
   TrackingAllocator::install();
   TrackingAllocator::reset_peak();
   start_ = TrackingAllocator::current_bytes();
 }
 
-int64_t ActivationMeter::peak_bytes() const { return TrackingAllocator::peak_bytes() - start_; }
+int64_t ActivationMeter::peak_bytes() const {
+  if (!device_.is_cuda()) return TrackingAllocator::peak_bytes() - start_;
+  synchronize(device_);
+  return cuda_peak_allocated_bytes(device_.index()) - start_;
+}
+
+#ifdef REVKIT_WITH_CUDA
+namespace {
+const c10::CachingAllocator::Stat& allocated_stat(const c10::CachingDeviceAllocator::DeviceStats& stats) {
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+}
+c10::DeviceIndex index_or_current(c10::DeviceIndex device) { return device < 0 ? c10::cuda::current_device() : device; }
+}  // namespace
+
+int64_t cuda_allocated_bytes(c10::DeviceIndex device) {
+  return allocated_stat(c10::cuda::CUDACachingAllocator::getDeviceStats(index_or_current(device))).current;
+}
+int64_t cuda_peak_allocated_bytes(c10::DeviceIndex device) {
+  return allocated_stat(c10::cuda::CUDACachingAllocator::getDeviceStats(index_or_current(device))).peak;
+}
+void reset_cuda_peak(c10::DeviceIndex device) {
+  c10::cuda::CUDACachingAllocator::resetPeakStats(index_or_current(device));
+}
+void synchronize(c10::Device device) {
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+}
+#else
+namespace {
+[[noreturn]] void no_cuda() { TORCH_CHECK(false, "this build of revkit has no CUDA (its LibTorch has none)"); }
+}  // namespace
+int64_t cuda_allocated_bytes(c10::DeviceIndex) { no_cuda(); }
+int64_t cuda_peak_allocated_bytes(c10::DeviceIndex) { no_cuda(); }
+void reset_cuda_peak(c10::DeviceIndex) { no_cuda(); }
+void synchronize(c10::Device device) {
+  if (device.is_cuda()) no_cuda();
+}
+#endif
 
 }  // namespace revkit

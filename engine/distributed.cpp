@@ -9,6 +9,10 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <unistd.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#ifdef USE_C10D_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
@@ -20,7 +24,7 @@ namespace revkit {
 
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::Backend> group;
   int64_t gather_round = 0;
 };
 
@@ -66,6 +70,10 @@ std::optional<DistributedOptions> distributed_from_environment() {
 }
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
+#ifndef USE_C10D_NCCL
+  if (options.device.is_cuda())
+    throw InputError("data-parallel training on CUDA needs NCCL, which this build of revkit has not found");
+#endif
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(options.master_port);
@@ -74,6 +82,15 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
     so.waitWorkers = true;
     so.timeout = options.timeout;
     impl_->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
+    if (options.device.is_cuda()) {
+#ifdef USE_C10D_NCCL
+      c10::cuda::set_device(options.device.index() < 0 ? 0 : options.device.index());
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = options.timeout;
+      impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, options.rank, options.world_size, no);
+      return;
+#endif
+    }
     auto go = c10d::ProcessGroupGloo::Options::create();
     go->timeout = options.timeout;
     const bool loopback = options.master_addr == "127.0.0.1" || options.master_addr == "localhost";
@@ -87,6 +104,8 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
 
 Distributed::~Distributed() = default;
 
+std::string Distributed::backend_name() const { return impl_->group->getBackendName(); }
+
 void Distributed::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
   size_t begin = 0;
   while (begin < tensors.size()) {
@@ -98,7 +117,8 @@ void Distributed::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t
       bytes += static_cast<int64_t>(tensors[end++].nbytes());
     std::vector<at::Tensor> flat_parts;
     for (size_t i = begin; i < end; ++i) flat_parts.push_back(tensors[i].reshape(-1));
-    std::vector<at::Tensor> bucket = {at::cat(flat_parts)};
+    // On the process group's device (NCCL reduces only CUDA tensors, Gloo here only CPU ones).
+    std::vector<at::Tensor> bucket = {at::cat(flat_parts).to(options_.device)};
     try {
       impl_->group->allreduce(bucket)->wait();
     } catch (const std::exception& e) {
@@ -116,7 +136,7 @@ void Distributed::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t
 
 void Distributed::broadcast(const std::vector<at::Tensor>& tensors, int root) {
   for (const auto& t : tensors) {
-    std::vector<at::Tensor> one = {t.is_contiguous() ? t : t.contiguous()};
+    std::vector<at::Tensor> one = {t.to(options_.device).contiguous()};
     c10d::BroadcastOptions bo;
     bo.rootRank = root;
     try {

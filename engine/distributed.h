@@ -1,8 +1,8 @@
 #pragma once
 // Data-parallel training on several processes with PyTorch's c10d: rendezvous through a TCPStore, collectives
-// through Gloo. The launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, as torchrun
-// sets it) says who is who. Every collective has a timeout, so a missing or dead rank ends the others with an
-// error instead of a hang.
+// through NCCL for CUDA tensors and Gloo for CPU ones. The launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR, MASTER_PORT, as torchrun sets it) says who is who. Every collective has a timeout, so a missing or dead
+// rank ends the others with an error instead of a hang.
 #include <torch/nn/module.h>
 
 #include <chrono>
@@ -20,6 +20,7 @@ struct DistributedOptions {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::chrono::milliseconds timeout{600000};  // long enough for rank 0 to validate and write while the others wait
+  c10::Device device = c10::kCPU;             // where the tensors of the collectives live: CUDA means NCCL
 };
 
 // The options from RANK/WORLD_SIZE/... when WORLD_SIZE is set (nullopt otherwise); InputError naming the variable
@@ -36,6 +37,8 @@ class Distributed {
   int rank() const { return options_.rank; }
   int world_size() const { return options_.world_size; }
   bool is_main() const { return options_.rank == 0; }
+  // "nccl" or "gloo".
+  std::string backend_name() const;
 
   // Sums in place across ranks, packed into buckets of about `bucket_bytes` (one collective per bucket).
   void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);

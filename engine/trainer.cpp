@@ -77,8 +77,12 @@ Trainer::Trainer(TrainOptions options, TrainingState resume, std::string state_p
     resume_path_ = std::move(state_path);
   }
   device_ = parse_device(o_.device);
-  if (const auto env = distributed_from_environment(); env && env->world_size > 1)
+  if (auto env = distributed_from_environment(); env && env->world_size > 1) {
+    // `--device cuda` under a launcher: each process takes the GPU of its local rank, as torchrun's scripts do.
+    if (o_.device == "cuda") device_ = parse_device(fmt::format("cuda:{}", env->local_rank));
+    env->device = device_;
     dist_ = std::make_unique<Distributed>(*env);
+  }
   world_ = dist_ ? dist_->world_size() : 1;
   main_rank_ = !dist_ || dist_->is_main();
   if (!main_rank_) logger()->set_level(LogLevel::Error);  // one rank speaks for all

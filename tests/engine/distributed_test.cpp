@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "gpu.h"
 #include "reversible/testing.h"
 
 using namespace revkit;
@@ -164,4 +165,21 @@ TEST_CASE("a missing rank is an error within the timeout, not a hang") {
   const auto start = std::chrono::steady_clock::now();
   CHECK_THROWS_WITH_AS(Distributed{o}, doctest::Contains("rank 0 of 2: rendezvous at 127.0.0.1"), std::runtime_error);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+}
+
+REVKIT_GPU_TEST_CASE("GPU: a one-rank NCCL group for CUDA tensors, with CPU tensors reduced through it too") {
+  REQUIRE(at::hasCUDA());
+  DistributedOptions o;
+  o.master_port = free_port();
+  o.device = c10::Device(c10::kCUDA, 0);
+  Distributed dist(o);
+  CHECK(dist.backend_name() == "nccl");
+  at::Tensor g = at::arange(6, at::TensorOptions(at::kFloat).device(o.device));
+  at::Tensor counts = at::tensor({1.0, 2.0}, at::kDouble);  // the loss counters live on the CPU
+  dist.all_reduce_sum({g, counts});
+  CHECK(g.device() == o.device);
+  CHECK(at::equal(g.cpu(), at::arange(6, at::kFloat)));
+  CHECK(counts[1].item<double>() == 2.0);
+  dist.broadcast({g, counts});
+  dist.barrier();
 }

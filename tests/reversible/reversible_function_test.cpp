@@ -7,6 +7,7 @@
 #include "backbones/revcol.h"
 #include "core/autocast_state.h"
 #include "core/tracking_allocator.h"
+#include "gpu.h"
 #include "reversible/testing.h"
 #include "toy_levels.h"
 
@@ -327,4 +328,66 @@ TEST_CASE("activation memory: full is flat in columns, column is below off") {
   CHECK(full8 <= 1.10 * full2);
   CHECK(column8 < off8);
   CHECK(full8 < column8);
+}
+
+REVKIT_GPU_TEST_CASE("GPU: every memory mode equals plain autograd on CUDA, dropout replayed on the CUDA generator") {
+  REQUIRE(at::hasCUDA());
+  at::manual_seed(3);
+  ToyStack toy(ToyOptions{3, 2, 3, 0.7, 0.5});
+  toy->to(c10::Device(c10::kCUDA, 0), at::kDouble);
+  const at::Tensor x = at::randn({2, 3, 8, 8}, at::TensorOptions(at::kDouble).device(c10::kCUDA, 0));
+  auto forward = [&](const at::Tensor& in) { return toy->forward(in); };
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full, MemoryMode::Auto}) {
+    const auto report = compare(*toy, forward, x, mode);
+    INFO("mode ", reversible::to_string(mode), ": worst ", report.worst_overall());
+    CHECK(report.rng_stream_equal);
+    CHECK(report.worst_overall() <= reversible::default_tolerance(mode, at::kDouble));
+  }
+  // Without replay the CUDA generator draws other masks: the comparison can tell.
+  toy->column_options().preserve_rng_state(false);
+  CHECK(compare(*toy, forward, x, MemoryMode::Full).worst("parameter gradients").relative > 1e-2);
+}
+
+REVKIT_GPU_TEST_CASE("GPU: BatchNorm inside reversible levels moves its statistics once per step on CUDA") {
+  REQUIRE(at::hasCUDA());
+  at::manual_seed(6);
+  ToyOptions o{3, 2, 3, 1.0, 0.0, true};
+  ToyStack fresh(o, MemoryMode::Full);
+  fresh->to(c10::Device(c10::kCUDA, 0), at::kDouble);
+  const at::Tensor x = at::randn({4, 3, 6, 6}, at::TensorOptions(at::kDouble).device(c10::kCUDA, 0));
+  auto outs = fresh->forward(x);
+  (outs[0].sum() + outs[1].sum()).backward();
+  int64_t counted = 0;
+  for (const auto& b : fresh->named_buffers())
+    if (b.key().find("num_batches_tracked") != std::string::npos) {
+      CHECK(b.value().item<int64_t>() == 1);
+      ++counted;
+    }
+  CHECK(counted > 0);
+  CHECK(compare(
+            *fresh, [&](const at::Tensor& in) { return fresh->forward(in); }, x, MemoryMode::Full)
+            .worst("buffers")
+            .relative <= 1e-12);
+}
+
+REVKIT_GPU_TEST_CASE("GPU: fp16 and bf16 CUDA autocast: every mode's gradients are those of plain autograd") {
+  REQUIRE(at::hasCUDA());
+  for (const c10::ScalarType dtype : {c10::kHalf, c10::kBFloat16}) {
+    at::manual_seed(8);
+    ToyStack toy(ToyOptions{4, 2, 3, 1.0, 0.0});
+    toy->to(c10::Device(c10::kCUDA, 0));
+    const at::Tensor x = at::randn({2, 4, 8, 8}, at::TensorOptions().device(c10::kCUDA, 0));
+    AutocastState state;
+    state.cuda_enabled = true;
+    state.cuda_dtype = dtype;
+    AutocastStateGuard autocast(state);
+    for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full}) {
+      const auto report = compare(
+          *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, mode);
+      INFO(c10::toString(dtype), " mode ", reversible::to_string(mode), ": worst ", report.worst_overall());
+      CHECK(report.worst_overall() <= reversible::default_tolerance(mode, dtype));
+    }
+    // The convolutions ran in the low precision, so the outputs are in it.
+    CHECK((toy->forward(x)[0].scalar_type() == dtype));
+  }
 }
