@@ -73,7 +73,12 @@ def train_one(tool, seed, opt, work):
         cmd = [sys.executable, __file__, '--ultralytics-child', '--data', opt.data, '--imgsz', opt.imgsz, '--batch',
                opt.batch, '--epochs', opt.epochs, '--seed', seed, '--project', work, '--name', name]
         weights = work / name / 'weights' / 'last.pt'
-    seconds = run_logged([str(c) for c in cmd], work / f'{name}.log', env)
+    timing = work / f'{name}.seconds'
+    if opt.reuse and weights.exists():  # a finished run from an earlier invocation with the same --work
+        seconds = float(timing.read_text()) if timing.exists() else float('nan')
+    else:
+        seconds = run_logged([str(c) for c in cmd], work / f'{name}.log', env)
+        timing.write_text(f'{seconds:.1f}\n')
     own = None
     if tool == 'ultralytics':  # val.py's number on its last epoch, as train.py reports it
         with open(work / name / 'results.csv') as f:
@@ -86,15 +91,14 @@ def score(run, opt, work):
     log = work / f'val_{run["tool"]}_{run["seed"]}.log'
     run_logged([str(REVKIT), 'val', '--weights', str(run['weights']), '--data', opt.data, '--imgsz', str(opt.imgsz),
                 '--metrics', 'ultralytics'], log, dict(os.environ, **ONE_THREAD))
-    for line in log.read_text().splitlines():
-        cells = line.split()
-        if cells and cells[0] == 'all':
-            return float(cells[-2]), float(cells[-1])
-    raise RuntimeError(f'no "all" row in {log}')
+    found = re.search(r'^mAP@0\.5 ([0-9.]+), mAP@0\.5:0\.95 ([0-9.]+) ', log.read_text(), re.M)
+    if not found:
+        raise RuntimeError(f'no mAP line in {log}')
+    return float(found.group(1)), float(found.group(2))
 
 
 def spread(values):
-    return f'{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}'
+    return f'{statistics.mean(values):.5f} ± {statistics.stdev(values) if len(values) > 1 else 0:.5f}'
 
 
 def main():
@@ -108,6 +112,7 @@ def main():
     ap.add_argument('--jobs', type=int, default=2, help='runs at a time (one thread each)')
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'training_gap.md'))
     ap.add_argument('--work', help='keep the runs here (default: a temporary folder)')
+    ap.add_argument('--reuse', action='store_true', help='score the finished runs already in --work again')
     ap.add_argument('--ultralytics-child', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--project', help=argparse.SUPPRESS)
     ap.add_argument('--name', help=argparse.SUPPRESS)
@@ -123,7 +128,7 @@ def main():
         runs = list(pool.map(lambda j: train_one(j[0], j[1], opt, work), jobs))
     for r in runs:
         r['map50'], r['map50_95'] = score(r, opt, work)
-        print(f'{r["tool"]} seed {r["seed"]}: mAP50 {r["map50"]:.4f}, mAP50-95 {r["map50_95"]:.4f}, '
+        print(f'{r["tool"]} seed {r["seed"]}: mAP50 {r["map50"]:.5f}, mAP50-95 {r["map50_95"]:.5f}, '
               f'{r["seconds"]:.0f} s', flush=True)
 
     by_tool = {t: [r for r in runs if r['tool'] == t] for t in ('revkit', 'ultralytics')}
@@ -142,8 +147,8 @@ def main():
     for seed in opt.seeds:
         a = next(r for r in by_tool['revkit'] if r['seed'] == seed)
         b = next(r for r in by_tool['ultralytics'] if r['seed'] == seed)
-        lines.append(f'| {seed} | {a["map50"]:.4f} | {b["map50"]:.4f} | {a["map50_95"]:.4f} | {b["map50_95"]:.4f} '
-                     f'| {b["own"][0]:.4f} / {b["own"][1]:.4f} | {a["seconds"]:.0f} | {b["seconds"]:.0f} |')
+        lines.append(f'| {seed} | {a["map50"]:.5f} | {b["map50"]:.5f} | {a["map50_95"]:.5f} | {b["map50_95"]:.5f} '
+                     f'| {b["own"][0]:.5f} / {b["own"][1]:.5f} | {a["seconds"]:.0f} | {b["seconds"]:.0f} |')
     m = {t: [r['map50'] for r in rs] for t, rs in by_tool.items()}
     m95 = {t: [r['map50_95'] for r in rs] for t, rs in by_tool.items()}
     lines.append(f'| mean ± sd | {spread(m["revkit"])} | {spread(m["ultralytics"])} | {spread(m95["revkit"])} '

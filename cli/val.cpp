@@ -58,6 +58,9 @@ int run_val(const ValArgs& a) {
   const ValidationResult v = validate(*model, loader, vo);
   print_validation(std::cout, v, data.names, /*per_class=*/true);
   std::cout << fmt::format("{:.1f} ms per image\n", v.seconds * 1000 / std::max<int64_t>(1, v.images));
+  // The two numbers in full, with how they were computed (scripts read this line).
+  std::cout << fmt::format("mAP@0.5 {:.5f}, mAP@0.5:0.95 {:.5f} ({} rule, {})\n", v.metrics.map50, v.metrics.map50_95,
+                           a.metrics, a.square ? "square letterbox" : "rect batches");
   if (!a.save_json.empty()) {
     const bool coco = is_coco_names(data.names);
     write_coco_detections(a.save_json, v.detections, coco);

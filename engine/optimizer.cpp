@@ -104,6 +104,7 @@ TrainingSchedule::TrainingSchedule(const ScheduleOptions& options, int64_t epoch
                               options.min_warmup_iterations);
   accumulate_ = std::max<int64_t>(
       static_cast<int64_t>(std::nearbyint(static_cast<double>(options.nominal_batch) / batch_size)), 1);
+  warmup_end_epoch_ = warmup_iterations_ / std::max<int64_t>(1, batches_per_epoch);
 }
 
 double TrainingSchedule::scaled_weight_decay() const {
@@ -130,8 +131,12 @@ void TrainingSchedule::apply(NesterovSgd& optimizer, int64_t ni, int64_t epoch) 
   } else {
     accumulate_ = std::max<int64_t>(
         static_cast<int64_t>(std::nearbyint(static_cast<double>(options_.nominal_batch) / batch_size_)), 1);
+    // train.py's LambdaLR steps after each epoch from last_epoch = -1, so once warm-up has ended an epoch runs at
+    // the factor of the epoch before it (the last one at lf(epochs - 2)); the epoch where warm-up ends keeps
+    // warm-up's end point, lf(epoch).
+    const double scheduled = lr_factor(epoch > warmup_end_epoch_ ? epoch - 1 : epoch);
     for (auto& g : groups) {
-      g.lr = g.initial_lr * target;
+      g.lr = g.initial_lr * scheduled;
       g.momentum = options_.momentum;
     }
   }

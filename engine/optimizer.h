@@ -54,7 +54,8 @@ class TrainingSchedule {
   TrainingSchedule(const ScheduleOptions& options, int64_t epochs, int64_t batches_per_epoch, int64_t batch_size);
   // The multiplier of lr0 in `epoch` after warm-up: linear 1 -> lrf, or cosine.
   double lr_factor(int64_t epoch) const;
-  // Sets each group's lr and momentum for iteration `ni` (counted from the start of the run) of `epoch`.
+  // Sets each group's lr and momentum for iteration `ni` (counted from the start of the run) of `epoch`: during
+  // warm-up towards lr0 x lr_factor(epoch), after it lr0 x lr_factor(epoch - 1) as train.py's scheduler lags.
   void apply(NesterovSgd& optimizer, int64_t ni, int64_t epoch);
   // Batches whose gradients are summed before a step: ramps to nominal_batch / batch_size during warm-up
   // (rounded half to even, as numpy does in train.py).
@@ -66,6 +67,7 @@ class TrainingSchedule {
  private:
   ScheduleOptions options_;
   int64_t epochs_, batch_size_, warmup_iterations_, accumulate_;
+  int64_t warmup_end_epoch_ = 0;  // the epoch holding warm-up's last iteration
 };
 
 // Exponential moving average of a model's parameters and floating-point buffers, with YOLOv5's ramp:

@@ -89,10 +89,31 @@ TEST_CASE("schedule: linear and cosine factors, YOLOv5's warm-up of lr, momentum
   CHECK(sgd.groups()[2].lr == doctest::Approx(0.00901 / 2));
   CHECK(sgd.groups()[1].momentum == doctest::Approx(0.8685));
   CHECK(linear.accumulate() == 2);  // 1 + (4 - 1) / 2 = 2.5, rounded half to even as numpy does
+  // Warm-up's last iteration, 150, is epoch 3's first: epoch 3 keeps lf(3), later epochs run one factor behind
+  // (train.py's LambdaLR), as its logged x/lr0 shows: 0.0003475 = 0.01 x lf(78) in epoch 79 of 80.
+  linear.apply(sgd, 170, 3);
+  CHECK(sgd.groups()[1].lr == doctest::Approx(0.01 * linear.lr_factor(3)));
+  linear.apply(sgd, 200, 4);
+  CHECK(sgd.groups()[1].lr == doctest::Approx(0.01 * linear.lr_factor(3)));
   linear.apply(sgd, 400, 8);
-  CHECK(sgd.groups()[1].lr == doctest::Approx(0.01 * linear.lr_factor(8)));
+  CHECK(sgd.groups()[1].lr == doctest::Approx(0.01 * linear.lr_factor(7)));
   CHECK(sgd.groups()[1].momentum == doctest::Approx(0.937));
   CHECK(linear.accumulate() == 4);
+}
+
+TEST_CASE("schedule without warm-up: epoch 0 and 1 at lf(0), then one factor behind, as train.py's LambdaLR") {
+  ScheduleOptions o;
+  o.warmup_epochs = 0;
+  TrainingSchedule s(o, 80, 8, 16);
+  ParameterGroups g;
+  g.biases = {at::zeros({1})};
+  g.weights = {at::zeros({1})};
+  g.norm_weights = {at::zeros({1})};
+  NesterovSgd sgd(g, 0.01, 0.937, 5e-4);
+  for (const auto& [epoch, expected] : std::vector<std::pair<int64_t, double>>{{0, 0.01}, {1, 0.01}, {79, 0.0003475}}) {
+    s.apply(sgd, epoch * 8, epoch);
+    CHECK(sgd.groups()[0].lr == doctest::Approx(expected));
+  }
 }
 
 TEST_CASE("EMA: YOLOv5's decay ramp, parameters and float buffers averaged") {
