@@ -46,13 +46,15 @@ int run_val(const ValArgs& a) {
   lo.workers = a.workers;
   lo.rect = !a.square;
   lo.stride = model->size_divisor();
+  const c10::Device device = parse_device(a.device);
+  lo.pin_memory = device.is_cuda();
   DetectionLoader loader(index, lo);
   ValidationOptions vo;
   vo.conf = a.conf;
   vo.iou = a.iou;
   vo.amp = a.amp;
   vo.ap_rule = rule;
-  vo.device = parse_device(a.device);
+  vo.device = device;
   vo.keep_detections = !a.save_json.empty();
   model->to(vo.device);
   const ValidationResult v = validate(*model, loader, vo);

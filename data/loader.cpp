@@ -155,6 +155,10 @@ Batch DetectionLoader::make_batch(int64_t b) const {
   }
   batch.images = at::stack(images);
   batch.targets = at::cat(targets, 0);
+  if (options_.pin_memory) {  // in the worker, so the copy to the GPU can run asynchronously
+    batch.images = batch.images.pin_memory();
+    batch.targets = batch.targets.pin_memory();
+  }
   return batch;
 }
 

@@ -37,6 +37,7 @@ struct LoaderOptions {
   bool rect = false;
   double rect_pad = 0.5;
   int64_t stride = 32;
+  bool pin_memory = false;  // batches in page-locked memory, for asynchronous copies to a CUDA device
 };
 
 struct Batch {

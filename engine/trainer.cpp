@@ -157,6 +157,7 @@ void Trainer::setup_optimization() {
   train.shuffle = true;
   train.seed = o_.seed;
   train.augment_options = o_.augment_options;
+  train.pin_memory = device_.is_cuda();
   if (o_.close_mosaic > 0) train.no_mosaic_from_epoch = std::max<int64_t>(0, o_.epochs - o_.close_mosaic);
   train_loader_ = std::make_unique<DetectionLoader>(std::move(*train_index_), train);
   LoaderOptions val;
@@ -166,6 +167,7 @@ void Trainer::setup_optimization() {
   val.rank = train.rank;  // each rank validates its share, every image once
   val.world_size = world_;
   val.pad_shards = false;
+  val.pin_memory = device_.is_cuda();
   val_loader_ = std::make_unique<DetectionLoader>(std::move(*val_index_), val);
   train_index_.reset();
   val_index_.reset();
@@ -278,8 +280,9 @@ Trainer::EpochLosses Trainer::train_epoch(int64_t epoch) {
 }
 
 std::optional<Trainer::StepLosses> Trainer::train_step(const Batch& batch, int64_t epoch, int64_t i) {
-  at::Tensor images = batch.images.to(device_).to(at::kFloat).div_(255);
-  const at::Tensor targets = batch.targets.to(device_);
+  const bool async = device_.is_cuda() && batch.images.is_pinned();
+  at::Tensor images = batch.images.to(device_, /*non_blocking=*/async).to(at::kFloat).div_(255);
+  const at::Tensor targets = batch.targets.to(device_, /*non_blocking=*/async);
   std::vector<at::Tensor> raw;
   {
     AutocastStateGuard guard(amp_.autocast());

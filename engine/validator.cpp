@@ -27,14 +27,15 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
   int64_t batches = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    at::Tensor images = batch->images.to(options.device).to(at::kFloat).div_(255);
+    const bool async = options.device.is_cuda() && batch->images.is_pinned();
+    at::Tensor images = batch->images.to(options.device, /*non_blocking=*/async).to(at::kFloat).div_(255);
     std::vector<at::Tensor> raw;
     {
       AutocastStateGuard autocast(AmpPolicy::choose(options.amp, options.device).autocast());
       raw = model.forward_raw(images);
     }
     for (auto& r : raw) r = r.to(at::kFloat);
-    const at::Tensor targets = batch->targets.to(options.device);
+    const at::Tensor targets = batch->targets.to(options.device, /*non_blocking=*/async);
     if (options.compute_loss) {
       const DetectLoss loss = detect_loss(head, raw, targets, loss_options);
       result.box += loss.box, result.obj += loss.obj, result.cls += loss.cls;

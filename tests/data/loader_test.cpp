@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "data/images.h"
+#include "gpu.h"
 
 namespace fs = std::filesystem;
 using namespace revkit;
@@ -200,4 +201,22 @@ TEST_CASE("unreadable images are dropped with their labels and named, or are an 
   CHECK_THROWS_WITH_AS(drop_unreadable_images(only_bad, false), doctest::Contains("no readable image among 1"),
                        InputError);
   fs::remove_all(dir);
+}
+
+REVKIT_GPU_TEST_CASE("GPU: pinned batches hold the same images and targets, in page-locked memory") {
+  REQUIRE(at::hasCUDA());
+  LoaderOptions pinned = training_options(2), plain = training_options(2);
+  pinned.pin_memory = true;
+  DetectionLoader a(coco8_train(), pinned), b(coco8_train(), plain);
+  a.start_epoch(0);
+  b.start_epoch(0);
+  auto x = a.next(), y = b.next();
+  REQUIRE(x);
+  REQUIRE(y);
+  CHECK(x->images.is_pinned());
+  CHECK(x->targets.is_pinned());
+  CHECK(at::equal(x->images, y->images));
+  CHECK(at::equal(x->targets, y->targets));
+  const at::Tensor on_gpu = x->images.to(c10::Device(c10::kCUDA, 0), /*non_blocking=*/true);
+  CHECK(at::equal(on_gpu.cpu(), y->images));
 }
