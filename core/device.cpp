@@ -13,7 +13,8 @@ c10::Device parse_device(const std::string& text) {
   if (text == "cpu") return c10::kCPU;
   if (text == "cuda" || text.rfind("cuda:", 0) == 0) {
     if (!at::hasCUDA())
-      throw InputError(fmt::format("--device {}: no CUDA device is available (none is visible, or LibTorch was built without CUDA)", text));
+      throw InputError(fmt::format(
+          "--device {}: no CUDA device is available (none is visible, or LibTorch was built without CUDA)", text));
     if (text == "cuda") return c10::Device(c10::kCUDA, 0);
     const std::string index = text.substr(5);
     int n = -1;

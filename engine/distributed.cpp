@@ -9,7 +9,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <unistd.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#ifdef USE_C10D_NCCL
+#if defined(REVKIT_WITH_NCCL) && defined(USE_C10D_NCCL)
+#define REVKIT_NCCL 1
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -70,7 +71,7 @@ std::optional<DistributedOptions> distributed_from_environment() {
 }
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
-#ifndef USE_C10D_NCCL
+#ifndef REVKIT_NCCL
   if (options.device.is_cuda())
     throw InputError("data-parallel training on CUDA needs NCCL, which this build of revkit has not found");
 #endif
@@ -83,7 +84,7 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
     so.timeout = options.timeout;
     impl_->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
     if (options.device.is_cuda()) {
-#ifdef USE_C10D_NCCL
+#ifdef REVKIT_NCCL
       c10::cuda::set_device(options.device.index() < 0 ? 0 : options.device.index());
       auto no = c10d::ProcessGroupNCCL::Options::create();
       no->timeout = options.timeout;

@@ -48,14 +48,13 @@ std::vector<at::Tensor> label_boxes_of(const Batch& batch, int64_t size) {
 DatasetIndex index_for_training(const DataConfig& data, const std::vector<std::string>& split, const char* what,
                                 int64_t nc, bool strict, int64_t threads, TrainSummary& summary) {
   DatasetIndex index = index_split(split, nc, strict, data.source);
-  for (size_t i = 0; i < index.problems.size(); ++i) {
-    if (i < 5) logger()->warn("{} (skipped)", index.problems[i]);
-    if (i == 5) logger()->warn("... {} more label rows skipped", index.problems.size() - 5);
-  }
-  for (size_t i = 0; i < index.duplicates.size(); ++i) {
-    if (i < 5) logger()->warn("{}", index.duplicates[i]);
-    if (i == 5) logger()->warn("... and in {} more label files", index.duplicates.size() - 5);
-  }
+  // The first five of a list, then how many more.
+  auto warn_some = [](const std::vector<std::string>& lines, const char* suffix, const char* more) {
+    for (size_t i = 0; i < std::min<size_t>(lines.size(), 5); ++i) logger()->warn("{}{}", lines[i], suffix);
+    if (lines.size() > 5) logger()->warn("... {} more {}", lines.size() - 5, more);
+  };
+  warn_some(index.problems, " (skipped)", "label rows skipped");
+  warn_some(index.duplicates, "", "label files with duplicate rows");
   if (index.orphan_labels > 0)
     logger()->warn("{}: {} label files without an image (skipped)", data.source, index.orphan_labels);
   const auto dropped = drop_unreadable_images(index, strict, threads);
