@@ -39,9 +39,11 @@ def cpu_model():
     return platform.processor()
 
 
-def pkg_version(name):
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True)
-    return r.stdout.strip() or "not installed"
+def libtorch_version():
+    """The LibTorch revkit was built against, as `revkit --version` reports it."""
+    r = subprocess.run(["build/bin/revkit", "--version"], capture_output=True, text=True)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("LibTorch ")]
+    return lines[0].split(" ", 1)[1] if lines else "unknown"
 
 
 def variant(r):
@@ -79,8 +81,8 @@ print("# Benchmarks\n")
 print("Written by `bash bench/run.sh` (raw numbers from `revkit bench --json`, the seed's `bench_reference.py` and "
       "`bench/reference_infer.py`, each configuration in its own process, C++ and Python interleaved).\n")
 print(f"- Machine: {cpu_model()}, {os.cpu_count()} cores; {threads} intra-op threads for both sides")
-print(f"- LibTorch {pkg_version('libtorch-dev')} (Debian), Python torch {pkg_version('python3-torch')}, "
-      f"OpenBLAS {pkg_version('libopenblas0-openmp')}")
+python_torch = sorted({r["torch"] for r in py.values()}) if py else ["did not run"]
+print(f"- LibTorch {libtorch_version()} (PyTorch's wheel), Python torch {', '.join(python_torch)} (the same wheel)")
 print(f"- RevCol-T channels and layers, batch 2, 224x224, drop path 0; a training step = forward, loss = "
       f"sum_k mean(c_k^2), backward; an inference step = forward without autograd; each process times {steps} steps "
       f"after warm-up and reports their median; every time below is the median of {rounds} such processes run in "

@@ -7,8 +7,9 @@
 #
 #   bash bench/run.sh [--columns "2 4 8 16"] [--steps 3] [--rounds 3] [--quick]
 #
-# Needs a built revkit (scripts/build.sh) and, for the Python side, Debian's python3-torch and the reference
-# scripts (REVKIT_REFERENCE, default ../shared/reference).
+# Needs a built revkit (scripts/build.sh) and, for the Python side, the reference scripts (REVKIT_REFERENCE, default
+# ../shared/reference) and a Python torch: the Python side of the wheel that scripts/setup.sh installed, so that both
+# sides run the same PyTorch build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 columns="2 4 8 16"
@@ -27,7 +28,9 @@ while [ $# -gt 0 ]; do
 done
 reference="${REVKIT_REFERENCE:-../shared/reference}"
 python=/usr/bin/python3
-revkit=build/bin/revkit
+torch_wheel="${REVKIT_DEPS:-$HOME/.local/share/revkit}/torch-2.11.0"
+if [ -d "$torch_wheel/torch" ]; then export PYTHONPATH="$torch_wheel${PYTHONPATH:+:$PYTHONPATH}"; fi
+revkit="${REVKIT:-build/bin/revkit}"
 threads=$(nproc)
 # The raw JSON lines stay in build/bench-results, so the report and plot can be made again without rerunning.
 out=build/bench-results
@@ -84,9 +87,14 @@ for alpha in 0.5 1 2; do
   done
 done
 
-# Keep the training section that bench/train.sh wrote.
-train_section=$(sed -n '/<!-- train:begin -->/,/<!-- train:end -->/p' BENCHMARKS.md 2>/dev/null || true)
+# Keep the sections this script does not write: bench/train.sh's, bench/training_gap.py's summary and the earlier
+# LibTorch's numbers.
+kept=""
+for section in train learning previous; do
+  text=$(sed -n "/<!-- $section:begin -->/,/<!-- $section:end -->/p" BENCHMARKS.md 2>/dev/null || true)
+  if [ -n "$text" ]; then kept+=$'\n'"$text"$'\n'; fi
+done
 "$python" bench/report.py "$out" "$steps" "$rounds" "$threads" "$have_python" "$model_imgsz" "$model_batch" \
   bench/activation_memory.svg > BENCHMARKS.md
-if [ -n "$train_section" ]; then printf '\n%s\n' "$train_section" >> BENCHMARKS.md; fi
+printf '%s' "$kept" >> BENCHMARKS.md
 echo "wrote BENCHMARKS.md and bench/activation_memory.svg" >&2

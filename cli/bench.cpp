@@ -119,11 +119,12 @@ int bench(const BenchArgs& a) {
     synchronize(device);
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  int64_t act_bytes = 0, first_act_bytes = 0;
+  int64_t act_bytes = 0, first_act_bytes = 0, held_bytes = 0;
   {
     ActivationMeter meter(device);  // on the CPU, installs the tracking allocator
     step(x);
     act_bytes = meter.peak_bytes();
+    held_bytes = meter.held_at_start();  // weights, gradients, the input: what a step starts from
   }
   // A first step, which also reads the drift monitor in full and auto mode (as a run's first step, and every
   // 100th, does).
@@ -159,6 +160,9 @@ int bench(const BenchArgs& a) {
                       {"act_mb", std::round(act_bytes / 1048576.0 * 10) / 10},
                       {"first_act_mb", std::round(first_act_bytes / 1048576.0 * 10) / 10},
                       {"rss_act_mb", std::round((rss1 - rss0) * 10) / 10}};
+  // On CUDA, what a step starts from (weights, gradients, the input); on the CPU the tracking allocator only sees
+  // what was allocated after it was installed, so there is no such number.
+  if (device.is_cuda()) j["held_mb"] = std::round(held_bytes / 1048576.0 * 10) / 10;
   if (a.json) {
     std::cout << j.dump() << "\n";
   } else {

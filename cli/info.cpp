@@ -7,9 +7,11 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/flops.h"
 #include "core/logging.h"
+#include "core/tracking_allocator.h"
 #include "core/weights.h"
 #include "models/detection_model.h"
 #include "plugins/loader.h"
@@ -18,10 +20,52 @@ namespace revkit::cli {
 namespace {
 
 struct InfoArgs {
-  std::string model, memory_mode;
-  int64_t nc = 0, imgsz = 640;
-  bool json = false;
+  std::string model, memory_mode, device = "cpu";
+  int64_t nc = 0, imgsz = 640, batch = 1;
+  bool json = false, memory = false;
 };
+
+// What one training step of the model holds on `device`, in one memory mode.
+struct StepMemory {
+  std::string memory_mode;
+  int64_t params_bytes = 0;      // weights and buffers
+  int64_t activation_bytes = 0;  // peak during forward + backward above what was held before it
+};
+
+// One training step (forward, loss = sum over the head's maps of their mean square, backward) after a warm-up
+// step, so that gradients are allocated and the measured peak is activations alone; on CUDA from the caching
+// allocator's statistics, on the CPU from the tracking allocator.
+StepMemory measure_step(const InfoArgs& a, const ModelOverrides& overrides, c10::Device device, int64_t imgsz) {
+  at::manual_seed(0);
+  DetectionModel model = build_model(a.model, overrides);
+  model->to(device);
+  model->train();
+  auto step = [&](const at::Tensor& x) {
+    at::Tensor loss = at::zeros({}, x.options());
+    for (const auto& o : model->forward_raw(x)) loss = loss + o.pow(2).mean();
+    loss.backward();
+  };
+  const at::Tensor x = at::randn({a.batch, 3, imgsz, imgsz}, device);
+  step(x);
+  StepMemory m;
+  for (const auto& t : model->parameters()) m.params_bytes += t.numel() * t.element_size();
+  for (const auto& t : model->buffers()) m.params_bytes += t.numel() * t.element_size();
+  synchronize(device);
+  ActivationMeter meter(device);
+  step(x);
+  synchronize(device);
+  m.activation_bytes = meter.peak_bytes();
+  return m;
+}
+
+// The memory modes --memory measures: the one asked for, else every mode when the backbone is reversible.
+std::vector<std::string> modes_to_measure(const InfoArgs& a, const DetectionModelImpl& model) {
+  if (!a.memory_mode.empty()) return {a.memory_mode};
+  bool reversible = false;
+  for (const auto& l : model.layers()) reversible = reversible || l.backbone;
+  if (!reversible) return {""};
+  return {"off", "column", "full"};
+}
 
 int info(const InfoArgs& a) {
   ModelOverrides overrides;
@@ -45,6 +89,20 @@ int info(const InfoArgs& a) {
   }
   const double gflops = static_cast<double>(flops) / 1e9;
 
+  std::vector<StepMemory> memory;
+  if (a.memory) {
+    if (a.batch < 1) throw InputError(fmt::format("--batch must be positive, got {}", a.batch));
+    const c10::Device device = parse_device(a.device);
+    for (const auto& mode : modes_to_measure(a, *model)) {
+      ModelOverrides o = overrides;
+      if (!mode.empty()) o.backbone.memory_mode = reversible::parse_memory_mode(mode);
+      StepMemory m = measure_step(a, o, device, imgsz);
+      m.memory_mode = mode.empty() ? "plain" : mode;
+      memory.push_back(m);
+    }
+  }
+  auto mb = [](int64_t bytes) { return std::round(bytes / 1048576.0 * 10) / 10; };
+
   if (a.json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : model->layers())
@@ -66,6 +124,14 @@ int info(const InfoArgs& a) {
                         {"strides", model->strides()},
                         {"nc", model->num_classes()},
                         {"layers", layers}};
+    if (a.memory) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (const auto& m : memory)
+        rows.push_back({{"memory_mode", m.memory_mode},
+                        {"params_mb", mb(m.params_bytes)},
+                        {"activation_mb", mb(m.activation_bytes)}});
+      j["memory"] = {{"device", a.device}, {"batch", a.batch}, {"steps", rows}};
+    }
     std::cout << j.dump() << "\n";
     return 0;
   }
@@ -81,6 +147,11 @@ int info(const InfoArgs& a) {
                            params, gflops, imgsz, imgsz);
   for (size_t i = 0; i < outputs.size(); ++i)
     std::cout << fmt::format("output {}: {} (stride {})\n", i, outputs[i].sizes().vec(), model->strides()[i]);
+  for (const auto& m : memory)
+    std::cout << fmt::format(
+        "memory ({}, training step, batch {} at {}x{}, {}): {:.1f} MB of weights and buffers, {:.1f} MB of "
+        "activations\n",
+        a.device, a.batch, imgsz, imgsz, m.memory_mode, mb(m.params_bytes), mb(m.activation_bytes));
   return 0;
 }
 
@@ -93,6 +164,11 @@ Command add_info(CLI::App& app) {
   cmd->add_option("--nc", a->nc, "number of classes (default: the config's)");
   cmd->add_option("--imgsz", a->imgsz, "image side for GFLOPs and output shapes")->capture_default_str();
   cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto for reversible backbones");
+  cmd->add_flag("--memory", a->memory,
+                "also measure one training step's memory: weights and activations, per memory mode for a reversible "
+                "backbone (on CUDA from the caching allocator's statistics)");
+  cmd->add_option("--batch", a->batch, "--memory: batch size")->capture_default_str();
+  cmd->add_option("--device", a->device, "--memory: cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a->json, "print one JSON object");
   return [a] { return info(*a); };
 }
