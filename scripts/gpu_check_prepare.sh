@@ -60,7 +60,7 @@ if [ ! -f "$prefix/lib/libopencv_imgcodecs.so" ]; then
     -DBUILD_opencv_python3=OFF -DOPENCV_GENERATE_PKGCONFIG=OFF -DCPU_DISPATCH=AVX2 >/dev/null
   cmake --build "$work/build" -j"$(nproc)"
   cmake --install "$work/build" >/dev/null
-  rm -rf "$prefix/share/licenses" "$prefix/bin"
+  rm -rf "$prefix/share/licenses" "$prefix/share/opencv4" "$prefix/bin"  # cascade data revkit does not read
 fi
 
 rm -rf "$dest/reference" && mkdir -p "$dest/reference"
