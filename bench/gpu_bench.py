@@ -118,6 +118,12 @@ def main():
              "", f"`python3 bench/gpu_bench.py --device {a.device} --steps {a.steps} --budget-mb {a.budget_mb:.0f}` "
              f"(torch {torch.__version__}); times are medians of {a.steps} steps, memory in MB of tensors.", ""]
 
+    def emit(line):  # the results file is rewritten after every row, so a run cut short keeps what it measured
+        lines.append(line)
+        print(line, flush=True)
+        with open(a.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
     # Python's settings: save_memory=False is the plain step (off), True the seed's reversible step (column).
     seed_modes = {"off": False, "column": True}
     for what, size, batch in (("RevCol-T", a.size, 2), ("detector", a.detector_size, a.detector_batch)):
@@ -130,13 +136,12 @@ def main():
             c = revkit_measure(a.revkit, device, what, mode, batch, size, a.steps)
             p = python_measure(seedref, what, seed_modes[mode], batch, size, a.steps, device) if mode in seed_modes else {}
             if "error" in c:
-                lines.append(f"| {mode} | {c['error']} | | | | | |")
+                emit(f"| {mode} | {c['error']} | | | | | |")
                 continue
             off_ms = off_ms or c["step_ms"]
             ratio = c["step_ms"] / p["step_ms"] if p.get("step_ms") else None
-            lines.append(f"| {mode} | {c['step_ms']:.1f} | {cell(p.get('step_ms'))} | {cell(ratio, '{:.2f}')} | "
-                         f"{cell(c['act_mb'])} | {cell(p.get('act_mb'))} | {c['step_ms'] / off_ms:.2f} |")
-            print(lines[-1], flush=True)
+            emit(f"| {mode} | {c['step_ms']:.1f} | {cell(p.get('step_ms'))} | {cell(ratio, '{:.2f}')} | "
+                 f"{cell(c['act_mb'])} | {cell(p.get('act_mb'))} | {c['step_ms'] / off_ms:.2f} |")
         lines.append("")
 
     lines += [f"## RevCol-T at {a.size}: the largest batch within {a.budget_mb:.0f} MB", "",
@@ -149,15 +154,13 @@ def main():
             measure = lambda b, m=mode: python_measure(seedref, "RevCol-T", seed_modes[m], b, a.size, 2, device)
         r = largest_batch(measure, a.budget_mb)
         found[(impl, mode)] = r
-        lines.append(f"| {impl} | {mode} | " + (f"{r['batch']} | {r['total_mb']:.0f} | {r['ms_per_image']:.2f} |" if r
-                                                  else "- | - | - |"))
-        print(lines[-1], flush=True)
+        emit(f"| {impl} | {mode} | " + (f"{r['batch']} | {r['total_mb']:.0f} | {r['ms_per_image']:.2f} |" if r
+                                         else "- | - | - |"))
     off, full = found.get(("revkit", "off")), found.get(("revkit", "full"))
     if off and full:
-        lines += ["", f"revkit `full` fits {full['batch'] / off['batch']:.2f}x the batch of `off` in the same memory, "
-                  f"at {full['ms_per_image'] / off['ms_per_image']:.2f}x its time per image."]
-    with open(a.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        emit("")
+        emit(f"revkit `full` fits {full['batch'] / off['batch']:.2f}x the batch of `off` in the same memory, "
+             f"at {full['ms_per_image'] / off['ms_per_image']:.2f}x its time per image.")
     print(f"wrote {a.out}")
 
 

@@ -39,6 +39,10 @@ def cpu_model():
     return platform.processor()
 
 
+def py_ms(record):
+    return f"{record['step_ms']:.0f}" if record else "-"
+
+
 def libtorch_version():
     """The LibTorch revkit was built against, as `revkit --version` reports it."""
     r = subprocess.run(["build/bin/revkit", "--version"], capture_output=True, text=True)
@@ -83,6 +87,8 @@ print("Written by `bash bench/run.sh` (raw numbers from `revkit bench --json`, t
 print(f"- Machine: {cpu_model()}, {os.cpu_count()} cores; {threads} intra-op threads for both sides")
 python_torch = sorted({r["torch"] for r in py.values()}) if py else ["did not run"]
 print(f"- LibTorch {libtorch_version()} (PyTorch's wheel), Python torch {', '.join(python_torch)} (the same wheel)")
+print("- What changed in the kernels since LibTorch 1.13, operator by operator: `bench/profile_versions.md`; the 1.13 "
+      "tables are kept at the end of this file")
 print(f"- RevCol-T channels and layers, batch 2, 224x224, drop path 0; a training step = forward, loss = "
       f"sum_k mean(c_k^2), backward; an inference step = forward without autograd; each process times {steps} steps "
       f"after warm-up and reports their median; every time below is the median of {rounds} such processes run in "
@@ -104,7 +110,7 @@ for n in columns:
             continue
         p = py.get((n, v)) if v in ("off", "column") else None
         label = f"auto (k = {r['store_every']})" if v == "auto" else v
-        print(f"| {n} | {label} | {r['step_ms']:.0f} | {p['step_ms'] if p else '-'} | "
+        print(f"| {n} | {label} | {r['step_ms']:.0f} | {py_ms(p)} | "
               f"{fmt_ratio(r['step_ms'], p['step_ms'] if p else None)} | {r['act_mb']:.0f} | {r['rss_act_mb']:.0f} | "
               f"{p['act_mb'] if p else '-'} | {fmt_ratio(r['step_ms'], off['step_ms'] if off else None)} |")
 if not have_python:
@@ -117,7 +123,7 @@ print("| columns | revkit ms | Python ms | ratio |")
 print("|---|---|---|---|")
 for n in sorted(infer):
     p = py_infer.get(n)
-    print(f"| {n} | {infer[n]['step_ms']:.0f} | {p['step_ms'] if p else '-'} | "
+    print(f"| {n} | {infer[n]['step_ms']:.0f} | {py_ms(p)} | "
           f"{fmt_ratio(infer[n]['step_ms'], p['step_ms'] if p else None)} |")
 
 print(f"\n## A whole detector: the seed's model, {model_imgsz}x{model_imgsz}, batch {model_batch}\n")

@@ -50,6 +50,7 @@ say "GPU tests exit code $tests_rc after $(elapsed) s"
 
 say "== measurements ($(elapsed) s)"
 left=$(( 480 - 20 - $(elapsed) ))
+[ "$left" -lt 30 ] && left=30
 steps=5
 [ "$left" -lt 150 ] && steps=3
 timeout "$left" "$python" bench/gpu_bench.py --revkit build-gpu/bin/revkit --reference .gpu-check/reference \
