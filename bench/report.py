@@ -45,7 +45,7 @@ def py_ms(record):
 
 def libtorch_version():
     """The LibTorch revkit was built against, as `revkit --version` reports it."""
-    r = subprocess.run(["build/bin/revkit", "--version"], capture_output=True, text=True)
+    r = subprocess.run([os.environ.get("REVKIT", "build/bin/revkit"), "--version"], capture_output=True, text=True)
     lines = [l for l in r.stdout.splitlines() if l.startswith("LibTorch ")]
     return lines[0].split(" ", 1)[1] if lines else "unknown"
 

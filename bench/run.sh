@@ -28,9 +28,10 @@ while [ $# -gt 0 ]; do
 done
 reference="${REVKIT_REFERENCE:-../shared/reference}"
 python=/usr/bin/python3
-torch_wheel="${REVKIT_DEPS:-$HOME/.local/share/revkit}/torch-2.11.0"
-if [ -d "$torch_wheel/torch" ]; then export PYTHONPATH="$torch_wheel${PYTHONPATH:+:$PYTHONPATH}"; fi
 revkit="${REVKIT:-build/bin/revkit}"
+# The Python side of the wheel whose LibTorch revkit was built against (scripts/setup.sh installs it).
+torch_wheel="${REVKIT_DEPS:-$HOME/.local/share/revkit}/torch-$("$revkit" --version | sed -n 's/^LibTorch //p')"
+if [ -d "$torch_wheel/torch" ]; then export PYTHONPATH="$torch_wheel${PYTHONPATH:+:$PYTHONPATH}"; fi
 threads=$(nproc)
 # The raw JSON lines stay in build/bench-results, so the report and plot can be made again without rerunning.
 out=build/bench-results
@@ -94,7 +95,7 @@ for section in train learning previous; do
   text=$(sed -n "/<!-- $section:begin -->/,/<!-- $section:end -->/p" BENCHMARKS.md 2>/dev/null || true)
   if [ -n "$text" ]; then kept+=$'\n'"$text"$'\n'; fi
 done
-"$python" bench/report.py "$out" "$steps" "$rounds" "$threads" "$have_python" "$model_imgsz" "$model_batch" \
+REVKIT="$revkit" "$python" bench/report.py "$out" "$steps" "$rounds" "$threads" "$have_python" "$model_imgsz" "$model_batch" \
   bench/activation_memory.svg > BENCHMARKS.md
 printf '%s' "$kept" >> BENCHMARKS.md
 echo "wrote BENCHMARKS.md and bench/activation_memory.svg" >&2
