@@ -26,6 +26,8 @@ struct DetectArgs {
 int run_detect(DetectArgs a) {
   if (a.weights.empty() || a.source.empty()) throw InputError("detect needs --weights and --source");
   if (a.predict.imgsz <= 0) throw InputError("--imgsz must be positive");
+  if (a.predict.iou != -1 && !(a.predict.iou >= 0 && a.predict.iou <= 1))
+    throw InputError(fmt::format("--iou must be between 0 and 1 (or -1, the model's default), got {}", a.predict.iou));
   const std::vector<std::string> images = list_images(a.source);
   std::vector<std::string> names;
   DetectionModel model = load_detector(a.model, a.weights, &names);
@@ -61,7 +63,8 @@ Command add_detect(CLI::App& app) {
   cmd->add_option("--source", a->source, "an image or a folder of images");
   cmd->add_option("--imgsz", a->predict.imgsz, "inference size")->capture_default_str();
   cmd->add_option("--conf", a->predict.conf, "confidence threshold")->capture_default_str();
-  cmd->add_option("--iou", a->predict.iou, "NMS IoU threshold")->capture_default_str();
+  cmd->add_option("--iou", a->predict.iou, "NMS IoU threshold (-1: the model's default, YOLOv5 0.45, YOLOv8 0.7)")
+      ->capture_default_str();
   cmd->add_option("--max-det", a->predict.max_det, "boxes per image at most")->capture_default_str();
   cmd->add_option("--out", a->out, "output folder (default: runs/detect/exp, numbered)");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();

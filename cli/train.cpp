@@ -61,7 +61,9 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--nbs", o->schedule.nominal_batch, "nominal batch: gradients accumulate to about this many images")
       ->capture_default_str();
   cmd->add_option("--mosaic", o->augment_options.mosaic, "probability of a mosaic")->capture_default_str();
-  cmd->add_option("--close-mosaic", o->close_mosaic, "augment the last N epochs without mosaic")->capture_default_str();
+  cmd->add_option("--close-mosaic", o->close_mosaic,
+                  "augment the last N epochs without mosaic (-1: the model's default, YOLOv5 0, YOLOv8 10)")
+      ->capture_default_str();
   return [o, memory_mode, resume, nproc, cmd] {
     if (*nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", *nproc));
     if (*nproc > 1 && !std::getenv("WORLD_SIZE")) {

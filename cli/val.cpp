@@ -18,14 +18,16 @@ namespace {
 struct ValArgs {
   std::string model, weights, data, split = "val", save_json, device = "cpu", metrics = "coco";
   int64_t imgsz = 640, batch = 32, workers = 0;
-  double conf = 0.001, iou = 0.6;
+  double conf = 0.001, iou = -1;
   bool amp = false, strict = false, square = false;
 };
 
 int run_val(const ValArgs& a) {
   if (a.weights.empty() || a.data.empty()) throw InputError("val needs --weights and --data");
   if (a.imgsz <= 0 || a.batch <= 0) throw InputError("--imgsz and --batch must be positive");
-  const ApRule rule = parse_ap_rule(a.metrics);
+  if (a.iou != -1 && !(a.iou >= 0 && a.iou <= 1))
+    throw InputError(fmt::format("--iou must be between 0 and 1 (or -1, the model's default), got {}", a.iou));
+  ApRule rule = parse_ap_rule(a.metrics);
   const DataConfig data = load_data_config(a.data);
   std::vector<std::string> names;
   DetectionModel model = load_detector(a.model, a.weights, &names);
@@ -45,6 +47,8 @@ int run_val(const ValArgs& a) {
   lo.batch = a.batch;
   lo.workers = a.workers;
   lo.rect = !a.square;
+  const HeadDefaults family = model->head()->defaults();
+  lo.letterbox = family.ultralytics8_letterbox ? LetterboxRule::Ultralytics8 : LetterboxRule::Yolov5;
   lo.stride = model->size_divisor();
   const c10::Device device = parse_device(a.device);
   lo.pin_memory = device.is_cuda();
@@ -53,6 +57,8 @@ int run_val(const ValArgs& a) {
   vo.conf = a.conf;
   vo.iou = a.iou;
   vo.amp = a.amp;
+  // "ultralytics": the rule of the model's own Ultralytics validator.
+  if (a.metrics == "ultralytics" && family.greedy_val_matching) rule = ApRule::Ultralytics8;
   vo.ap_rule = rule;
   vo.device = device;
   vo.keep_detections = !a.save_json.empty();
@@ -62,7 +68,8 @@ int run_val(const ValArgs& a) {
   std::cout << fmt::format("{:.1f} ms per image\n", v.seconds * 1000 / std::max<int64_t>(1, v.images));
   // The two numbers in full, with how they were computed (scripts read this line).
   std::cout << fmt::format("mAP@0.5 {:.5f}, mAP@0.5:0.95 {:.5f} ({} rule, {})\n", v.metrics.map50, v.metrics.map50_95,
-                           a.metrics, a.square ? "square letterbox" : "rect batches");
+                           rule == ApRule::Ultralytics8 ? "ultralytics8" : a.metrics,
+                           a.square ? "square letterbox" : "rect batches");
   if (!a.save_json.empty()) {
     const bool coco = is_coco_names(data.names);
     write_coco_detections(a.save_json, v.detections, coco);
@@ -87,11 +94,13 @@ Command add_val(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
   cmd->add_option("--workers", a->workers, "loader threads")->capture_default_str();
   cmd->add_option("--conf", a->conf, "confidence threshold")->capture_default_str();
-  cmd->add_option("--iou", a->iou, "NMS IoU threshold")->capture_default_str();
+  cmd->add_option("--iou", a->iou, "NMS IoU threshold (-1: the model's default, YOLOv5 0.6, YOLOv8 0.7)")
+      ->capture_default_str();
   cmd->add_option("--save-json", a->save_json, "write COCO-format detections to this file");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--metrics", a->metrics,
-                  "coco: pycocotools' matching and 101-point AP; ultralytics: YOLOv5 val.py's matching and AP")
+                  "coco: pycocotools' matching and 101-point AP; yolov5: YOLOv5 val.py's matching and AP; "
+                  "ultralytics8: Ultralytics 8.4's; ultralytics: the one of the model's family")
       ->capture_default_str();
   cmd->add_flag("--square", a->square, "letterbox every image to an imgsz square (default: rect batches, as val.py)");
   cmd->add_flag("--amp", a->amp, "mixed precision");

@@ -75,7 +75,7 @@ at::Tensor on_canvas(const at::Tensor& picture, int64_t height, int64_t width) {
 
 }  // namespace
 
-DecodedImage decode_image(const std::string& path, int64_t long_side) {
+DecodedImage decode_image(const std::string& path, int64_t long_side, bool shrink_with_area) {
   const cv::Mat bgr = read_bgr(path);
   DecodedImage out;
   out.original_width = bgr.cols;
@@ -86,7 +86,8 @@ DecodedImage decode_image(const std::string& path, int64_t long_side) {
     const int s = std::max(1, static_cast<int>(std::ceil(original * out.scale)));
     return long_side > 0 ? std::min(s, static_cast<int>(long_side)) : s;
   };
-  out.image = resized_rgb(bgr, side(bgr.cols), side(bgr.rows), out.scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  out.image = resized_rgb(bgr, side(bgr.cols), side(bgr.rows),
+                          out.scale < 1 && shrink_with_area ? cv::INTER_AREA : cv::INTER_LINEAR);
   return out;
 }
 
@@ -130,13 +131,18 @@ at::Tensor to_normalised_centres(const at::Tensor& boxes, double width, double h
 }
 
 LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, int64_t height, int64_t width,
-                                  const at::Tensor& labels) {
-  const DecodedImage d = decode_image(path, long_side);
+                                  const at::Tensor& labels, LetterboxRule rule) {
+  const bool v8 = rule == LetterboxRule::Ultralytics8;
+  const DecodedImage d = decode_image(path, long_side, /*shrink_with_area=*/!v8);
   const int64_t h = d.image.size(0), w = d.image.size(1);
   LetterboxedImage out;
   out.image = on_canvas(d.image, height, width);
-  out.shape = ImageShape{static_cast<double>(h) / d.original_height, (width - w) / 2.0, (height - h) / 2.0,
-                         d.original_width, d.original_height};
+  auto pad = [v8](int64_t canvas, int64_t picture) {
+    const double half = static_cast<double>(canvas - picture) / 2.0;
+    return v8 ? std::round(half - 0.1) : half;  // where on_canvas puts the picture, or val.py's float
+  };
+  out.shape = ImageShape{static_cast<double>(h) / d.original_height, pad(width, w), pad(height, h), d.original_width,
+                         d.original_height};
   at::Tensor boxes = to_pixel_corners(labels, static_cast<double>(w), static_cast<double>(h));
   if (boxes.size(0) > 0) {
     const double p[4] = {out.shape.pad_x, out.shape.pad_y, out.shape.pad_x, out.shape.pad_y};
@@ -146,11 +152,14 @@ LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, in
   return out;
 }
 
-at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape) {
+at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape, bool clip) {
   at::Tensor out = boxes.to(at::kFloat).clone();
   const double pad[2] = {shape.pad_x, shape.pad_y};
   const double limit[2] = {static_cast<double>(shape.width), static_cast<double>(shape.height)};
-  for (int k = 0; k < 4; ++k) out.select(1, k).sub_(pad[k % 2]).div_(shape.gain).clamp_(0, limit[k % 2]);
+  for (int k = 0; k < 4; ++k) {
+    at::Tensor side = out.select(1, k).sub_(pad[k % 2]).div_(shape.gain);
+    if (clip) side.clamp_(0, limit[k % 2]);
+  }
   return out;
 }
 

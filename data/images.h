@@ -32,23 +32,30 @@ struct DecodedImage {
 std::string truncated_image_problem(const std::string& path);
 
 // Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image: sides rounded up,
-// INTER_AREA to shrink, INTER_LINEAR to enlarge; 0 keeps its size). Throws InputError ("<path>: cannot decode image
-// ..." or "<path>: truncated JPEG ...") for a missing, truncated or corrupt file.
-DecodedImage decode_image(const std::string& path, int64_t long_side);
+// INTER_AREA to shrink as YOLOv5's validation does, unless `shrink_with_area` is false as in Ultralytics 8.4;
+// INTER_LINEAR otherwise; 0 keeps its size). Throws InputError ("<path>: cannot decode image ..." or "<path>:
+// truncated JPEG ...") for a missing, truncated or corrupt file.
+DecodedImage decode_image(const std::string& path, int64_t long_side, bool shrink_with_area = true);
+
+// How validation letterboxes. YOLOv5's val.py: INTER_AREA to shrink, the labels (and the mapping back) moved by the
+// float padding, half a pixel from where the picture lands. Ultralytics 8.4: INTER_LINEAR, and the whole-pixel
+// padding the picture got.
+enum class LetterboxRule { Yolov5, Ultralytics8 };
 
 // decode_image at `long_side`, then Ultralytics' letterbox(auto=False, scaleup=False) onto a grey `height` x
 // `width` canvas: the picture at (round(pad_x - 0.1), round(pad_y - 0.1)) with pad = (canvas - picture) / 2 as a
-// float, labels (normalised to the original) moved by the float pad and clipped, as val.py moves its labels.
+// float, labels (normalised to the original) moved by the pad the rule says and clipped.
 LetterboxedImage load_letterboxed(const std::string& path, int64_t long_side, int64_t height, int64_t width,
-                                  const at::Tensor& labels);
+                                  const at::Tensor& labels, LetterboxRule rule = LetterboxRule::Yolov5);
 
 // detect.py's preparation (letterbox with auto=True, scaleup=True): the image resized to fit a `size` square (sides
 // rounded half to even, linear interpolation, enlarging too), then padded only to the next multiple of `stride`
 // in each direction; `shape` as detect.py's scale_boxes derives it from the two sizes. Labels are empty.
 LetterboxedImage load_for_inference(const std::string& path, int64_t size, int64_t stride);
 
-// val.py's scale_boxes: boxes (x1, y1, x2, y2) in letterboxed pixels to the original image's, clipped to it.
-at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape);
+// val.py's scale_boxes: boxes (x1, y1, x2, y2) in letterboxed pixels to the original image's, clipped to it
+// unless `clip` is false.
+at::Tensor to_original_pixels(const at::Tensor& boxes, const ImageShape& shape, bool clip = true);
 
 // Normalised (class, x, y, w, h) rows as (class, x1, y1, x2, y2) in pixels of a `width` x `height` picture, and
 // back (clipped to it).

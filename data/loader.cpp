@@ -96,7 +96,7 @@ std::pair<at::Tensor, at::Tensor> DetectionLoader::sample(int64_t i, int64_t epo
   };
   if (!options_.augment) {
     const LetterboxedImage lb = load_letterboxed(index_.images[i], size, height > 0 ? height : size,
-                                                 width > 0 ? width : size, index_.labels[i]);
+                                                 width > 0 ? width : size, index_.labels[i], options_.letterbox);
     if (shape) *shape = lb.shape;
     return {lb.image, lb.labels};
   }

@@ -36,6 +36,7 @@ struct LoaderOptions {
   // letterboxed to ceil(its shape * imgsz / stride + rect_pad) * stride instead of an imgsz square.
   bool rect = false;
   double rect_pad = 0.5;
+  LetterboxRule letterbox = LetterboxRule::Yolov5;  // validation's (see load_letterboxed)
   int64_t stride = 32;
   bool pin_memory = false;  // batches in page-locked memory, for asynchronous copies to a CUDA device
 };

@@ -11,7 +11,6 @@
 #include "core/error.h"
 #include "data/images.h"
 #include "eval/plots.h"
-#include "heads/detect.h"
 
 namespace fs = std::filesystem;
 
@@ -51,8 +50,9 @@ Prediction Predictor::predict(const std::string& path) {
   at::NoGradGuard no_grad;
   const LetterboxedImage lb = load_for_inference(path, options_.imgsz, model_->size_divisor());
   const at::Tensor input = lb.image.unsqueeze(0).to(options_.device).to(at::kFloat).div_(255);
-  const at::Tensor dets =
-      non_max_suppression(model_->forward(input)[0], options_.conf, options_.iou, options_.max_det)[0].cpu();
+  const DetectionHead& head = *model_->head();
+  const double iou = options_.iou >= 0 ? options_.iou : head.defaults().predict_iou;
+  const at::Tensor dets = head.nms(model_->forward(input)[0], options_.conf, iou, options_.max_det, false)[0].cpu();
   Prediction p{path, dets.clone(), lb.shape.width, lb.shape.height};
   // Whole pixels, as detect.py draws and writes them.
   if (dets.size(0) > 0) p.boxes.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), lb.shape).round());

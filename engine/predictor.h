@@ -14,7 +14,8 @@ namespace revkit {
 
 struct PredictOptions {
   int64_t imgsz = 640;
-  double conf = 0.25, iou = 0.45;
+  double conf = 0.25;
+  double iou = -1;  // -1: the head's default (YOLOv5 0.45, YOLOv8 0.7)
   int64_t max_det = 1000;
   c10::Device device = c10::kCPU;
 };

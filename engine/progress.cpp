@@ -33,9 +33,9 @@ void ProgressLine::update(int64_t done, const double losses[3], int64_t instance
   }
 }
 
-void ProgressLine::print_header(std::ostream& out) {
-  out << fmt::format("{:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>6}\n", "Epoch", "RSS", "box_loss", "obj_loss",
-                     "cls_loss", "Instances", "Size");
+void ProgressLine::print_header(std::ostream& out, const std::array<std::string, 3>& losses) {
+  out << fmt::format("{:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>6}\n", "Epoch", "RSS", losses[0], losses[1],
+                     losses[2], "Instances", "Size");
 }
 
 std::string format_duration(double seconds) {

@@ -2,6 +2,7 @@
 // The live progress of a training epoch, in Ultralytics' columns: epoch, memory, the three losses, instances,
 // image size, then done/total with elapsed and remaining time. On a terminal the line is rewritten in place;
 // elsewhere (a log file) it is printed on the first batch, every 10 seconds, and at the end.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <ostream>
@@ -12,10 +13,11 @@ namespace revkit {
 class ProgressLine {
  public:
   ProgressLine(std::ostream& out, std::string epoch, int64_t total);
-  // After `done` batches, with the mean losses (box, obj, cls) so far and the batch's instance count.
+  // After `done` batches, with the mean losses so far (the head's three parts) and the batch's instance count.
   void update(int64_t done, const double losses[3], int64_t instances, int64_t size);
-  // The column titles above a run of progress lines.
-  static void print_header(std::ostream& out);
+  // The column titles above a run of progress lines, with the head's loss names.
+  static void print_header(std::ostream& out,
+                           const std::array<std::string, 3>& losses = {"box_loss", "obj_loss", "cls_loss"});
 
  private:
   using Clock = std::chrono::steady_clock;

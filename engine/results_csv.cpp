@@ -8,27 +8,19 @@
 
 namespace revkit {
 
-const std::vector<std::string>& results_columns() {
-  static const std::vector<std::string> columns = {"epoch",
-                                                   "train/box_loss",
-                                                   "train/obj_loss",
-                                                   "train/cls_loss",
-                                                   "metrics/precision",
-                                                   "metrics/recall",
-                                                   "metrics/mAP_0.5",
-                                                   "metrics/mAP_0.5:0.95",
-                                                   "val/box_loss",
-                                                   "val/obj_loss",
-                                                   "val/cls_loss",
-                                                   "x/lr0",
-                                                   "x/lr1",
-                                                   "x/lr2"};
+std::vector<std::string> results_columns(const LossNames& losses) {
+  std::vector<std::string> columns = {"epoch"};
+  for (const auto& l : losses) columns.push_back("train/" + l);
+  for (const char* m : {"metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95"})
+    columns.push_back(m);
+  for (const auto& l : losses) columns.push_back("val/" + l);
+  for (const char* lr : {"x/lr0", "x/lr1", "x/lr2"}) columns.push_back(lr);
   return columns;
 }
 
-std::string results_csv(const std::vector<std::vector<double>>& rows) {
+std::string results_csv(const std::vector<std::vector<double>>& rows, const LossNames& losses) {
   std::ostringstream out;
-  const auto& columns = results_columns();
+  const auto columns = results_columns(losses);
   for (size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
   out << "\n";
   for (const auto& r : rows) {

@@ -26,7 +26,9 @@ struct TrainOptions {
   bool val = true;  // validate every epoch (else only after the last)
   ScheduleOptions schedule;
   AugmentOptions augment_options;
-  int64_t close_mosaic = 0;  // the last so many epochs are augmented without mosaic (Ultralytics' close_mosaic)
+  // The last so many epochs are augmented without mosaic (Ultralytics 8's close_mosaic); -1: the head's default
+  // (YOLOv5 0, YOLOv8 10).
+  int64_t close_mosaic = -1;
   double max_grad_norm = 10.0;
   int64_t max_nonfinite_in_row = 3;  // stop after this many non-finite losses in a row
   int64_t checkpoint_every = 1;      // write weights/last (and its state) every so many epochs; the last one always

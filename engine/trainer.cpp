@@ -97,8 +97,9 @@ Trainer::~Trainer() = default;
 
 void Trainer::check_options() const {
   if (o_.epochs <= 0) throw InputError(fmt::format("--epochs must be positive, got {}", o_.epochs));
-  if (o_.close_mosaic < 0)
-    throw InputError(fmt::format("--close-mosaic must not be negative, got {}", o_.close_mosaic));
+  if (o_.close_mosaic < -1)
+    throw InputError(
+        fmt::format("--close-mosaic must be 0 or more (or -1, the model's default), got {}", o_.close_mosaic));
   if (o_.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o_.batch));
   if (o_.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", o_.imgsz));
   if (o_.batch % world_ != 0)
@@ -129,6 +130,7 @@ void Trainer::setup_model() {
   std::string source;
   config_ = load_model_config(o_.model, &source);
   model_ = DetectionModel(config_, source, overrides);
+  head_defaults_ = model_->head()->defaults();
   ema_model_ = DetectionModel(config_, source, overrides);
   if (config_.contains("nc") && config_["nc"].is_number_integer() && config_["nc"].get<int64_t>() != nc_)
     logger()->info("{}: nc {} replaced by the {} classes of {}", source, config_["nc"].get<int64_t>(), nc_,
@@ -157,10 +159,12 @@ void Trainer::setup_optimization() {
   train.seed = o_.seed;
   train.augment_options = o_.augment_options;
   train.pin_memory = device_.is_cuda();
-  if (o_.close_mosaic > 0) train.no_mosaic_from_epoch = std::max<int64_t>(0, o_.epochs - o_.close_mosaic);
+  const int64_t close_mosaic = o_.close_mosaic >= 0 ? o_.close_mosaic : head_defaults_.close_mosaic;
+  if (close_mosaic > 0) train.no_mosaic_from_epoch = std::max<int64_t>(0, o_.epochs - close_mosaic);
   train_loader_ = std::make_unique<DetectionLoader>(std::move(*train_index_), train);
   LoaderOptions val;
   val.imgsz = o_.imgsz;
+  val.letterbox = head_defaults_.ultralytics8_letterbox ? LetterboxRule::Ultralytics8 : LetterboxRule::Yolov5;
   val.batch = o_.batch * 2;
   val.workers = o_.workers;
   val.rank = train.rank;  // each rank validates its share, every image once
@@ -176,10 +180,10 @@ void Trainer::setup_optimization() {
   optimizer_ = std::make_unique<NesterovSgd>(group_parameters(*model_), o_.schedule.lr0, o_.schedule.momentum,
                                              schedule_->scaled_weight_decay());
   ema_ = std::make_unique<ModelEma>(*model_, *ema_model_);
-  loss_options_ = DetectLossOptions::scaled(model_->head()->nl, nc_, o_.imgsz);
+  loss_context_.imgsz = o_.imgsz;
   if (dist_) {
-    loss_options_.world_size = world_;
-    loss_options_.sum_over_ranks = [dist = dist_.get()](const std::vector<double>& counts) {
+    loss_context_.world_size = world_;
+    loss_context_.sum_over_ranks = [dist = dist_.get()](const std::vector<double>& counts) {
       at::Tensor t = at::tensor(counts, at::kDouble);
       dist->all_reduce_sum({t});
       return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
@@ -254,7 +258,7 @@ Trainer::EpochLosses Trainer::train_epoch(int64_t epoch) {
   train_loader_->start_epoch(epoch);
   if (o_.augment && epoch == train_loader_->options().no_mosaic_from_epoch && main_rank_)
     logger()->info("closing mosaic: epochs {} to {} are augmented without it", epoch + 1, o_.epochs);
-  ProgressLine::print_header(*out_);
+  ProgressLine::print_header(*out_, head_defaults_.loss_names);
   ProgressLine progress(*out_, fmt::format("{}/{}", epoch + 1, o_.epochs), batches_per_epoch_);
   EpochLosses losses;
   int64_t i = 0;
@@ -288,11 +292,12 @@ std::optional<Trainer::StepLosses> Trainer::train_step(const Batch& batch, int64
     raw = model_->forward(images);
   }
   for (auto& r : raw) r = r.to(at::kFloat);
-  const DetectLoss loss = detect_loss(*model_->head(), raw, targets, loss_options_);
+  const HeadLoss loss = model_->head()->loss(raw, targets, loss_context_);
   // The three parts and the total, over all ranks (each rank holds its share of the global loss).
   StepLosses step;
   double* parts = step.parts;
-  parts[0] = loss.box, parts[1] = loss.obj, parts[2] = loss.cls, parts[3] = loss.total.item<double>();
+  for (int k = 0; k < 3; ++k) parts[k] = loss.parts[k];
+  parts[3] = loss.total.item<double>();
   if (dist_) {
     at::Tensor p = at::tensor(std::vector<double>(parts, parts + 4), at::kDouble);
     dist_->all_reduce_sum({p});
@@ -350,10 +355,10 @@ bool Trainer::end_epoch(int64_t epoch, const EpochLosses& losses) {
   const double fitness = v.fitness();
   const auto& groups = optimizer_->groups();
   rows_.push_back({static_cast<double>(epoch), losses.mean[0], losses.mean[1], losses.mean[2], v.metrics.mp,
-                   v.metrics.mr, v.metrics.map50, v.metrics.map50_95, v.box, v.obj, v.cls, groups[0].lr, groups[1].lr,
-                   groups[2].lr});
-  write_file_atomically((fs::path(run_dir_) / "results.csv").string(), results_csv(rows_));
-  plot_results((fs::path(run_dir_) / "results.png").string(), results_columns(), rows_);
+                   v.metrics.mr, v.metrics.map50, v.metrics.map50_95, v.losses[0], v.losses[1], v.losses[2],
+                   groups[0].lr, groups[1].lr, groups[2].lr});
+  write_file_atomically((fs::path(run_dir_) / "results.csv").string(), results_csv(rows_, head_defaults_.loss_names));
+  plot_results((fs::path(run_dir_) / "results.png").string(), results_columns(head_defaults_.loss_names), rows_);
 
   // Weights for users (EMA), then the state to resume from; best when fitness improved (or equals the best so far
   // at a checkpoint, so a run without validation still has a best).

@@ -19,7 +19,6 @@
 #include "engine/optimizer.h"
 #include "engine/train_options.h"
 #include "engine/validator.h"
-#include "heads/detect_loss.h"
 #include "models/detection_model.h"
 
 namespace revkit {
@@ -52,9 +51,9 @@ class Trainer {
 
  private:
   struct EpochLosses {
-    double mean[3] = {0, 0, 0};  // box, obj, cls over the epoch's batches
+    double mean[3] = {0, 0, 0};  // the head's three loss parts over the epoch's batches
   };
-  // The whole batch's loss parts (box, obj, cls) and total, summed over ranks.
+  // The whole batch's loss parts and total, summed over ranks.
   struct StepLosses {
     double parts[4] = {0, 0, 0, 0};
   };
@@ -96,7 +95,8 @@ class Trainer {
   std::unique_ptr<TrainingSchedule> schedule_;
   std::unique_ptr<NesterovSgd> optimizer_;
   std::unique_ptr<ModelEma> ema_;
-  DetectLossOptions loss_options_;
+  LossContext loss_context_;
+  HeadDefaults head_defaults_;
   AmpPolicy amp_;
   std::unique_ptr<GradScaler> scaler_;
   ValidationOptions val_options_;

@@ -8,8 +8,6 @@
 #include "core/autocast_state.h"
 #include "engine/amp.h"
 #include "engine/distributed.h"
-#include "heads/detect.h"
-#include "heads/detect_loss.h"
 
 namespace revkit {
 
@@ -21,9 +19,11 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
   at::NoGradGuard no_grad;
   ValidationResult result;
   MetricsAccumulator metrics(options.ap_rule);
-  const DetectImpl& head = *model.head();
-  const int64_t size = loader.options().imgsz;
-  const DetectLossOptions loss_options = DetectLossOptions::scaled(head.nl, head.nc, size);
+  const DetectionHead& head = *model.head();
+  const HeadDefaults defaults = head.defaults();
+  const double iou = options.iou >= 0 ? options.iou : defaults.val_iou;
+  LossContext loss_context;
+  loss_context.imgsz = loader.options().imgsz;
   int64_t batches = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
@@ -37,11 +37,10 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
     for (auto& r : raw) r = r.to(at::kFloat);
     const at::Tensor targets = batch->targets.to(options.device, /*non_blocking=*/async);
     if (options.compute_loss) {
-      const DetectLoss loss = detect_loss(head, raw, targets, loss_options);
-      result.box += loss.box, result.obj += loss.obj, result.cls += loss.cls;
+      const HeadLoss loss = head.loss(raw, targets, loss_context);
+      for (int k = 0; k < 3; ++k) result.losses[k] += loss.parts[k];
     }
-    const auto kept =
-        non_max_suppression(head.decode(raw), options.conf, options.iou, options.max_det, /*multi_label=*/true);
+    const auto kept = head.nms(head.decode(raw), options.conf, iou, options.max_det, /*multi_label=*/true);
     std::vector<at::Tensor> per_image;
     const double height = static_cast<double>(images.size(2)), width = static_cast<double>(images.size(3));
     for (size_t i = 0; i < kept.size(); ++i) {
@@ -54,9 +53,9 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
         at::Tensor xy = rows.narrow(1, 2, 2) * sides, half = rows.narrow(1, 4, 2) * sides / 2;
         labels = at::cat({rows.narrow(1, 1, 1), to_original_pixels(at::cat({xy - half, xy + half}, 1), shape)}, 1);
       }
-      // Scored in the original image's pixels, predictions clipped to it, as val.py scores them.
+      // Scored in the original image's pixels, as val.py scores them (Ultralytics 8: without clipping).
       at::Tensor original = dets.clone();
-      original.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), shape));
+      original.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), shape, defaults.clip_val_boxes));
       metrics.add(original, labels);
       result.instances += labels.size(0);
       per_image.push_back(dets);
@@ -66,18 +65,19 @@ ValidationResult validate(DetectionModelImpl& model, DetectionLoader& loader, co
     ++batches;
   }
   if (dist) {
-    at::Tensor sums = at::tensor(
-        {result.box, result.obj, result.cls, static_cast<double>(batches), static_cast<double>(result.instances)},
-        at::kDouble);
+    at::Tensor sums = at::tensor({result.losses[0], result.losses[1], result.losses[2], static_cast<double>(batches),
+                                  static_cast<double>(result.instances)},
+                                 at::kDouble);
     dist->all_reduce_sum({sums});
-    result.box = sums[0].item<double>(), result.obj = sums[1].item<double>(), result.cls = sums[2].item<double>();
+    for (int k = 0; k < 3; ++k) result.losses[k] = sums[k].item<double>();
     batches = static_cast<int64_t>(sums[3].item<double>());
     result.instances = static_cast<int64_t>(sums[4].item<double>());
     MetricsAccumulator pooled(options.ap_rule);
     for (const auto& bytes : dist->all_gather_bytes(metrics.serialize())) pooled.merge(bytes);
     metrics = std::move(pooled);
   }
-  if (batches > 0) result.box /= batches, result.obj /= batches, result.cls /= batches;
+  if (batches > 0)
+    for (double& l : result.losses) l /= static_cast<double>(batches);
   result.images = metrics.images();
   result.metrics = metrics.compute();
   model.train(was_training);

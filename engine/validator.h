@@ -1,11 +1,12 @@
 #pragma once
-// Validation of a detector as YOLOv5's val.py does it: letterboxed images (square, or rect batches as the loader
-// makes them), multi-label class-aware NMS (conf 0.001, IoU 0.6, at most 300 boxes per image), detections and
-// labels scored in each original image's pixels with the detections clipped to it, matched and integrated by
-// pycocotools' rule (ApRule::Coco) or val.py's (ApRule::Ultralytics); the three losses when asked; COCO-format
-// detections.
+// Validation of a detector as YOLOv5's val.py (and Ultralytics 8's validator) does it: letterboxed images (square,
+// or rect batches as the loader makes them), multi-label class-aware NMS (conf 0.001, IoU the head's default: 0.6
+// YOLOv5, 0.7 YOLOv8; at most 300 boxes per image), detections and labels scored in each original image's pixels
+// (YOLOv5 clips the detections to the image first, Ultralytics 8 does not), matched and integrated by pycocotools'
+// rule (ApRule::Coco) or val.py's (ApRule::Ultralytics); the three losses when asked; COCO-format detections.
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -19,7 +20,8 @@
 namespace revkit {
 
 struct ValidationOptions {
-  double conf = 0.001, iou = 0.6;
+  double conf = 0.001;
+  double iou = -1;  // NMS IoU threshold; -1: the head's default (YOLOv5 0.6, YOLOv8 0.7)
   int64_t max_det = 300;
   bool compute_loss = true;
   bool amp = false;               // bf16 autocast on CPU, fp16 on CUDA
@@ -30,7 +32,7 @@ struct ValidationOptions {
 
 struct ValidationResult {
   DetectionMetrics metrics;
-  double box = 0, obj = 0, cls = 0;  // mean losses per batch
+  std::array<double, 3> losses{};  // mean losses per batch, the head's three parts
   int64_t images = 0, instances = 0;
   double seconds = 0;
   std::vector<ImageDetections> detections;
@@ -41,7 +43,6 @@ struct ValidationResult {
 using BatchCallback = std::function<void(const Batch&, const std::vector<at::Tensor>&)>;
 
 class Distributed;
-
 
 // Runs `model` (switched to eval for the duration) over every batch of `loader` (epoch 0). With `dist`, the loader
 // holds this rank's shard and the ranks pool their matches and losses: every rank returns the metrics of the

@@ -87,7 +87,11 @@ at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labe
   return correct;
 }
 
-at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor& labels) {
+namespace {
+
+// In confidence order, each detection takes the unmatched label of its class with the highest IoU at or above
+// the threshold; among equal IoUs the last (pycocotools) or the first (Ultralytics 8) label.
+at::Tensor match_greedily(const at::Tensor& detections, const at::Tensor& labels, bool last_of_equals) {
   const int64_t n = detections.size(0), m = labels.size(0);
   at::Tensor correct = at::zeros({n, 10}, at::kBool);
   if (n == 0 || m == 0) return correct;
@@ -101,7 +105,7 @@ at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor&
       double best = std::min(iou_thresholds()[t], 1 - 1e-10);
       int64_t taken = -1;
       for (int64_t l = 0; l < m; ++l) {
-        if (label_taken[l] || iou[l][d] < best) continue;
+        if (label_taken[l] || iou[l][d] < best || (!last_of_equals && taken >= 0 && iou[l][d] == best)) continue;
         best = iou[l][d];
         taken = l;
       }
@@ -113,10 +117,21 @@ at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor&
   return correct;
 }
 
+}  // namespace
+
+at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor& labels) {
+  return match_greedily(detections, labels, /*last_of_equals=*/true);
+}
+
+at::Tensor match_detections_greedy(const at::Tensor& detections, const at::Tensor& labels) {
+  return match_greedily(detections, labels, /*last_of_equals=*/false);
+}
+
 ApRule parse_ap_rule(const std::string& name) {
   if (name == "coco") return ApRule::Coco;
-  if (name == "ultralytics") return ApRule::Ultralytics;
-  throw InputError("--metrics must be coco or ultralytics, got '" + name + "'");
+  if (name == "ultralytics" || name == "yolov5") return ApRule::Ultralytics;
+  if (name == "ultralytics8") return ApRule::Ultralytics8;
+  throw InputError("--metrics must be coco, yolov5 (or ultralytics) or ultralytics8, got '" + name + "'");
 }
 
 double average_precision_101(const std::vector<double>& recall, const std::vector<double>& precision) {
@@ -133,11 +148,16 @@ double average_precision_101(const std::vector<double>& recall, const std::vecto
   return sum / 101.0;
 }
 
-double average_precision_interp(const std::vector<double>& recall, const std::vector<double>& precision) {
+double average_precision_interp(const std::vector<double>& recall, const std::vector<double>& precision,
+                                bool zero_after_last_recall) {
   if (recall.empty()) return 0.0;  // a class never predicted: YOLOv5 leaves its AP at 0
   std::vector<double> r = {0.0}, p = {1.0};
   r.insert(r.end(), recall.begin(), recall.end());
   p.insert(p.end(), precision.begin(), precision.end());
+  if (zero_after_last_recall) {
+    r.push_back(recall.back());
+    p.push_back(0.0);
+  }
   r.push_back(1.0);
   p.push_back(0.0);
   for (size_t i = p.size() - 1; i > 0; --i) p[i - 1] = std::max(p[i - 1], p[i]);  // the envelope
@@ -162,8 +182,9 @@ void MetricsAccumulator::add(const at::Tensor& detections_in, const at::Tensor& 
   ++images_;
   // COCOeval's maxDets: only the 100 most confident detections of each class in an image count.
   const at::Tensor detections = rule_ == ApRule::Coco ? most_confident_per_class(detections_in, 100) : detections_in;
-  correct_.push_back(rule_ == ApRule::Coco ? match_detections_coco(detections, labels)
-                                           : match_detections(detections, labels));
+  correct_.push_back(rule_ == ApRule::Coco           ? match_detections_coco(detections, labels)
+                     : rule_ == ApRule::Ultralytics8 ? match_detections_greedy(detections, labels)
+                                                     : match_detections(detections, labels));
   conf_.push_back(detections.select(1, 4).to(at::kCPU, at::kDouble));
   pred_cls_.push_back(detections.select(1, 5).to(at::kCPU, at::kLong));
   target_cls_.push_back(labels.select(1, 0).to(at::kCPU, at::kLong));
@@ -241,8 +262,9 @@ DetectionMetrics MetricsAccumulator::compute() const {
     }
     double ap_sum = 0.0;
     for (int th = 0; th < 10; ++th) {
-      const double ap = rule == ApRule::Coco ? average_precision_101(rec_t[th], prec_t[th])
-                                             : average_precision_interp(rec_t[th], prec_t[th]);
+      const double ap = rule == ApRule::Coco
+                            ? average_precision_101(rec_t[th], prec_t[th])
+                            : average_precision_interp(rec_t[th], prec_t[th], rule == ApRule::Ultralytics8);
       ap_sum += ap;
       if (th == 0) out.ap50.push_back(ap);
     }
@@ -276,7 +298,7 @@ DetectionMetrics MetricsAccumulator::compute() const {
       mean_f1[g] += (p + r > 0 ? 2 * p * r / (p + r) : 0.0) / static_cast<double>(labels_of.size());
     }
   }
-  if (rule == ApRule::Ultralytics) {
+  if (rule != ApRule::Coco) {
     // val.py's smooth(f1, 0.1): a 101-wide box filter, the ends padded with the end values.
     constexpr int kHalf = 50;
     std::vector<double> smoothed(kGrid, 0.0);

@@ -22,6 +22,8 @@ at::Tensor match_detections(const at::Tensor& detections, const at::Tensor& labe
 // The same as pycocotools' evaluateImg matches (area 'all', no crowd labels): in confidence order, each detection
 // takes the unmatched label of its class with the highest IoU at or above the threshold (the last of equals).
 at::Tensor match_detections_coco(const at::Tensor& detections, const at::Tensor& labels);
+// As Ultralytics 8.4's match_predictions: the same greedy matching in confidence order, the first of equals.
+at::Tensor match_detections_greedy(const at::Tensor& detections, const at::Tensor& labels);
 
 // Average precision of one precision/recall curve (detections sorted by confidence, cumulative), COCO style:
 // precision made monotone, sampled at recall 0, 0.01, ..., 1 (the first point at or beyond each), averaged.
@@ -29,7 +31,10 @@ double average_precision_101(const std::vector<double>& recall, const std::vecto
 // The same curve as YOLOv5's compute_ap integrates it: the envelope with (0, 1) before and (1, 0) after the
 // curve, linearly interpolated at recall 0, 0.01, ..., 1 and integrated by the trapezoid rule. Above the last
 // recall the precision falls linearly to 0 instead of being 0, so a model of low recall scores higher than COCO's.
-double average_precision_interp(const std::vector<double>& recall, const std::vector<double>& precision);
+// With `zero_after_last_recall` (Ultralytics 8.4's compute_ap) the curve gets (last recall, 0) before (1, 0)
+// instead: precision is 0 beyond the last recall.
+double average_precision_interp(const std::vector<double>& recall, const std::vector<double>& precision,
+                                bool zero_after_last_recall = false);
 
 // How AP is integrated and where P and R are read.
 enum class ApRule {
@@ -38,8 +43,11 @@ enum class ApRule {
   Coco,
   // YOLOv5 v7.0's val.py: process_batch's matching, compute_ap, P and R at the best mean F1 after its smoothing.
   Ultralytics,
+  // Ultralytics 8.4's DetectionValidator: greedy matching in confidence order (match_detections_greedy), then
+  // as val.py: compute_ap, P and R at the smoothed best mean F1.
+  Ultralytics8,
 };
-// "coco" or "ultralytics"; InputError for anything else.
+// "coco", "yolov5" (or "ultralytics") or "ultralytics8"; InputError for anything else.
 ApRule parse_ap_rule(const std::string& name);
 
 struct DetectionMetrics {

@@ -17,12 +17,13 @@ at::Tensor box_iou(const at::Tensor& a, const at::Tensor& b) {
   return inter / (area_a.unsqueeze(1) + area_b.unsqueeze(0) - inter + 1e-9);
 }
 
-at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps) {
-  auto part = [](const at::Tensor& b, int64_t i) { return b.select(-1, i); };
-  at::Tensor x1 = part(box1, 0), y1 = part(box1, 1), w1 = part(box1, 2), h1 = part(box1, 3);
-  at::Tensor x2 = part(box2, 0), y2 = part(box2, 1), w2 = part(box2, 2), h2 = part(box2, 3);
-  at::Tensor b1x1 = x1 - w1 / 2, b1x2 = x1 + w1 / 2, b1y1 = y1 - h1 / 2, b1y2 = y1 + h1 / 2;
-  at::Tensor b2x1 = x2 - w2 / 2, b2x2 = x2 + w2 / 2, b2y1 = y2 - h2 / 2, b2y2 = y2 + h2 / 2;
+namespace {
+
+// CIoU from both boxes' corners and sides (the sides as each convention computes them).
+at::Tensor ciou_of_corners(const at::Tensor& b1x1, const at::Tensor& b1y1, const at::Tensor& b1x2,
+                           const at::Tensor& b1y2, const at::Tensor& w1, const at::Tensor& h1, const at::Tensor& b2x1,
+                           const at::Tensor& b2y1, const at::Tensor& b2x2, const at::Tensor& b2y2, const at::Tensor& w2,
+                           const at::Tensor& h2, double eps) {
   at::Tensor inter = (at::min(b1x2, b2x2) - at::max(b1x1, b2x1)).clamp_min(0) *
                      (at::min(b1y2, b2y2) - at::max(b1y1, b2y1)).clamp_min(0);
   at::Tensor uni = w1 * h1 + w2 * h2 - inter + eps;
@@ -38,6 +39,23 @@ at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps)
     alpha = v / (v - iou + (1 + eps));
   }
   return iou - (rho2 / c2 + v * alpha);
+}
+
+at::Tensor part(const at::Tensor& b, int64_t i) { return b.select(-1, i); }
+
+}  // namespace
+
+at::Tensor bbox_ciou(const at::Tensor& box1, const at::Tensor& box2, double eps) {
+  at::Tensor x1 = part(box1, 0), y1 = part(box1, 1), w1 = part(box1, 2), h1 = part(box1, 3);
+  at::Tensor x2 = part(box2, 0), y2 = part(box2, 1), w2 = part(box2, 2), h2 = part(box2, 3);
+  return ciou_of_corners(x1 - w1 / 2, y1 - h1 / 2, x1 + w1 / 2, y1 + h1 / 2, w1, h1, x2 - w2 / 2, y2 - h2 / 2,
+                         x2 + w2 / 2, y2 + h2 / 2, w2, h2, eps);
+}
+
+at::Tensor bbox_ciou_xyxy(const at::Tensor& box1, const at::Tensor& box2, double eps) {
+  at::Tensor x1 = part(box1, 0), y1 = part(box1, 1), x2 = part(box1, 2), y2 = part(box1, 3);
+  at::Tensor u1 = part(box2, 0), v1 = part(box2, 1), u2 = part(box2, 2), v2 = part(box2, 3);
+  return ciou_of_corners(x1, y1, x2, y2, x2 - x1, y2 - y1 + eps, u1, v1, u2, v2, u2 - u1, v2 - v1 + eps, eps);
 }
 
 at::Tensor class_aware_nms(const at::Tensor& boxes_in, const at::Tensor& classes_in, double iou_threshold,

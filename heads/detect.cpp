@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <tuple>
+
+#include "heads/detect_loss.h"
 
 namespace revkit {
 
-DetectImpl::DetectImpl(const DetectOptions& o) : nc(o.num_classes()) {
+DetectImpl::DetectImpl(const DetectOptions& o) {
+  nc = o.num_classes();
   TORCH_CHECK(nc > 0, "Detect: the number of classes must be positive, got ", nc);
   TORCH_CHECK(!o.anchors().empty() && o.anchors().size() == o.in_channels().size(), "Detect: ", o.anchors().size(),
               " anchor levels for ", o.in_channels().size(), " inputs");
@@ -44,12 +46,6 @@ void DetectImpl::set_strides(const std::vector<double>& strides) {
   stride.copy_(s);
 }
 
-std::vector<at::Tensor> DetectImpl::forward(const std::vector<at::Tensor>& features) {
-  std::vector<at::Tensor> maps = raw(features);
-  if (is_training()) return maps;
-  return {decode(maps)};
-}
-
 std::vector<at::Tensor> DetectImpl::raw(const std::vector<at::Tensor>& features) {
   TORCH_CHECK(static_cast<int64_t>(features.size()) == nl, "Detect: expected ", nl, " feature maps, got ",
               features.size());
@@ -80,39 +76,45 @@ at::Tensor DetectImpl::decode(const std::vector<at::Tensor>& raw) const {
   return at::cat(out, 1);
 }
 
+std::vector<at::Tensor> DetectImpl::nms(const at::Tensor& decoded, double conf, double iou, int64_t max_det,
+                                        bool multi_label) const {
+  return non_max_suppression(decoded, conf, iou, max_det, multi_label);
+}
+
+HeadLoss DetectImpl::loss(const std::vector<at::Tensor>& raw, const at::Tensor& targets,
+                          const LossContext& context) const {
+  DetectLossOptions options = DetectLossOptions::scaled(nl, nc, context.imgsz);
+  options.world_size = context.world_size;
+  options.sum_over_ranks = context.sum_over_ranks;
+  const DetectLoss l = detect_loss(*this, raw, targets, options);
+  return {l.total, {l.box, l.obj, l.cls}};
+}
+
+HeadDefaults DetectImpl::defaults() const {
+  HeadDefaults d;
+  d.loss_names = {"box_loss", "obj_loss", "cls_loss"};
+  return d;
+}
+
+int64_t DetectImpl::classes_in_weights(const std::map<std::string, at::Tensor>& tensors,
+                                       const std::string& prefix) const {
+  const auto it = tensors.find(prefix + "m.0.weight");
+  if (it == tensors.end() || it->second.dim() != 4) return -1;
+  const int64_t outputs = it->second.size(0);
+  return outputs % na == 0 && outputs / na > 5 ? outputs / na - 5 : 0;
+}
+
 std::vector<at::Tensor> non_max_suppression(const at::Tensor& predictions, double conf_threshold, double iou_threshold,
                                             int64_t max_det, bool multi_label) {
   at::NoGradGuard no_grad;
-  constexpr int64_t kMaxCandidates = 30000;  // as Ultralytics: the best 30000 boxes go into NMS
   std::vector<at::Tensor> results;
   const int64_t nc = predictions.size(2) - 5;
   for (int64_t b = 0; b < predictions.size(0); ++b) {
     at::Tensor p = predictions[b].to(at::kCPU, at::kFloat);
     p = p.index({p.select(1, 4) > conf_threshold});
     const at::Tensor scores = p.narrow(1, 5, nc) * p.narrow(1, 4, 1);  // class confidence = objectness * class
-    at::Tensor rows, conf, cls;                                        // a candidate per (box, class) kept
-    if (multi_label) {
-      const at::Tensor hits = (scores > conf_threshold).nonzero();
-      rows = hits.select(1, 0);
-      cls = hits.select(1, 1);
-      conf = scores.index({rows, cls});
-    } else {
-      std::tie(conf, cls) = scores.max(1);
-      rows = (conf > conf_threshold).nonzero().select(1, 0);
-      conf = conf.index({rows});
-      cls = cls.index({rows});
-    }
-    at::Tensor order = conf.argsort(0, /*descending=*/true);
-    if (order.size(0) > kMaxCandidates) order = order.narrow(0, 0, kMaxCandidates);
-    rows = rows.index({order});
-    const at::Tensor xy = p.narrow(1, 0, 2).index({rows}), half = p.narrow(1, 2, 2).index({rows}) / 2;
-    const at::Tensor boxes = at::cat({xy - half, xy + half}, 1).contiguous();
-    conf = conf.index({order}).contiguous();
-    cls = cls.index({order}).contiguous();
-
-    const at::Tensor idx = class_aware_nms(boxes, cls, iou_threshold, max_det);
     results.push_back(
-        at::cat({boxes.index({idx}), conf.index({idx}).unsqueeze(1), cls.index({idx}).unsqueeze(1).to(at::kFloat)}, 1));
+        suppress_candidates(p.narrow(1, 0, 4), scores, conf_threshold, iou_threshold, max_det, multi_label));
   }
   return results;
 }

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "heads/boxes.h"
+#include "heads/head.h"
 
 namespace revkit {
 
@@ -19,29 +19,35 @@ struct DetectOptions {
   TORCH_ARG(std::vector<int64_t>, in_channels);          // per level
 };
 
-class DetectImpl : public torch::nn::Module {
+class DetectImpl : public DetectionHead {
  public:
   explicit DetectImpl(const DetectOptions& options);
-  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& features);
-  // The raw maps whatever the mode (validation wants them for its loss as well as the decoded boxes).
-  std::vector<at::Tensor> raw(const std::vector<at::Tensor>& features);
+  std::vector<at::Tensor> raw(const std::vector<at::Tensor>& features) override;
 
   // Sets the strides (input pixels per cell of each level), turns the anchors into grid units, and applies
   // Ultralytics' bias initialisation: objectness log(8 / (640 / s)^2), classes log(0.6 / (nc - 0.99999))
   // (YOLOv5 v7.0's `_initialize_biases`; with one class every score starts near 1).
-  void set_strides(const std::vector<double>& strides);
+  void set_strides(const std::vector<double>& strides) override;
   // Decodes raw maps into [batch, boxes, nc + 5]: xy = (2 sigmoid - 0.5 + grid) * stride,
   // wh = (2 sigmoid)^2 * anchor.
-  at::Tensor decode(const std::vector<at::Tensor>& raw) const;
+  at::Tensor decode(const std::vector<at::Tensor>& raw) const override;
+  // non_max_suppression below.
+  std::vector<at::Tensor> nms(const at::Tensor& decoded, double conf, double iou, int64_t max_det,
+                              bool multi_label) const override;
+  // detect_loss with the train-time scaling of its gains (DetectLossOptions::scaled).
+  HeadLoss loss(const std::vector<at::Tensor>& raw, const at::Tensor& targets,
+                const LossContext& context) const override;
+  // box/obj/cls losses, NMS IoU 0.6 in validation and 0.45 in detection, boxes clipped, no close_mosaic (YOLOv5 v7.0's
+  // train.py and val.py).
+  HeadDefaults defaults() const override;
+  int64_t classes_in_weights(const std::map<std::string, at::Tensor>& tensors,
+                             const std::string& prefix) const override;
 
-  int64_t num_classes() const { return nc; }
   int64_t num_outputs() const { return nc + 5; }
-  int64_t num_levels() const { return nl; }
   int64_t num_anchors() const { return na; }
 
-  int64_t nc, nl, na;
+  int64_t na;
   at::Tensor anchors;  // buffer [nl, na, 2], in grid units once strides are set
-  at::Tensor stride;   // buffer [nl]
   torch::nn::ModuleList m{nullptr};
 };
 TORCH_MODULE(Detect);

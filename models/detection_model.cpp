@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <regex>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -43,6 +45,7 @@ nlohmann::json substitute(const nlohmann::json& args, int64_t nc, const nlohmann
 // What the rows are built with, from the config's top-level keys.
 struct DetectionModelImpl::Header {
   double depth = 1.0, width = 1.0;
+  int64_t max_channels = 0;
   nlohmann::json anchors;
   nlohmann::json rows = nlohmann::json::array();  // backbone then head
 };
@@ -51,8 +54,10 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
                                                            const ModelOverrides& overrides) {
   auto fail = [&](const std::string& what) -> void { throw InputError(source, what); };
   if (!cfg.is_object()) fail("a model config must be a mapping with nc, backbone and head");
+  // Ultralytics 8 adds scales, and writes scale, yaml_file and channels into the yaml its checkpoints keep.
   static const std::vector<std::string> known = {
-      "nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head", "ch"};
+      "nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head",
+      "ch", "channels",       "scales",         "scale",   "yaml_file"};
   for (auto it = cfg.begin(); it != cfg.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(fmt::format("unknown key '{}' (expected {})", it.key(), fmt::join(known, ", ")));
@@ -66,7 +71,9 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
   }
   if (num_classes_ <= 0) fail(fmt::format("nc must be positive, got {}", num_classes_));
   // Ultralytics writes the input channels into the yaml its checkpoints keep.
-  if (cfg.contains("ch") && cfg["ch"] != 3) fail("ch (input channels) must be 3, got " + cfg["ch"].dump());
+  for (const char* key : {"ch", "channels"})
+    if (cfg.contains(key) && cfg[key] != 3)
+      fail(fmt::format("{} (input channels) must be 3, got {}", key, cfg[key].dump()));
   auto multiple = [&](const char* key) {
     if (!cfg.contains(key)) return 1.0;
     if (!cfg[key].is_number() || cfg[key].get<double>() <= 0)
@@ -76,6 +83,7 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
   Header h;
   h.depth = multiple("depth_multiple");
   h.width = multiple("width_multiple");
+  if (cfg.contains("scales")) read_scale(cfg, source, h);
   if (cfg.contains("anchors")) h.anchors = cfg["anchors"];
   for (const char* part : {"backbone", "head"}) {
     if (!cfg.contains(part)) fail(fmt::format("'{}' is missing (a list of [from, number, module, args] rows)", part));
@@ -84,6 +92,34 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
   }
   if (h.rows.empty()) fail("the model has no rows");
   return h;
+}
+
+void DetectionModelImpl::read_scale(const nlohmann::json& cfg, const std::string& source, Header& h) {
+  auto fail = [&](const std::string& what) -> void { throw InputError(source, what); };
+  const auto& scales = cfg["scales"];
+  if (!scales.is_object() || scales.empty())
+    fail("scales must be a mapping of scale names to [depth, width, max_channels]");
+  if (cfg.contains("depth_multiple") || cfg.contains("width_multiple"))
+    fail("give either scales or depth_multiple and width_multiple, not both");
+  std::string scale = cfg.contains("scale") && cfg["scale"].is_string() ? cfg["scale"].get<std::string>() : "";
+  if (cfg.contains("scale") && !cfg["scale"].is_string()) fail("scale must be a name, got " + cfg["scale"].dump());
+  if (scale.empty()) {
+    scale = scales.contains("n") ? "n" : scales.begin().key();
+    logger()->warn("{}: no scale chosen (name the model e.g. yolov8{} for a config yolov8.yaml); using '{}'", source,
+                   scale, scale);
+  }
+  if (!scales.contains(scale)) {
+    std::vector<std::string> names;
+    for (auto it = scales.begin(); it != scales.end(); ++it) names.push_back(it.key());
+    fail(fmt::format("scale '{}' is not in scales ({})", scale, fmt::join(names, ", ")));
+  }
+  const auto& row = scales[scale];
+  if (!row.is_array() || row.size() != 3 || !row[0].is_number() || !row[1].is_number() || !row[2].is_number_integer() ||
+      row[0].get<double>() <= 0 || row[1].get<double>() <= 0 || row[2].get<int64_t>() <= 0)
+    fail(fmt::format("scale '{}' must be [depth, width, max_channels], all positive, got {}", scale, row.dump()));
+  h.depth = row[0].get<double>();
+  h.width = row[1].get<double>();
+  h.max_channels = row[2].get<int64_t>();
 }
 
 void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& source, const ModelOverrides& overrides,
@@ -127,6 +163,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   if (!row[3].is_array()) args.fail("args must be a list, got " + row[3].dump());
   args.args = substitute(row[3], num_classes_, h.anchors);
   args.width_multiple = h.width;
+  args.max_channels = h.max_channels;
   args.num_classes = num_classes_;
   args.backbone = overrides.backbone;
 
@@ -161,9 +198,9 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
     step.outputs.push_back(position);
     info.position = position;
   }
-  if (built.detect) {
+  if (built.head) {
     if (i + 1 != h.rows.size()) args.fail("Detect must be the last row");
-    head_ = Detect(std::static_pointer_cast<DetectImpl>(built.detect));
+    head_ = built.head;
   }
   steps_.push_back(std::move(step));
   layers_.push_back(std::move(info));
@@ -257,23 +294,69 @@ void DetectionModelImpl::check_input(const at::Tensor& images) const {
               "x", images.size(3));
 }
 
+namespace {
+
+// Ultralytics' guess_model_scale: the letter after "yolo[v]<digits>" in a file stem, or "".
+std::string scale_in_name(const std::string& stem) {
+  std::smatch m;
+  static const std::regex pattern("yolo(e-)?v?[0-9]+([nslmx])");
+  return std::regex_search(stem, m, pattern) ? m[2].str() : "";
+}
+
+// "yolov8s" -> "yolov8" and "s" (a scale letter right after the version digits), else nullopt.
+std::optional<std::pair<std::string, std::string>> split_scale(const std::string& stem) {
+  std::smatch m;
+  static const std::regex pattern("^(.*[0-9])([nslmx])(.*)$");
+  if (!std::regex_match(stem, m, pattern)) return std::nullopt;
+  return std::make_pair(m[1].str() + m[3].str(), m[2].str());
+}
+
+const std::string* builtin_text(const std::string& name) {
+  for (const auto& [n, text] : builtin_configs())
+    if (n == name) return &text;
+  return nullptr;
+}
+
+// A config with scales and none chosen takes the one `name` says.
+nlohmann::json with_scale(nlohmann::json cfg, const std::string& scale) {
+  if (cfg.is_object() && cfg.contains("scales") && !cfg.contains("scale") && !scale.empty()) cfg["scale"] = scale;
+  return cfg;
+}
+
+}  // namespace
+
 std::vector<std::string> builtin_model_names() {
   std::vector<std::string> names;
-  for (const auto& [name, text] : builtin_configs()) names.push_back(name);
+  for (const auto& [name, text] : builtin_configs()) {
+    const nlohmann::json cfg = parse_config_text(text, name, /*yaml=*/true);
+    if (!cfg.contains("scales")) {
+      names.push_back(name);
+      continue;
+    }
+    for (auto it = cfg["scales"].begin(); it != cfg["scales"].end(); ++it) names.push_back(name + it.key());
+  }
+  std::sort(names.begin(), names.end());
   return names;
 }
 
 nlohmann::json load_model_config(const std::string& name_or_path, std::string* source) {
-  for (const auto& [name, text] : builtin_configs())
-    if (name == name_or_path) {
-      if (source) *source = name;
-      return parse_config_text(text, name, /*yaml=*/true);
-    }
   if (source) *source = name_or_path;
-  if (!std::filesystem::exists(name_or_path))
-    throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})",
-                                               fmt::join(builtin_model_names(), ", ")));
-  return load_config_file(name_or_path);
+  if (const std::string* text = builtin_text(name_or_path))
+    return with_scale(parse_config_text(*text, name_or_path, /*yaml=*/true), scale_in_name(name_or_path));
+  if (const auto split = split_scale(name_or_path))
+    if (const std::string* text = builtin_text(split->first)) {
+      nlohmann::json cfg = parse_config_text(*text, name_or_path, /*yaml=*/true);
+      if (cfg.contains("scales") && cfg["scales"].contains(split->second)) return with_scale(cfg, split->second);
+    }
+  const std::filesystem::path path(name_or_path);
+  if (std::filesystem::exists(path))
+    return with_scale(load_config_file(name_or_path), scale_in_name(path.stem().string()));
+  if (const auto split = split_scale(path.stem().string())) {
+    const std::filesystem::path unified = path.parent_path() / (split->first + path.extension().string());
+    if (std::filesystem::exists(unified)) return with_scale(load_config_file(unified.string()), split->second);
+  }
+  throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})",
+                                             fmt::join(builtin_model_names(), ", ")));
 }
 
 DetectionModel build_model(const std::string& name_or_path, const ModelOverrides& overrides) {

@@ -1,6 +1,7 @@
 #pragma once
 // A detection model built from an Ultralytics-style config: `nc`, `depth_multiple`, `width_multiple`, `anchors`,
-// and `backbone` + `head` rows of [from, number, module, args]. A backbone that returns several feature maps
+// and `backbone` + `head` rows of [from, number, module, args]; or Ultralytics 8's `scales` (name: [depth, width,
+// max_channels]) with the chosen `scale`. A backbone that returns several feature maps
 // (RevCol) must be row 0 and occupies row positions 0..4 (fewer than five outputs are padded on the left), so
 // every later row's position is its row number plus 4, as in the seed's YOLOv5 integration.
 #include <torch/nn/module.h>
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "heads/detect.h"
+#include "heads/head.h"
 #include "models/layers.h"
 
 namespace revkit {
@@ -48,7 +49,7 @@ class DetectionModelImpl : public torch::nn::Module {
   std::vector<at::Tensor> forward_raw(const at::Tensor& images);
 
   const std::vector<LayerInfo>& layers() const { return layers_; }
-  Detect head() const { return head_; }
+  std::shared_ptr<DetectionHead> head() const { return head_; }
   int64_t num_classes() const { return num_classes_; }
   const std::vector<double>& strides() const { return strides_; }
   int64_t size_divisor() const { return size_divisor_; }
@@ -76,6 +77,7 @@ class DetectionModelImpl : public torch::nn::Module {
   };
   // The three steps of building: the config's top-level keys (nc set here), one row, then strides from a probe.
   Header read_header(const nlohmann::json& cfg, const std::string& source, const ModelOverrides& overrides);
+  static void read_scale(const nlohmann::json& cfg, const std::string& source, Header& header);
   void add_row(const Header& header, size_t i, const std::string& source, const ModelOverrides& overrides,
                Positions& positions);
   void finish(int64_t positions, const std::string& source);
@@ -86,7 +88,7 @@ class DetectionModelImpl : public torch::nn::Module {
   std::vector<Step> steps_;
   std::vector<int64_t> last_use_;  // per position: the last step that reads it
   std::vector<LayerInfo> layers_;
-  Detect head_{nullptr};
+  std::shared_ptr<DetectionHead> head_;
   int64_t num_classes_ = 0;
   std::vector<double> strides_;
   int64_t size_divisor_ = 32;
@@ -94,9 +96,13 @@ class DetectionModelImpl : public torch::nn::Module {
 TORCH_MODULE(DetectionModel);
 
 // The built-in model configs, by name: yolov5-revcol-tiny (the seed's), yolov5-revcol-small,
-// yolov5-revcol-base, yolov5n, yolov5s, yolov5m.
+// yolov5-revcol-base, yolov5n, yolov5s, yolov5m, yolov8-revcol-tiny, and yolov8n/s/m/l/x (one config with scales,
+// a scale per name, as Ultralytics 8 names them).
 std::vector<std::string> builtin_model_names();
-// A built-in name or a .yaml/.yml/.json path; `source` receives what errors should call it.
+// A built-in name or a .yaml/.yml/.json path; `source` receives what errors should call it. As Ultralytics 8 does,
+// a name or path ending in a scale letter (yolov8s, yolov8s.yaml) that is not itself a config selects that scale
+// of the config without the letter (yolov8.yaml); a config with scales but none chosen takes its scale from the
+// file name when that names one.
 nlohmann::json load_model_config(const std::string& name_or_path, std::string* source = nullptr);
 // load_model_config + DetectionModel.
 DetectionModel build_model(const std::string& name_or_path, const ModelOverrides& overrides = {});

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "heads/detect.h"
+#include "heads/dfl_detect.h"
 #include "necks/blocks.h"
 
 namespace revkit {
@@ -53,6 +54,7 @@ int64_t make_divisible(double x, int64_t divisor) {
 
 int64_t LayerArgs::scaled_channels(int64_t c) const {
   if (c <= 0) fail(fmt::format("output channels must be positive, got {}", c));
+  if (max_channels > 0) c = std::min(c, max_channels);
   return make_divisible(static_cast<double>(c) * width_multiple, 8);
 }
 
@@ -173,10 +175,35 @@ BuiltLayer build_upsample(const LayerArgs& a) {
 const std::vector<std::vector<double>> kDefaultAnchors = {
     {10, 13, 16, 30, 33, 23}, {30, 61, 62, 45, 59, 119}, {116, 90, 156, 198, 373, 326}};
 
-BuiltLayer build_detect(const LayerArgs& a) {
-  a.expect_count(2, 2);
+int64_t head_classes(const LayerArgs& a) {
   const int64_t nc = a.integer(0, {}, "number of classes");
   if (nc <= 0) a.fail(fmt::format("number of classes must be positive, got {}", nc));
+  return nc;
+}
+
+BuiltLayer head_layer(const std::shared_ptr<DetectionHead>& head, int64_t out_channels, std::string args_text) {
+  BuiltLayer built;
+  built.module = head;
+  built.head = head;
+  built.forward = [head](const std::vector<at::Tensor>& in) { return head->forward(in); };
+  built.out_channels = {out_channels};
+  built.args_text = std::move(args_text);
+  return built;
+}
+
+// Ultralytics 8's row: [nc].
+BuiltLayer build_dfl_detect(const LayerArgs& a) {
+  a.expect_count(1, 1);
+  const int64_t nc = head_classes(a);
+  auto head = std::make_shared<DflDetectImpl>(DflDetectOptions(nc, a.in_channels));
+  return head_layer(head, nc + 4 * head->reg_max,
+                    fmt::format("{}, {} levels, reg_max {}", nc, a.in_channels.size(), head->reg_max));
+}
+
+// YOLOv5's row: [nc, anchors].
+BuiltLayer build_anchor_detect(const LayerArgs& a) {
+  a.expect_count(2, 2);
+  const int64_t nc = head_classes(a);
   std::vector<std::vector<double>> anchors;
   const auto& spec = a.args[1];
   const size_t levels = a.in_channels.size();
@@ -201,14 +228,13 @@ BuiltLayer build_detect(const LayerArgs& a) {
     a.fail("anchors must be a list of pixel-pair lists or an integer count, got " + spec.dump());
   }
   if (anchors.size() != levels) a.fail(fmt::format("{} anchor levels for {} inputs in `from`", anchors.size(), levels));
-  Detect m(DetectOptions(nc, anchors, a.in_channels));
-  BuiltLayer built;
-  built.module = m.ptr();
-  built.detect = m.ptr();
-  built.forward = [m](const std::vector<at::Tensor>& in) mutable { return m->forward(in); };
-  built.out_channels = {nc + 5};
-  built.args_text = fmt::format("{}, {} levels x {} anchors", nc, anchors.size(), anchors[0].size() / 2);
-  return built;
+  auto head = std::make_shared<DetectImpl>(DetectOptions(nc, anchors, a.in_channels));
+  return head_layer(head, nc + 5, fmt::format("{}, {} levels x {} anchors", nc, anchors.size(), anchors[0].size() / 2));
+}
+
+// The two packages spell their heads alike: YOLOv5's rows give anchors, Ultralytics 8's do not.
+BuiltLayer build_detect(const LayerArgs& a) {
+  return a.args.size() == 1 ? build_dfl_detect(a) : build_anchor_detect(a);
 }
 
 LayerFactory backbone_row(const std::string& name) {
@@ -240,7 +266,10 @@ void register_builtin_layers(Registry<LayerFactory>& r) {
   r.add("SPPF", "spatial pyramid pooling, fast: three chained max pools; args [c2, k=5]", build_sppf);
   r.add("Concat", "concatenates its `from` inputs along channels; args [1]", build_concat);
   r.add("nn.Upsample", "nearest or bilinear upsampling; args [None, scale=2, mode='nearest']", build_upsample);
-  r.add("Detect", "YOLOv5 anchor-based detection head; args [nc, anchors]", build_detect);
+  r.add("Detect",
+        "detection head: [nc, anchors] YOLOv5's anchor-based one; [nc] Ultralytics 8's anchor-free one with DFL "
+        "box regression (YOLOv8, reg_max 16)",
+        build_detect);
 }
 
 }  // namespace

@@ -17,7 +17,7 @@
 
 namespace revkit {
 
-class DetectImpl;
+class DetectionHead;
 
 struct LayerArgs {
   std::string source;  // the config, for errors
@@ -27,6 +27,7 @@ struct LayerArgs {
   std::vector<int64_t> in_channels;  // channels of each `from` input
   int64_t repeats = 1;               // after depth scaling
   double width_multiple = 1.0;
+  int64_t max_channels = 0;  // Ultralytics 8's scales: channels are capped here before the width multiple (0: none)
   int64_t num_classes = 80;
   BackboneSettings backbone;  // for a backbone row
 
@@ -40,17 +41,17 @@ struct LayerArgs {
   bool boolean(size_t i, std::optional<bool> fallback, const char* what) const;
   std::string text(size_t i, std::optional<std::string> fallback, const char* what) const;
   bool has(size_t i) const { return i < args.size() && !args[i].is_null(); }
-  // Output channels scaled as Ultralytics does: make_divisible(c * width_multiple, 8).
+  // Output channels scaled as Ultralytics does: make_divisible(min(c, max_channels) * width_multiple, 8).
   int64_t scaled_channels(int64_t c) const;
 };
 
 struct BuiltLayer {
   std::shared_ptr<torch::nn::Module> module;
   std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)> forward;
-  std::vector<int64_t> out_channels;   // one entry per output
-  std::string args_text;               // the arguments as built, for `revkit info`
-  std::shared_ptr<DetectImpl> detect;  // set for a detection head
-  bool backbone = false;               // several outputs taking row positions 0..4
+  std::vector<int64_t> out_channels;    // one entry per output
+  std::string args_text;                // the arguments as built, for `revkit info`
+  std::shared_ptr<DetectionHead> head;  // set for a detection head (the last row)
+  bool backbone = false;                // several outputs taking row positions 0..4
 };
 
 using LayerFactory = std::function<BuiltLayer(const LayerArgs&)>;

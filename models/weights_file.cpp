@@ -145,20 +145,18 @@ DetectionModel load_detector(const std::string& model, const std::string& weight
       throw InputError(weights, "metadata 'nc' must be a positive integer, got '" + it->second + "'");
     overrides.num_classes = nc.get<int64_t>();
   } else {
-    // Weights from elsewhere: the class count is in the shape of the head's first output convolution, whose
-    // name and anchor count a one-class build of the config tells.
+    // Weights from elsewhere: the class count is in the shapes of the head's output convolutions, which a
+    // one-class build of the config names.
     ModelOverrides one_class;
     one_class.num_classes = 1;
     const DetectionModel probe(config, source, one_class);
-    const std::string key = fmt::format("model.{}.m.0.weight", probe->layers().back().row);
-    if (const auto it = file.tensors.find(key); it != file.tensors.end() && it->second.dim() == 4) {
-      const int64_t outputs = it->second.size(0), na = probe->head()->na;
-      if (outputs % na != 0 || outputs / na <= 5)
-        throw InputError(weights, fmt::format("'{}' has {} outputs, not {} anchors x (5 + classes): weights of "
-                                              "another head?",
-                                              key, outputs, na));
-      overrides.num_classes = outputs / na - 5;
-    }
+    const std::string prefix = fmt::format("model.{}.", probe->layers().back().row);
+    const int64_t classes = probe->head()->classes_in_weights(file.tensors, prefix);
+    if (classes == 0)
+      throw InputError(weights, fmt::format("the shapes of the {}* head tensors fit no class count of the model's "
+                                            "head: weights of another head?",
+                                            prefix));
+    if (classes > 0) overrides.num_classes = classes;
   }
   DetectionModel detector(config, source, overrides);
   log_match(weights, load_named_tensors(*detector, file.tensors, weights, "", true, detector->derived_buffers()));

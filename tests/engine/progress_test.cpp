@@ -26,3 +26,9 @@ TEST_CASE("durations as mm:ss, and h:mm:ss from an hour") {
   CHECK(format_duration(3725) == "1:02:05");
   CHECK(format_duration(-3) == "00:00");
 }
+
+TEST_CASE("the header names the head's losses") {
+  std::ostringstream out;
+  ProgressLine::print_header(out, {"box_loss", "cls_loss", "dfl_loss"});
+  CHECK(out.str() == "     Epoch      RSS   box_loss   cls_loss   dfl_loss  Instances   Size\n");
+}

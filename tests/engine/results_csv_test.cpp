@@ -31,3 +31,13 @@ TEST_CASE("results.csv: Ultralytics' header, integer epochs, 6 significant digit
   CHECK(read_results_csv((path.string() + ".missing"), 5).empty());
   fs::remove(path);
 }
+
+TEST_CASE("results.csv names the head's losses") {
+  const auto columns = results_columns({"box_loss", "cls_loss", "dfl_loss"});
+  REQUIRE(columns.size() == 14);
+  CHECK(columns[1] == "train/box_loss");
+  CHECK(columns[3] == "train/dfl_loss");
+  CHECK(columns[8] == "val/box_loss");
+  CHECK(columns[9] == "val/cls_loss");
+  CHECK(results_csv({}, {"a", "b", "c"}).rfind("epoch,train/a,train/b,train/c,metrics/precision", 0) == 0);
+}

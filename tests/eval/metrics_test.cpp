@@ -188,5 +188,36 @@ TEST_CASE("COCO's matching differs from Ultralytics' where a detection's best la
   const at::Tensor yolo = match_detections(dets, labels);
   CHECK(yolo[0][0].item<bool>());
   CHECK(!yolo[1][0].item<bool>());
-  CHECK_THROWS_WITH_AS(parse_ap_rule("voc"), "--metrics must be coco or ultralytics, got 'voc'", InputError);
+  CHECK_THROWS_WITH_AS(parse_ap_rule("voc"),
+                       "--metrics must be coco, yolov5 (or ultralytics) or ultralytics8, got 'voc'", InputError);
+  CHECK(parse_ap_rule("yolov5") == ApRule::Ultralytics);
+  CHECK(parse_ap_rule("ultralytics8") == ApRule::Ultralytics8);
+}
+
+// tests/fixtures/yolov8/detections_square.json: Ultralytics 8.4's validator's own detections (yolov8n, coco128 at
+// 256, square letterboxes) and labels per image, with the numbers it printed.
+TEST_CASE("Ultralytics 8's own detections scored by revkit's Ultralytics8 rule give yolo val's numbers") {
+  std::ifstream in(std::string(REVKIT_TEST_FIXTURES) + "/yolov8/detections_square.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  MetricsAccumulator greedy(ApRule::Ultralytics8), yolov5(ApRule::Ultralytics);
+  for (auto it = j["images"].begin(); it != j["images"].end(); ++it) {
+    auto rows = [](const nlohmann::json& list, int64_t width) {
+      std::vector<float> flat;
+      for (const auto& row : list)
+        for (const auto& v : row) flat.push_back(v.get<float>());
+      return at::tensor(flat, at::kFloat).view({static_cast<int64_t>(list.size()), width});
+    };
+    greedy.add(rows(it.value()["detections"], 6), rows(it.value()["labels"], 5));
+    yolov5.add(rows(it.value()["detections"], 6), rows(it.value()["labels"], 5));
+  }
+  const auto& reference = j["val_metrics"];
+  const DetectionMetrics m = greedy.compute();
+  MESSAGE("revkit " << m.mp << " " << m.mr << " " << m.map50 << " " << m.map50_95);
+  CHECK(greedy.images() == 128);
+  CHECK(std::abs(m.map50 - reference["map50"].get<double>()) < 1e-9);
+  CHECK(std::abs(m.map50_95 - reference["map50-95"].get<double>()) < 1e-9);
+  CHECK(std::abs(m.mp - reference["mp"].get<double>()) < 1e-9);
+  CHECK(std::abs(m.mr - reference["mr"].get<double>()) < 1e-9);
+  // YOLOv5's rule on the same detections scores higher (its curve falls linearly after the last recall).
+  CHECK(yolov5.compute().map50_95 > m.map50_95);
 }

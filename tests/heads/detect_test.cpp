@@ -1,5 +1,7 @@
 #include "heads/detect.h"
 
+#include "heads/boxes.h"
+
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 #include <torch/nn/modules/conv.h>

@@ -3,13 +3,19 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <map>
 
 #include "core/autocast_state.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/flops.h"
 #include "core/weights.h"
+#include "heads/detect.h"
+#include "heads/dfl_detect.h"
 #include "reversible/reversible_module.h"
 #include "reversible/testing.h"
 
@@ -86,7 +92,7 @@ TEST_CASE("overrides: nc and the backbone's settings, all the way to its reversi
   o.backbone.recompute_chunks = 2;
   auto model = build_model("yolov5-revcol-tiny", o);
   CHECK(model->num_classes() == 3);
-  CHECK(model->head()->num_outputs() == 8);
+  CHECK(std::dynamic_pointer_cast<DetectImpl>(model->head())->num_outputs() == 8);
   const auto& column = reversible::reversible_modules(*model)[0]->column_options();
   CHECK(column.memory_mode() == reversible::MemoryMode::Full);
   CHECK(column.store_every() == 2);
@@ -136,7 +142,117 @@ TEST_CASE("config errors say which row and which field") {
 
 TEST_CASE("built-in names") {
   CHECK(builtin_model_names() == std::vector<std::string>{"yolov5-revcol-base", "yolov5-revcol-small",
-                                                          "yolov5-revcol-tiny", "yolov5m", "yolov5n", "yolov5s"});
+                                                          "yolov5-revcol-tiny", "yolov5m", "yolov5n", "yolov5s",
+                                                          "yolov8-revcol-tiny", "yolov8l", "yolov8m", "yolov8n",
+                                                          "yolov8s", "yolov8x"});
+}
+
+// tests/fixtures/yolov8/yolov8_facts.json: what Ultralytics 8.4 builds from its yolov8.yaml.
+TEST_CASE("yolov8n, yolov8s and yolov8m build to Ultralytics' rows, parameter counts and GFLOPs") {
+  std::ifstream in(REVKIT_TEST_FIXTURES "/yolov8/yolov8_facts.json");
+  const auto facts = nlohmann::json::parse(in)["models"];
+  for (const std::string scale : {"n", "s", "m"}) {
+    CAPTURE(scale);
+    const auto& f = facts["yolov8" + scale + "_nc80"];
+    DetectionModel model = build_model("yolov8" + scale);
+    CHECK(count_parameters(*model) == f["parameters_sum_numel"].get<int64_t>());
+    CHECK(model->strides() == std::vector<double>{8, 16, 32});
+    const auto& rows = f["rows"];
+    REQUIRE(model->layers().size() == rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      CAPTURE(i);
+      CHECK(model->layers()[i].params == rows[i]["params"].get<int64_t>());
+      CHECK(model->layers()[i].repeats == rows[i]["repeats"].get<int64_t>());
+    }
+    // Ultralytics' thop count at 640 (multiply-adds x 2) within 2%.
+    model->eval();
+    at::NoGradGuard no_grad;
+    const double gflops = static_cast<double>(count_flops([&] { model->forward(at::zeros({1, 3, 640, 640})); })) / 1e9;
+    MESSAGE("yolov8" << scale << ": " << gflops << " GFLOPs, Ultralytics " << f["gflops_640_info"].get<double>());
+    CHECK(std::abs(gflops / f["gflops_640_info"].get<double>() - 1) < 0.02);
+  }
+  // At 3 classes too (the class branch is max(c, min(nc, 100)) wide).
+  ModelOverrides three;
+  three.num_classes = 3;
+  CHECK(count_parameters(*build_model("yolov8n", three)) ==
+        facts["yolov8n_nc3"]["parameters_sum_numel"].get<int64_t>());
+  CHECK(count_parameters(*build_model("yolov8s", three)) ==
+        facts["yolov8s_nc3"]["parameters_sum_numel"].get<int64_t>());
+}
+
+TEST_CASE("yolov8n's parameter names and shapes are Ultralytics' state dict") {
+  std::ifstream in(REVKIT_TEST_FIXTURES "/yolov8/yolov8_facts.json");
+  const auto facts = nlohmann::json::parse(in)["models"]["yolov8n_nc80"];
+  REQUIRE(facts.contains("state_dict"));
+  std::map<std::string, std::vector<int64_t>> mine;
+  DetectionModel model = build_model("yolov8n");
+  for (const auto& p : model->named_parameters()) mine[p.key()] = p.value().sizes().vec();
+  for (const auto& b : model->named_buffers()) mine[b.key()] = b.value().sizes().vec();
+  int64_t compared = 0;
+  for (const auto& entry : facts["state_dict"]) {  // [name, shape, dtype]
+    const std::string name = entry[0];
+    CAPTURE(name);
+    REQUIRE(mine.count(name));
+    CHECK(mine[name] == entry[1].get<std::vector<int64_t>>());
+    ++compared;
+  }
+  CHECK(compared + 1 == static_cast<int64_t>(mine.size()));  // and the head's stride buffer, which Ultralytics
+                                                             // keeps as a plain attribute
+}
+
+TEST_CASE("Ultralytics 8's scales: chosen by the name, a bad one refused") {
+  CHECK(load_model_config("yolov8s")["scale"] == "s");
+  CHECK(load_model_config("yolov8")["scales"].size() == 5);
+  // A scale letter after a config's name selects it (yolov8m.yaml is yolov8.yaml at scale m).
+  const auto dir = std::filesystem::temp_directory_path() / ("revkit_scales_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream out(dir / "yolov8.yaml");
+    out << load_model_config("yolov8").dump();  // JSON is YAML
+  }
+  CHECK(load_model_config((dir / "yolov8m.yaml").string())["scale"] == "m");
+  CHECK(count_parameters(*build_model((dir / "yolov8m.yaml").string())) == 25902640);
+  std::filesystem::remove_all(dir);
+  auto cfg = load_model_config("yolov8s");
+  cfg["scale"] = "q";
+  CHECK_THROWS_WITH_AS(DetectionModel(cfg, "v8.yaml"), "v8.yaml: scale 'q' is not in scales (l, m, n, s, x)",
+                       InputError);
+  cfg["scale"] = "n";
+  cfg["scales"]["n"] = nlohmann::json::array({0.33, 0.25});
+  CHECK_THROWS_WITH_AS(DetectionModel(cfg, "v8.yaml"), doctest::Contains("must be [depth, width, max_channels]"),
+                       InputError);
+  cfg = load_model_config("yolov8s");
+  cfg["width_multiple"] = 0.5;
+  CHECK_THROWS_WITH_AS(DetectionModel(cfg, "v8.yaml"), doctest::Contains("either scales or depth_multiple"),
+                       InputError);
+}
+
+TEST_CASE("RevCol-T under the YOLOv8 head: anchor-free maps at strides 8, 16, 32, gradients in every mode") {
+  at::manual_seed(0);
+  ModelOverrides o;
+  o.num_classes = 3;
+  DetectionModel model = build_model("yolov8-revcol-tiny", o);
+  CHECK(model->strides() == std::vector<double>{8, 16, 32});
+  CHECK(model->layers().back().from == std::vector<int64_t>{11, 14, 17});
+  CHECK(dynamic_cast<DflDetectImpl*>(model->head().get()) != nullptr);
+  CHECK(reversible::reversible_modules(*model).size() == 1);
+  for (auto mode : {reversible::MemoryMode::Off, reversible::MemoryMode::Column, reversible::MemoryMode::Full}) {
+    INFO(reversible::to_string(mode));
+    reversible::set_memory_mode(*model, mode);
+    model->zero_grad();
+    const auto outs = model->forward(at::randn({2, 3, 64, 64}));
+    REQUIRE(outs.size() == 3);
+    CHECK(outs[0].sizes() == at::IntArrayRef({2, 64 + 3, 8, 8}));
+    CHECK(outs[2].sizes() == at::IntArrayRef({2, 64 + 3, 2, 2}));
+    const at::Tensor targets = at::tensor({0.0, 1.0, 0.5, 0.5, 0.4, 0.3, 1.0, 2.0, 0.3, 0.6, 0.2, 0.5}).view({2, 6});
+    model->head()->loss(outs, targets, {}).total.backward();
+    int64_t missing = 0;
+    for (const auto& p : model->named_parameters())
+      if (p.value().requires_grad() && !p.value().grad().defined() &&
+          p.key().find("subnet0.alpha") == std::string::npos)
+        ++missing;
+    CHECK(missing == 0);
+  }
 }
 
 TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img_size") {

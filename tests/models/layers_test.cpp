@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "heads/detect.h"
+#include "heads/dfl_detect.h"
 
 using namespace revkit;
 
@@ -65,7 +66,7 @@ TEST_CASE("conformance: every layer type builds from a minimal row and runs forw
     loss.backward();
     for (const auto& x : inputs) CHECK(x.grad().defined());
     for (const auto& p : built.module->parameters()) CHECK(p.grad().defined());
-    if (!built.detect) CHECK(outs[0].size(1) == built.out_channels[0]);
+    if (!built.head) CHECK(outs[0].size(1) == built.out_channels[0]);
     covered.push_back(c.type);
   }
   for (const char* backbone : {"revcol_tiny", "revcol_small", "revcol_base", "revcol_large", "revcol_xlarge"}) {
@@ -115,5 +116,27 @@ TEST_CASE("row errors name the row, the layer type and the problem") {
   CHECK_THROWS_WITH(build(row("revcol_tiny", {}, {3})),
                     "test.yaml: row 3 (revcol_tiny): a backbone with several outputs must be row 0");
   auto detect = build(row("Detect", {2, 3}, {8, 8, 8}));  // an anchor count: YOLOv5's defaults
-  CHECK(detect.detect->num_anchors() == 3);
+  CHECK(std::dynamic_pointer_cast<DetectImpl>(detect.head)->num_anchors() == 3);
+}
+
+TEST_CASE("Detect: anchors make YOLOv5's head, [nc] alone Ultralytics 8's") {
+  auto build = [](const LayerArgs& a) { return find_layer(a.type)(a); };
+  const BuiltLayer v5 = build(row("Detect", {2, 3}, {8, 8, 8}));
+  CHECK(std::dynamic_pointer_cast<DetectImpl>(v5.head));
+  CHECK(v5.out_channels == std::vector<int64_t>{7});
+  const BuiltLayer v8 = build(row("Detect", {2}, {8, 16, 32}));
+  REQUIRE(std::dynamic_pointer_cast<DflDetectImpl>(v8.head));
+  CHECK(v8.head->num_levels() == 3);
+  CHECK(v8.out_channels == std::vector<int64_t>{2 + 64});
+  CHECK(v8.args_text == "2, 3 levels, reg_max 16");
+  CHECK_THROWS_WITH(build(row("Detect", {0}, {8, 8, 8})), doctest::Contains("number of classes must be positive"));
+}
+
+TEST_CASE("Ultralytics 8's channel rule: min(c, max_channels) * width, made divisible by 8") {
+  LayerArgs a = row("Conv", {1024, 3, 2}, {64});
+  a.width_multiple = 0.75;
+  CHECK(a.scaled_channels(1024) == 768);  // no cap: YOLOv5's rule
+  a.max_channels = 768;
+  CHECK(a.scaled_channels(1024) == 576);  // yolov8m's last stage: 768 x 0.75
+  CHECK(a.scaled_channels(100) == 80);    // 75 up to a multiple of 8
 }

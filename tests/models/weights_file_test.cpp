@@ -96,7 +96,8 @@ TEST_CASE("weights without a class count: read from the head's shape, and a shap
   tensors["model.24.m.0.weight"] = at::zeros({7, 64, 1, 1});
   write_safetensors(path, tensors);
   CHECK_THROWS_WITH_AS(load_detector("yolov5n", path),
-                       doctest::Contains("'model.24.m.0.weight' has 7 outputs, not 3 anchors x (5 + classes)"),
+                       doctest::Contains(": the shapes of the model.24.* head tensors fit no class count of the "
+                                         "model's head: weights of another head?"),
                        InputError);
   fs::remove(path);
   CHECK_THROWS_WITH_AS(read_weights_file(std::string(REVKIT_TEST_FIXTURES) + "/pytorch/legacy.pt"),
@@ -143,4 +144,30 @@ TEST_CASE("an Ultralytics YOLOv5 checkpoint loads as it is, converts, and comput
 
   CHECK_THROWS_WITH_AS(read_weights_file(fixtures + "none.pt"), doctest::Contains("none.pt: cannot open file"),
                        InputError);
+}
+
+// tests/fixtures/yolov8: the trainer's best.pt of Ultralytics 8.4 (a pickled ultralytics.nn.tasks.DetectionModel,
+// fp16) and its fp32 eval-mode outputs on a fixed input.
+TEST_CASE("an Ultralytics 8 checkpoint loads with its config and names, and runs as Ultralytics runs it") {
+  std::vector<std::string> names;
+  DetectionModel model = load_detector("", REVKIT_TEST_FIXTURES "/yolov8/yolov8n_coco128.pt", &names);
+  CHECK(model->num_classes() == 80);
+  REQUIRE(names.size() == 80);
+  CHECK(names[0] == "person");
+  CHECK(names[79] == "toothbrush");
+  CHECK(count_parameters(*model) == 3157200);
+  const Safetensors f = read_safetensors(REVKIT_TEST_FIXTURES "/yolov8/yolov8n_coco128_forward.safetensors");
+  model->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor input = f.tensors.at("input");
+  const at::Tensor out = model->forward(input)[0];  // [1, anchors, 84]; Ultralytics' is [1, 84, anchors]
+  const at::Tensor want = f.tensors.at("output").transpose(1, 2);
+  REQUIRE(out.sizes() == want.sizes());
+  CHECK((out - want).abs().max().item<double>() < 1e-3);  // pixels (up to 256) and scores
+  const auto raw = model->forward_raw(input);
+  for (int i = 0; i < 3; ++i) {
+    const at::Tensor r = f.tensors.at("raw" + std::to_string(i));
+    REQUIRE(raw[i].sizes() == r.sizes());
+    CHECK((raw[i] - r).abs().max().item<double>() < 1e-3);
+  }
 }
