@@ -44,15 +44,15 @@ Predictor::Predictor(DetectionModel model, std::vector<std::string> names, Predi
   model_->to(options_.device);
   model_->eval();
   options_.imgsz = model_->checked_image_size(options_.imgsz);
+  if (options_.iou < 0) options_.iou = model_->head()->defaults().predict_iou;
 }
 
 Prediction Predictor::predict(const std::string& path) {
   at::NoGradGuard no_grad;
   const LetterboxedImage lb = load_for_inference(path, options_.imgsz, model_->size_divisor());
   const at::Tensor input = lb.image.unsqueeze(0).to(options_.device).to(at::kFloat).div_(255);
-  const DetectionHead& head = *model_->head();
-  const double iou = options_.iou >= 0 ? options_.iou : head.defaults().predict_iou;
-  const at::Tensor dets = head.nms(model_->forward(input)[0], options_.conf, iou, options_.max_det, false)[0].cpu();
+  const at::Tensor dets =
+      model_->head()->nms(model_->forward(input)[0], options_.conf, options_.iou, options_.max_det, false)[0].cpu();
   Prediction p{path, dets.clone(), lb.shape.width, lb.shape.height};
   // Whole pixels, as detect.py draws and writes them.
   if (dets.size(0) > 0) p.boxes.narrow(1, 0, 4).copy_(to_original_pixels(dets.narrow(1, 0, 4), lb.shape).round());

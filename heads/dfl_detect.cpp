@@ -68,9 +68,11 @@ void DflDetectImpl::set_strides(const std::vector<double>& strides) {
       last(cv3, i).fill_(std::log(5.0 / static_cast<double>(nc) / std::pow(640.0 / strides[i], 2)));
     }
   stride.copy_(at::tensor(strides, at::kFloat).to(stride.device()));
+  strides_ = strides;
 }
 
 std::pair<at::Tensor, at::Tensor> DflDetectImpl::anchor_points(const std::vector<at::Tensor>& raw) const {
+  TORCH_CHECK(static_cast<int64_t>(strides_.size()) == nl, "Detect: the strides are not set (set_strides)");
   std::vector<at::Tensor> points, strides;
   const auto opts = raw[0].options();
   for (int64_t i = 0; i < nl; ++i) {
@@ -78,7 +80,7 @@ std::pair<at::Tensor, at::Tensor> DflDetectImpl::anchor_points(const std::vector
     const at::Tensor sx = at::arange(nx, opts) + 0.5, sy = at::arange(ny, opts) + 0.5;
     const auto grid = at::meshgrid({sy, sx}, "ij");
     points.push_back(at::stack({grid[1], grid[0]}, -1).view({-1, 2}));
-    strides.push_back(at::full({ny * nx, 1}, stride[i].item<double>(), opts));
+    strides.push_back(at::full({ny * nx, 1}, strides_[i], opts));
   }
   return {at::cat(points), at::cat(strides)};
 }
@@ -112,10 +114,7 @@ std::vector<at::Tensor> DflDetectImpl::nms(const at::Tensor& decoded, double con
 
 HeadLoss DflDetectImpl::loss(const std::vector<at::Tensor>& raw, const at::Tensor& targets,
                              const LossContext& context) const {
-  DflLossOptions options;
-  options.world_size = context.world_size;
-  options.sum_over_ranks = context.sum_over_ranks;
-  return dfl_detect_loss(*this, raw, targets, options);
+  return dfl_detect_loss(*this, raw, targets, context);
 }
 
 HeadDefaults DflDetectImpl::defaults() const {

@@ -58,10 +58,15 @@ class DflDetectImpl : public DetectionHead {
   // Cell centres in grid units [anchors, 2] and their strides [anchors, 1], levels in order, for maps of these
   // sizes (Ultralytics' make_anchors with offset 0.5).
   std::pair<at::Tensor, at::Tensor> anchor_points(const std::vector<at::Tensor>& raw) const;
+  // The strides as set_strides received them, on the host: the loss and decoding read them every step.
+  const std::vector<double>& level_strides() const { return strides_; }
 
   int64_t reg_max;
   torch::nn::ModuleList cv2{nullptr}, cv3{nullptr};  // box and class branches, per level
   DistributionIntegral dfl{nullptr};
+
+ private:
+  std::vector<double> strides_;
 };
 TORCH_MODULE(DflDetect);
 

@@ -98,7 +98,7 @@ TaskAlignedAssignment task_aligned_assign(const at::Tensor& pd_scores, const at:
 }
 
 HeadLoss dfl_detect_loss(const DflDetectImpl& head, const std::vector<at::Tensor>& raw, const at::Tensor& targets_in,
-                         const DflLossOptions& o) {
+                         const LossContext& context, const DflLossOptions& o) {
   TORCH_CHECK(static_cast<int64_t>(raw.size()) == head.nl, "dfl_detect_loss: ", raw.size(), " maps for ", head.nl,
               " levels");
   TORCH_CHECK(targets_in.dim() == 2 && targets_in.size(1) == 6, "dfl_detect_loss: targets must be [n, 6], got ",
@@ -113,8 +113,9 @@ HeadLoss dfl_detect_loss(const DflDetectImpl& head, const std::vector<at::Tensor
   const int64_t anchors = points.size(0);
 
   // Targets as [b, n, 5] (class, pixel x1 y1 x2 y2), padded with zeros.
-  const double height = static_cast<double>(raw[0].size(2)) * head.stride[0].item<double>();
-  const double width = static_cast<double>(raw[0].size(3)) * head.stride[0].item<double>();
+  const std::vector<double>& level_strides = head.level_strides();
+  const double height = static_cast<double>(raw[0].size(2)) * level_strides[0];
+  const double width = static_cast<double>(raw[0].size(3)) * level_strides[0];
   at::Tensor t = targets_in.to(opts);
   t = t.index({t.select(1, 0).argsort(/*stable=*/true)});
   const at::Tensor image = t.select(1, 0).to(at::kLong);
@@ -136,15 +137,16 @@ HeadLoss dfl_detect_loss(const DflDetectImpl& head, const std::vector<at::Tensor
   const at::Tensor dist = at::matmul(pred_dist.view({bs, anchors, 4, reg_max}).softmax(3), proj);
   const at::Tensor pred_boxes = at::cat({points - dist.narrow(2, 0, 2), points + dist.narrow(2, 2, 2)}, 2);
 
-  const double min_side = head.nl > 1 ? head.stride[1].item<double>() : head.stride[0].item<double>();
+  const double min_side = level_strides[head.nl > 1 ? 1 : 0];
   const TaskAlignedAssignment a =
       task_aligned_assign(pred_scores.detach().sigmoid(), pred_boxes.detach() * strides, points * strides, gt_labels,
                           gt_bboxes, mask_gt, nc, min_side, o.assigner);
 
   // The soft targets' sum normalises every part: over the global batch in a data-parallel run.
-  double score_sum = a.target_scores.sum().item<double>();
-  if (o.sum_over_ranks) score_sum = o.sum_over_ranks({score_sum}).at(0);
-  score_sum = std::max(score_sum, 1.0);
+  at::Tensor score_sum = a.target_scores.sum();
+  if (context.sum_over_ranks)
+    score_sum = at::full({}, context.sum_over_ranks({score_sum.item<double>()}).at(0), score_sum.options());
+  score_sum = score_sum.clamp_min(1);
 
   const at::Tensor cls =
       at::binary_cross_entropy_with_logits(pred_scores, a.target_scores.to(opts.dtype()), {}, {}, at::Reduction::Sum) /
@@ -170,7 +172,7 @@ HeadLoss dfl_detect_loss(const DflDetectImpl& head, const std::vector<at::Tensor
   }
   const at::Tensor parts = at::stack({box * o.box, cls * o.cls, dfl * o.dfl});
   HeadLoss out;
-  out.total = parts.sum() * static_cast<double>(bs * o.world_size);
+  out.total = parts.sum() * static_cast<double>(bs * context.world_size);
   const at::Tensor values = parts.detach().to(at::kCPU, at::kDouble);
   for (int k = 0; k < 3; ++k) out.parts[k] = values[k].item<double>();
   return out;

@@ -7,7 +7,6 @@
 // the three summed times the batch size.
 #include <ATen/core/Tensor.h>
 
-#include <functional>
 #include <vector>
 
 #include "heads/head.h"
@@ -42,14 +41,12 @@ TaskAlignedAssignment task_aligned_assign(const at::Tensor& pd_scores, const at:
 struct DflLossOptions {
   double box = 7.5, cls = 0.5, dfl = 1.5;  // Ultralytics 8's default gains
   TaskAlignedOptions assigner;
-  // Data-parallel runs, as LossContext: each rank's loss its share of the global batch's.
-  int64_t world_size = 1;
-  std::function<std::vector<double>(const std::vector<double>&)> sum_over_ranks;
 };
 
 // raw: the head's maps, [batch, 4 reg_max + nc, ny, nx] per level. targets: [n, 6] rows of (image index, class,
-// x, y, w, h) normalised to [0, 1]. parts: box, cls, dfl with gains; total: their sum times the batch size.
+// x, y, w, h) normalised to [0, 1]. parts: box, cls, dfl with gains; total: their sum times the (global) batch
+// size. In a data-parallel run (`context`) the soft targets' sum is the global batch's.
 HeadLoss dfl_detect_loss(const DflDetectImpl& head, const std::vector<at::Tensor>& raw, const at::Tensor& targets,
-                         const DflLossOptions& options = {});
+                         const LossContext& context = {}, const DflLossOptions& options = {});
 
 }  // namespace revkit

@@ -296,14 +296,8 @@ void DetectionModelImpl::check_input(const at::Tensor& images) const {
 
 namespace {
 
-// Ultralytics' guess_model_scale: the letter after "yolo[v]<digits>" in a file stem, or "".
-std::string scale_in_name(const std::string& stem) {
-  std::smatch m;
-  static const std::regex pattern("yolo(e-)?v?[0-9]+([nslmx])");
-  return std::regex_search(stem, m, pattern) ? m[2].str() : "";
-}
-
-// "yolov8s" -> "yolov8" and "s" (a scale letter right after the version digits), else nullopt.
+// "yolov8s" -> "yolov8" and "s" (a scale letter right after the version digits, as Ultralytics reads it), else
+// nullopt.
 std::optional<std::pair<std::string, std::string>> split_scale(const std::string& stem) {
   std::smatch m;
   static const std::regex pattern("^(.*[0-9])([nslmx])(.*)$");
@@ -317,9 +311,10 @@ const std::string* builtin_text(const std::string& name) {
   return nullptr;
 }
 
-// A config with scales and none chosen takes the one `name` says.
-nlohmann::json with_scale(nlohmann::json cfg, const std::string& scale) {
-  if (cfg.is_object() && cfg.contains("scales") && !cfg.contains("scale") && !scale.empty()) cfg["scale"] = scale;
+// A config with scales and none chosen takes the one its name says.
+nlohmann::json with_scale(nlohmann::json cfg, const std::string& stem) {
+  const auto split = split_scale(stem);
+  if (split && cfg.is_object() && cfg.contains("scales") && !cfg.contains("scale")) cfg["scale"] = split->second;
   return cfg;
 }
 
@@ -342,18 +337,18 @@ std::vector<std::string> builtin_model_names() {
 nlohmann::json load_model_config(const std::string& name_or_path, std::string* source) {
   if (source) *source = name_or_path;
   if (const std::string* text = builtin_text(name_or_path))
-    return with_scale(parse_config_text(*text, name_or_path, /*yaml=*/true), scale_in_name(name_or_path));
+    return parse_config_text(*text, name_or_path, /*yaml=*/true);
   if (const auto split = split_scale(name_or_path))
     if (const std::string* text = builtin_text(split->first)) {
       nlohmann::json cfg = parse_config_text(*text, name_or_path, /*yaml=*/true);
-      if (cfg.contains("scales") && cfg["scales"].contains(split->second)) return with_scale(cfg, split->second);
+      if (cfg.contains("scales") && cfg["scales"].contains(split->second)) return with_scale(cfg, name_or_path);
     }
   const std::filesystem::path path(name_or_path);
-  if (std::filesystem::exists(path))
-    return with_scale(load_config_file(name_or_path), scale_in_name(path.stem().string()));
-  if (const auto split = split_scale(path.stem().string())) {
+  const std::string stem = path.stem().string();
+  if (std::filesystem::exists(path)) return with_scale(load_config_file(name_or_path), stem);
+  if (const auto split = split_scale(stem)) {
     const std::filesystem::path unified = path.parent_path() / (split->first + path.extension().string());
-    if (std::filesystem::exists(unified)) return with_scale(load_config_file(unified.string()), split->second);
+    if (std::filesystem::exists(unified)) return with_scale(load_config_file(unified.string()), stem);
   }
   throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})",
                                              fmt::join(builtin_model_names(), ", ")));

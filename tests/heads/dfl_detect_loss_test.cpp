@@ -101,7 +101,7 @@ TEST_CASE("v8 loss: a data-parallel split into two ranks sums to the whole batch
     for (int i = 0; i < 3; ++i) mine.push_back(tensor("pred" + std::to_string(i)).narrow(0, r, 1));
     at::Tensor t = targets.index({targets.select(1, 0) == r}).clone();
     t.select(1, 0).zero_();
-    DflLossOptions probe;
+    LossContext probe;
     probe.sum_over_ranks = [&, r](const std::vector<double>& v) {
       sums[r] = v[0];
       return v;
@@ -116,7 +116,7 @@ TEST_CASE("v8 loss: a data-parallel split into two ranks sums to the whole batch
       mine.push_back(tensor("pred" + std::to_string(i)).narrow(0, r, 1).clone().requires_grad_(true));
     at::Tensor t = targets.index({targets.select(1, 0) == r}).clone();
     t.select(1, 0).zero_();
-    DflLossOptions split;
+    LossContext split;
     split.world_size = 2;
     split.sum_over_ranks = [&](const std::vector<double>&) { return std::vector<double>{sums[0] + sums[1]}; };
     const HeadLoss part = dfl_detect_loss(*head, mine, t, split);
