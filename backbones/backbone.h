@@ -29,6 +29,8 @@ struct BackboneSettings {
   // The reversible engine's settings (reversible::ColumnOptions).
   std::optional<reversible::MemoryMode> memory_mode;
   std::optional<int64_t> store_every;
+  std::optional<int64_t> keep_columns;
+  std::optional<double> memory_budget_mb;
   std::optional<int64_t> recompute_chunks;
   std::optional<double> alpha_floor;
   // The architecture's.

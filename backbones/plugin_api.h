@@ -12,7 +12,7 @@
 
 #include "backbones/backbone.h"
 
-#define REVKIT_PLUGIN_API_VERSION 2  // 2: factories take BackboneSettings
+#define REVKIT_PLUGIN_API_VERSION 3  // 2: factories take BackboneSettings; 3: kept columns and a memory budget in them
 #define REVKIT_PLUGIN_ENTRY_SYMBOL "revkit_plugin_entry"
 
 namespace revkit {

@@ -42,6 +42,8 @@ Registry<BackboneFactory>& registry_instance() {
 reversible::ColumnOptions BackboneSettings::column_options(reversible::ColumnOptions o) const {
   if (memory_mode) o.memory_mode(*memory_mode);
   if (store_every) o.store_every(*store_every);
+  if (keep_columns) o.keep_columns(*keep_columns);
+  if (memory_budget_mb) o.memory_budget_mb(*memory_budget_mb);
   if (recompute_chunks) o.recompute_chunks(*recompute_chunks);
   if (alpha_floor) o.alpha_floor(*alpha_floor);
   return o;

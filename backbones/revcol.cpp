@@ -1,6 +1,7 @@
 #include "backbones/revcol.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/init.h>
 
@@ -13,16 +14,31 @@
 namespace revkit {
 namespace {
 
-// Per-sample stochastic depth: zero a sample's branch with probability p, scale survivors by 1/(1-p).
-at::Tensor drop_path(const at::Tensor& x, double p, bool training) {
-  if (p <= 0.0 || !training) return x;
+// Per-sample stochastic depth as a scale of shape [N, 1, 1, 1]: 0 for a dropped sample (probability p), 1/(1-p)
+// for a kept one. The same Bernoulli draws as the seed's drop_path.
+at::Tensor drop_path_scale(const at::Tensor& x, double p) {
   const double keep = 1.0 - p;
-  std::vector<int64_t> shape(x.dim(), 1);
-  shape[0] = x.size(0);
-  at::Tensor mask = at::empty(shape, x.options()).bernoulli_(keep);
+  at::Tensor mask = at::empty({x.size(0), 1, 1, 1}, x.options()).bernoulli_(keep);
   if (keep > 0.0) mask.div_(keep);
-  return x * mask;
+  return mask;
 }
+
+// An identity whose backward hands on the gradient in the memory format of its input. The columns run channels
+// last (their LayerNorms write NHWC); a gradient that arrives in NCHW order from outside (a loss, a neck) would
+// otherwise reach every ConvNeXt block in the other layout and be copied there several times over: at the
+// reshape of each pointwise layer's gradient, in each LayerNorm's and convolution's backward, and in every
+// mixed-layout accumulation. Converted once here, it flows through the residual chains as it is.
+struct GradientInLayout : public torch::autograd::Function<GradientInLayout> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    ctx->saved_data["channels_last"] = x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+    return x.view_as(x);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    if (!ctx->saved_data["channels_last"].toBool() || !grad[0].defined()) return grad;
+    return {grad[0].contiguous(at::MemoryFormat::ChannelsLast)};
+  }
+};
 
 }  // namespace
 
@@ -50,8 +66,10 @@ ConvNextBlockImpl::ConvNextBlockImpl(int64_t channels, int64_t kernel_size, doub
 at::Tensor ConvNextBlockImpl::forward(const at::Tensor& x) {
   at::Tensor y = dwconv->forward(x).permute({0, 2, 3, 1});
   y = pwconv2->forward(at::gelu(pwconv1->forward(norm->forward(y))));
-  y = (gamma * y).permute({0, 3, 1, 2});
-  return x + revkit::drop_path(y, drop_path, is_training());
+  // Layer scale, drop path and the residual in one pass over NHWC: x + y * (gamma * mask), the per-sample mask
+  // folded into the per-channel gamma.
+  const at::Tensor scale = drop_path > 0.0 && is_training() ? gamma * drop_path_scale(y, drop_path) : gamma;
+  return at::addcmul(x.permute({0, 2, 3, 1}), y, scale).permute({0, 3, 1, 2});
 }
 
 UpSampleConvnextImpl::UpSampleConvnextImpl(int64_t ratio, int64_t in_channels, int64_t out_channels)
@@ -200,6 +218,11 @@ at::Tensor RevColImpl::column_input(const at::Tensor& x) {
   return stem->forward(x);
 }
 
-std::vector<at::Tensor> RevColImpl::forward(const at::Tensor& x) { return run_columns(column_input(x)); }
+std::vector<at::Tensor> RevColImpl::forward(const at::Tensor& x) {
+  std::vector<at::Tensor> features = run_columns(column_input(x));
+  if (at::GradMode::is_enabled())
+    for (auto& f : features) f = GradientInLayout::apply(f);
+  return features;
+}
 
 }  // namespace revkit

@@ -5,7 +5,7 @@
 # --rounds times, each number being the median over the rounds (a shared machine's speed drifts by 20% and more
 # over minutes).
 #
-#   bash bench/run.sh [--columns "2 4 8 16"] [--steps 3] [--rounds 3] [--quick]
+#   bash bench/run.sh [--columns "2 4 8 16"] [--curve "4 16"] [--steps 3] [--rounds 3] [--quick]
 #
 # Needs a built revkit (scripts/build.sh) and, for the Python side, the reference scripts (REVKIT_REFERENCE, default
 # ../shared/reference) and a Python torch: the Python side of the wheel that scripts/setup.sh installed, so that both
@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 columns="2 4 8 16"
+curve_columns="4 16"
 steps=3
 rounds=3
 model_imgsz=320
@@ -22,7 +23,8 @@ while [ $# -gt 0 ]; do
     --columns) columns="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    --quick) columns="2 4"; steps=2; rounds=1; model_imgsz=128; model_batch=2; shift ;;
+    --curve) curve_columns="$2"; shift 2 ;;
+    --quick) columns="2 4"; curve_columns="4"; steps=2; rounds=1; model_imgsz=128; model_batch=2; shift ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -58,6 +60,8 @@ for round in $(seq "$rounds"); do
           --save-memory "$save" --steps "$steps" --threads "$threads" >> "$out/py.jsonl"
       fi
     done
+    # the last column's internals kept: its recompute skipped
+    bench "${backbone[@]}" --memory-mode column --keep-columns 1
     # full with alpha 1 (flat memory, small drift), and below a level's working set with chunked recompute
     bench "${backbone[@]}" --memory-mode full --alpha-init 1
     bench "${backbone[@]}" --memory-mode full --alpha-init 1 --recompute-chunks 2
@@ -68,6 +72,18 @@ for round in $(seq "$rounds"); do
       "$python" bench/reference_infer.py "$reference" --subnets "$n" --batch 2 --size 224 --steps "$steps" \
         --threads "$threads" >> "$out/py_infer.jsonl"
     fi
+  done
+
+  # The time/memory curve auto mode walks at 4 and 16 columns: up to 10 plans on its frontier, each chosen by auto mode
+  # from that plan's predicted memory as the budget.
+  for n in $curve_columns; do
+    backbone=(--backbone revcol_tiny --columns "$n" --imgsz 224 --batch 2)
+    if [ ! -f "$out/plans_$n.jsonl" ]; then
+      "$revkit" bench "${backbone[@]}" --memory-mode auto --plans --threads "$threads" > "$out/plans_$n.jsonl"
+    fi
+    for budget in $("$python" bench/frontier.py "$out/plans_$n.jsonl" 10); do
+      bench "${backbone[@]}" --memory-mode auto --memory-budget "$budget"
+    done
   done
 
   # A whole detector: the seed's model, training steps per memory mode.
@@ -82,8 +98,10 @@ for alpha in 0.5 1 2; do
     for mode in full auto; do
       [ "$mode" = auto ] && [ "$alpha" != 0.5 ] && continue
       echo "check: $n columns, alpha $alpha, $mode" >&2
+      # auto under a budget below anything: its plan with the least memory, stored columns as the drift allows
+      budget=(); [ "$mode" = auto ] && budget=(--memory-budget 1)
       "$revkit" check --backbone revcol_tiny --columns "$n" --alpha-init "$alpha" --dtype float32 --imgsz 64 \
-        --batch 1 --drop-path 0 --memory-mode "$mode" > "$out/check_${mode}_${n}_${alpha}.txt" || true
+        --batch 1 --drop-path 0 --memory-mode "$mode" "${budget[@]}" > "$out/check_${mode}_${n}_${alpha}.txt" || true
     done
   done
 done

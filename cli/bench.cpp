@@ -26,9 +26,10 @@ namespace {
 
 struct BenchArgs {
   std::string backbone = "revcol_tiny", model, memory_mode = "column", mode = "train";
-  int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, recompute_chunks = 1;
-  double alpha_init = 0.5;
-  bool json = false;
+  int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, keep_columns = 0,
+          recompute_chunks = 1;
+  double alpha_init = 0.5, memory_budget_mb = 0.0;
+  bool json = false, plans = false;
   std::string device = "cpu";
   std::string profile;  // a Chrome trace of one more step
 };
@@ -46,6 +47,8 @@ BackboneSettings settings_of(const BenchArgs& a) {
   BackboneSettings s;
   s.memory_mode = reversible::parse_memory_mode(a.memory_mode);
   s.store_every = a.store_every;
+  s.keep_columns = a.keep_columns;
+  if (a.memory_budget_mb > 0) s.memory_budget_mb = a.memory_budget_mb;
   s.recompute_chunks = a.recompute_chunks;
   s.drop_path = 0.0;
   return s;
@@ -71,6 +74,23 @@ double max_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+// Every plan auto mode weighs for this input, from the costs it measured: the time/memory curve it walks.
+void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
+  const auto& costs = part.column_costs();
+  TORCH_INTERNAL_ASSERT(costs, "bench --plans: auto mode measured no costs");
+  const int64_t bound = reversible::choose_store_every(part.last_drift(), part.column_options().drift_tolerance());
+  const auto scaled = costs->scaled(costs->input_numel * batch);
+  for (const auto& plan : reversible::candidate_plans(scaled, bound))
+    std::cout << nlohmann::json{{"columns", scaled.columns()},
+                                {"keep_columns", plan.keep_columns},
+                                {"store_every", plan.store_every},
+                                {"predicted_mb", std::round(plan.activation_bytes / 1048576.0 * 10) / 10},
+                                {"recompute_ms", std::round(plan.recompute_ms * 10) / 10},
+                                {"plan", plan.describe(scaled.columns())}}
+                     .dump()
+              << "\n";
 }
 
 int bench(const BenchArgs& a) {
@@ -100,6 +120,13 @@ int bench(const BenchArgs& a) {
     for (const auto& o : outs) loss = loss + o.pow(2).mean();
     loss.backward();
   };
+  if (a.plans) {
+    if (parts.empty() || !training || a.memory_mode != "auto")
+      throw InputError("bench --plans needs a model with a reversible backbone, --mode train and --memory-mode auto");
+    step(at::randn({a.batch, 3, a.imgsz, a.imgsz}, device));  // measures the costs and reads the drift
+    print_plans(*parts.front(), a.batch);
+    return 0;
+  }
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
   step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}, device));  // two samples: BatchNorm needs two
   const double rss0 = max_rss_mb();
@@ -143,6 +170,7 @@ int bench(const BenchArgs& a) {
   const int64_t columns = parts.empty() ? 0 : parts.front()->column_grid().columns();
   // What the steps ran with: auto mode's choice, or what was asked for.
   const int64_t store_every = parts.empty() ? a.store_every : parts.front()->column_options().store_every();
+  const int64_t keep_columns = parts.empty() ? a.keep_columns : parts.front()->column_options().keep_columns();
   nlohmann::json j = {{"impl", "revkit"},
                       {a.model.empty() ? "backbone" : "model", subject.name},
                       {"mode", a.mode},
@@ -151,6 +179,7 @@ int bench(const BenchArgs& a) {
                       {"size", a.imgsz},
                       {"memory_mode", a.memory_mode},
                       {"store_every", store_every},
+                      {"keep_columns", keep_columns},
                       {"recompute_chunks", a.recompute_chunks},
                       {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
                       {"threads", at::get_num_threads()},
@@ -163,13 +192,18 @@ int bench(const BenchArgs& a) {
   // On CUDA, what a step starts from (weights, gradients, the input); on the CPU the tracking allocator only sees
   // what was allocated after it was installed, so there is no such number.
   if (device.is_cuda()) j["held_mb"] = std::round(held_bytes / 1048576.0 * 10) / 10;
+  if (a.memory_mode == "auto" && !parts.empty()) {
+    const auto& plan = parts.front()->memory_plan();
+    j["predicted_mb"] = std::round(plan.activation_bytes / 1048576.0 * 10) / 10;
+    if (a.memory_budget_mb > 0) j["budget_mb"] = a.memory_budget_mb;
+  }
   if (a.json) {
     std::cout << j.dump() << "\n";
   } else {
     std::cout << fmt::format(
-        "{} ({} columns, {} params), {} batch {} at {}x{}, memory mode {} (store every {}), "
+        "{} ({} columns, {} params), {} batch {} at {}x{}, memory mode {} (store every {}, keep {} columns), "
         "{} threads\n",
-        subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz, a.memory_mode, store_every,
+        subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz, a.memory_mode, store_every, keep_columns,
         at::get_num_threads());
     std::cout << fmt::format(
         "  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked; {:.1f} MB in a first step), {:.1f} MB "
@@ -193,6 +227,14 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
   cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--memory-budget", a->memory_budget_mb,
+                  "auto mode: MB of activation memory the columns may take (default: half of what is available)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--plans", a->plans,
+                "auto mode: print every plan it weighs for this input (kept and stored columns, predicted memory and "
+                "recompute), one JSON line each, instead of timing");
   cmd->add_option("--recompute-chunks", a->recompute_chunks, "recompute each level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();

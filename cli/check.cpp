@@ -20,7 +20,8 @@ using reversible::MemoryMode;
 struct CheckArgs {
   std::string fixture, backbone, memory_mode = "all", dtype = "float64", weights, reference;
   double tolerance = 1e-5, floor = 1e-6;
-  int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0;
+  int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0, keep_columns = 0;
+  double memory_budget_mb = 0.0;
   double drop_path = 0.1, alpha_init = 0.5;
   uint64_t seed = 0;
 };
@@ -99,14 +100,16 @@ int check_backbone(const CheckArgs& a) {
     reversible::ModeComparison cmp;
     cmp.mode = mode;
     cmp.store_every = a.store_every;
+    cmp.keep_columns = a.keep_columns;
+    cmp.memory_budget_mb = a.memory_budget_mb;
     cmp.seed = a.seed;
     const auto report = reversible::compare_memory_modes(*model, forward, input, cmp);
     ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, dtype)) && ok;
     if (mode == MemoryMode::Auto)
       for (auto* part : parts)
-        std::cout << fmt::format(
-            "auto: store every {} (0: the last column only), from the drift it read\n",
-            reversible::choose_store_every(part->last_drift(), part->column_options().drift_tolerance()));
+        std::cout << fmt::format("auto: {}; store every {} (0: the last recomputed only), keep {} columns\n",
+                                 part->memory_plan().describe(part->column_grid().columns()),
+                                 part->memory_plan().store_every, part->memory_plan().keep_columns);
   }
   const auto drifts = reversible::measure_drift(*model, [&] { model->forward(input); });
   for (size_t i = 0; i < drifts.size(); ++i) {
@@ -183,6 +186,11 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(CLI::Range(0.0, 0.99))->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
   cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--memory-budget", a->memory_budget_mb,
+                  "auto mode: MB of activation memory the columns may take (default: half of what is available)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
   return [a] {
     if (!a->weights.empty()) {

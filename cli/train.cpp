@@ -27,6 +27,13 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--memory-mode", *memory_mode,
                   "backbone memory mode: off, column, full or auto (default: the config's)");
   cmd->add_option("--store-every", o->backbone.store_every, "full mode: keep every k-th column");
+  cmd->add_option("--keep-columns", o->backbone.keep_columns,
+                  "column and full modes: keep the internals of the last K backbone columns (no recompute)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--memory-budget", o->backbone.memory_budget_mb,
+                  "auto mode: MB of activation memory the backbone's columns may take (default: half of what the "
+                  "device has available); implies --memory-mode auto")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--recompute-chunks", o->backbone.recompute_chunks,
                   "recompute each backbone level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
@@ -84,6 +91,8 @@ Command add_train(CLI::App& app) {
     } else {
       if (o->data.empty()) throw InputError("train needs --data (a data yaml), or --resume");
       if (!memory_mode->empty()) o->backbone.memory_mode = reversible::parse_memory_mode(*memory_mode);
+      if (o->backbone.memory_budget_mb && !o->backbone.memory_mode)
+        o->backbone.memory_mode = reversible::MemoryMode::Auto;
       s = train_detector(*o);
     }
     if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return 0;  // rank 0 reports

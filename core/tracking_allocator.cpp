@@ -5,11 +5,14 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 
 #ifdef REVKIT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace revkit {
@@ -100,6 +103,24 @@ int64_t ActivationMeter::peak_bytes() const {
   return cuda_peak_allocated_bytes(device_.index()) - start_;
 }
 
+int64_t allocated_bytes(c10::Device device) {
+  if (device.is_cuda()) return cuda_allocated_bytes(device.index());
+  TrackingAllocator::install();
+  return TrackingAllocator::current_bytes();
+}
+
+int64_t available_bytes(c10::Device device) {
+  if (device.is_cuda()) return cuda_available_bytes(device.index());
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  long long kilobytes = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lld kB", &kilobytes) == 1) break;
+  std::fclose(f);
+  return static_cast<int64_t>(kilobytes) * 1024;
+}
+
 #ifdef REVKIT_WITH_CUDA
 namespace {
 const c10::CachingAllocator::Stat& allocated_stat(const c10::CachingDeviceAllocator::DeviceStats& stats) {
@@ -117,6 +138,15 @@ int64_t cuda_peak_allocated_bytes(c10::DeviceIndex device) {
 void reset_cuda_peak(c10::DeviceIndex device) {
   c10::cuda::CUDACachingAllocator::resetPeakStats(index_or_current(device));
 }
+int64_t cuda_available_bytes(c10::DeviceIndex device) {
+  const c10::DeviceIndex index = index_or_current(device);
+  c10::cuda::CUDAGuard guard(index);
+  size_t free = 0, total = 0;
+  C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+  const auto& reserved = stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+  return static_cast<int64_t>(free) + reserved.current - allocated_stat(stats).current;
+}
 void synchronize(c10::Device device) {
   if (device.is_cuda()) c10::cuda::device_synchronize();
 }
@@ -127,6 +157,7 @@ namespace {
 int64_t cuda_allocated_bytes(c10::DeviceIndex) { no_cuda(); }
 int64_t cuda_peak_allocated_bytes(c10::DeviceIndex) { no_cuda(); }
 void reset_cuda_peak(c10::DeviceIndex) { no_cuda(); }
+int64_t cuda_available_bytes(c10::DeviceIndex) { no_cuda(); }
 void synchronize(c10::Device device) {
   if (device.is_cuda()) no_cuda();
 }

@@ -33,11 +33,19 @@ class ActivationMeter {
   int64_t start_;
 };
 
+// Bytes in tensors on `device` now: the tracking allocator's count on the CPU (installed if needed, so tensors
+// allocated before the first call are not counted), the caching allocator's on CUDA.
+int64_t allocated_bytes(c10::Device device);
+// Memory a step could still take on `device`: the device's free memory plus what the caching allocator holds
+// unused (CUDA), or the system's MemAvailable (CPU; 0 where unknown).
+int64_t available_bytes(c10::Device device);
+
 // The CUDA caching allocator's bytes in tensors on `device`: now, and the peak since the last reset_cuda_peak.
 // TORCH_CHECK errors in a build without CUDA.
 int64_t cuda_allocated_bytes(c10::DeviceIndex device);
 int64_t cuda_peak_allocated_bytes(c10::DeviceIndex device);
 void reset_cuda_peak(c10::DeviceIndex device);
+int64_t cuda_available_bytes(c10::DeviceIndex device);
 // Waits for the device's work to finish (timing on CUDA needs it); nothing on the CPU.
 void synchronize(c10::Device device);
 

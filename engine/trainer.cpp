@@ -109,6 +109,14 @@ void Trainer::check_options() const {
     throw InputError(fmt::format("--checkpoint-every must be positive, got {}", o_.checkpoint_every));
   if (o_.backbone.recompute_chunks && *o_.backbone.recompute_chunks <= 0)
     throw InputError(fmt::format("--recompute-chunks must be positive, got {}", *o_.backbone.recompute_chunks));
+  if (o_.backbone.keep_columns && *o_.backbone.keep_columns < 0)
+    throw InputError(fmt::format("--keep-columns must be 0 or more, got {}", *o_.backbone.keep_columns));
+  if (o_.backbone.memory_budget_mb) {
+    if (!(*o_.backbone.memory_budget_mb > 0))
+      throw InputError(fmt::format("--memory-budget must be positive, got {}", *o_.backbone.memory_budget_mb));
+    if (o_.backbone.memory_mode != reversible::MemoryMode::Auto)
+      throw InputError("--memory-budget plans the backbone's memory: it needs --memory-mode auto");
+  }
 }
 
 void Trainer::setup_data() {

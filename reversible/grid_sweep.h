@@ -15,12 +15,13 @@ inline at::Tensor combine(const at::Tensor& f, const at::Tensor& alpha, const at
 }
 
 // Column by column, level by level; `cell(j, k, lower, upper, previous)` gives c_k[j] (upper and previous are
-// undefined where the recurrence has none). Returns the last column's states.
+// undefined where the recurrence has none). Runs columns first..N-1 from `state`, column first - 1's states (empty
+// when first = 0), and returns the last column's states.
 template <typename Cell>
-std::vector<at::Tensor> sweep(const ColumnGrid& grid, const at::Tensor& x, Cell cell) {
+std::vector<at::Tensor> sweep(const ColumnGrid& grid, const at::Tensor& x, Cell cell, int64_t first = 0,
+                              std::vector<at::Tensor> state = {}) {
   const int64_t L = grid.num_levels();
-  std::vector<at::Tensor> state;
-  for (int64_t j = 0; j < grid.columns(); ++j) {
+  for (int64_t j = first; j < grid.columns(); ++j) {
     std::vector<at::Tensor> next(L);
     for (int64_t k = 0; k < L; ++k) {
       const at::Tensor& lower = k == 0 ? x : next[k - 1];

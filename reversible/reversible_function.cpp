@@ -4,6 +4,8 @@
 #include <torch/autograd.h>
 #include <torch/custom_class.h>
 
+#include <algorithm>
+
 #include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
 #include "core/error.h"
@@ -55,15 +57,27 @@ void clamp_alphas(const ColumnGrid& grid, double floor) {
   }
 }
 
-std::vector<bool> stored_columns(const ColumnOptions& options, int64_t columns) {
-  std::vector<bool> stored(columns, true);
-  if (options.memory_mode() != MemoryMode::Full && options.memory_mode() != MemoryMode::Auto) return stored;
+ColumnGrid ColumnGrid::first_columns(int64_t n) const {
+  TORCH_CHECK(n >= 0 && n <= columns(), "ColumnGrid::first_columns: ", n, " of ", columns(), " columns");
+  ColumnGrid head;
+  head.levels.assign(levels.begin(), levels.begin() + n);
+  head.alphas.assign(alphas.begin(), alphas.begin() + n);
+  return head;
+}
+
+std::vector<ColumnRole> column_roles(const ColumnOptions& options, int64_t columns) {
+  if (options.memory_mode() == MemoryMode::Off) return std::vector<ColumnRole>(columns, ColumnRole::Kept);
+  const int64_t kept = std::clamp<int64_t>(options.keep_columns(), 0, columns);
+  const int64_t last = columns - kept - 1;  // the last column the backward recomputes
+  const bool reverses = options.memory_mode() == MemoryMode::Full || options.memory_mode() == MemoryMode::Auto;
   const int64_t every = options.store_every();
-  for (int64_t j = 0; j < columns; ++j) {
-    const int64_t back = columns - 1 - j;
-    stored[j] = back == 0 || (every > 0 && back % every == 0);
+  std::vector<ColumnRole> roles(columns, ColumnRole::Kept);
+  for (int64_t j = 0; j <= last; ++j) {
+    const int64_t back = last - j;
+    const bool stored = !reverses || back == 0 || (every > 0 && back % every == 0);
+    roles[j] = stored ? ColumnRole::Stored : ColumnRole::Reversed;
   }
-  return stored;
+  return roles;
 }
 
 namespace {
@@ -73,11 +87,14 @@ using detail::sweep;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+auto plain_cell(const ColumnGrid& grid) {
+  return [&grid](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
+    return combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+  };
+}
+
 std::vector<at::Tensor> run_plain(const ColumnGrid& grid, const at::Tensor& x) {
-  return sweep(grid, x,
-               [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-                 return combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
-               });
+  return sweep(grid, x, plain_cell(grid));
 }
 
 // What backward needs from one forward through the grid, shared by every cell's autograd node (as a capsule): the
@@ -280,7 +297,7 @@ c10::intrusive_ptr<GridTape> make_tape(const ColumnGrid& grid, const ColumnOptio
   tape->grid = grid;
   tape->options = options;
   const int64_t N = grid.columns(), L = grid.num_levels();
-  tape->stored = stored_columns(options, N);
+  for (ColumnRole role : column_roles(options, N)) tape->stored.push_back(role == ColumnRole::Stored);
   tape->x = x.detach();
   tape->state.assign(N, std::vector<at::Tensor>(L));
   tape->version.assign(N, std::vector<int64_t>(L, -1));
@@ -334,7 +351,16 @@ std::vector<at::Tensor> run_columns(const ColumnGrid& grid, const at::Tensor& x,
   check_grid(grid);
   clamp_alphas(grid, options.alpha_floor());
   if (options.memory_mode() == MemoryMode::Off || !at::GradMode::is_enabled()) return run_plain(grid, x);
-  return run_reversible(grid, x, options);
+  // The kept columns are plain autograd after the reversible ones: the graph they record saves the states of the
+  // last reversible column they read (which that column stores in any case), and its gradients flow into that
+  // column's cells as into any other node.
+  const int64_t reversed = grid.columns() - std::clamp<int64_t>(options.keep_columns(), 0, grid.columns());
+  if (reversed == 0) return run_plain(grid, x);
+  if (reversed == grid.columns()) return run_reversible(grid, x, options);
+  ColumnOptions recomputed = options;  // the first columns on their own: the last of them is stored
+  recomputed.keep_columns(0);
+  std::vector<at::Tensor> state = run_reversible(grid.first_columns(reversed), x, recomputed);
+  return sweep(grid, x, plain_cell(grid), reversed, std::move(state));
 }
 
 }  // namespace revkit::reversible

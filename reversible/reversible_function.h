@@ -21,7 +21,8 @@ enum class MemoryMode {
   Off,     // plain autograd: every activation kept; the reference path
   Column,  // keep each column's states; recompute inside columns (what the seed does)
   Full,    // keep only the last column's states and x; reconstruct the rest by the inverse
-  Auto,    // Full with a stored column every k, k chosen by the drift monitor (ReversibleModule)
+  Auto,    // per column stored, kept or rebuilt, planned under a memory budget from measured costs, with chains of
+           // inverses no longer than the drift monitor allows (ReversibleModule, reversible/memory_plan.h)
 };
 
 // "off", "column", "full", "auto"; throws InputError for anything else.
@@ -31,18 +32,26 @@ std::string to_string(MemoryMode mode);
 struct ColumnOptions {
   /* implicit */ ColumnOptions(MemoryMode memory_mode = MemoryMode::Column) : memory_mode_(memory_mode) {}
   TORCH_ARG(MemoryMode, memory_mode);
-  // In Full mode, also keep the states of every k-th column counted back from the last, which bounds how many
-  // inverses (and so how much drift) stand between a column and a stored state. 0 keeps only the last column.
-  // Auto mode sets it from the drift monitor.
+  // In Full mode, also keep the states of every k-th column counted back from the last recomputed one, which
+  // bounds how many inverses (and so how much drift) stand between a column and a stored state. 0 keeps only that
+  // last column. Auto mode's memory plan sets it.
   TORCH_ARG(int64_t, store_every) = 0;
   // Full and Auto modes read the drift monitor (on the batch's first sample) on the first training forward and then
   // every this many (0: never).
   TORCH_ARG(int64_t, drift_check_every) = 100;
-  // Auto: the largest k whose rebuilt states stay within this relative error of the forward's (float32 parameter
-  // gradients then stay within about 1e-4 of plain autograd's).
+  // Auto: chains of inverses are at most k - 1 long for the largest k whose rebuilt states stay within this
+  // relative error of the forward's (float32 parameter gradients then stay within about 1e-4 of plain autograd's).
   TORCH_ARG(double, drift_tolerance) = 1e-5;
   // Full: a column rebuilt with a relative error above this is named in a warning, once per column.
   TORCH_ARG(double, drift_warning) = 1e-3;
+  // Keep the internals of the last this many columns, as plain autograd does: their levels are not recomputed in
+  // backward, which saves a forward of each per step for the memory of its activations. The last columns are the
+  // ones to keep: their recompute would run right after their own forward. Column, Full and Auto modes (Auto's
+  // memory plan sets it).
+  TORCH_ARG(int64_t, keep_columns) = 0;
+  // Auto: the activation memory the grid may take in a training step, in MiB; 0: half of what the device has
+  // available when the plan is made (reversible/memory_plan.h).
+  TORCH_ARG(double, memory_budget_mb) = 0.0;
   // Inside a level's recompute, run its blocks in this many checkpointed pieces (reversible/chunks.h); 1: whole.
   TORCH_ARG(int64_t, recompute_chunks) = 1;
   // |alpha| is clamped to at least this before every forward, sign kept (the seed's 1e-3).
@@ -63,6 +72,8 @@ struct ColumnGrid {
 
   int64_t columns() const { return static_cast<int64_t>(levels.size()); }
   int64_t num_levels() const { return levels.empty() ? 0 : static_cast<int64_t>(levels.front().size()); }
+  // The grid of the first n columns (the same levels and alphas, shared).
+  ColumnGrid first_columns(int64_t n) const;
 
   // Registers `level` in `owner` as `name` and appends it with its alpha to column `column`, a new column when
   // column == columns(): how a backbone builds its grid, column by column, level by level.
@@ -91,7 +102,12 @@ std::vector<at::Tensor> run_columns(const ColumnGrid& grid, const at::Tensor& x,
 // Clamps |alpha| of every alpha in the grid to at least `floor`, keeping the sign (zero becomes +floor).
 void clamp_alphas(const ColumnGrid& grid, double floor);
 
-// Columns whose states a memory mode keeps, for a grid of `columns` columns (the last is always kept).
-std::vector<bool> stored_columns(const ColumnOptions& options, int64_t columns);
+// What a memory mode does with each column of a training forward: rebuild its states by the inverse (Reversed),
+// store its states and recompute its levels (Stored), or keep its levels' internals (Kept: no recompute).
+enum class ColumnRole { Reversed, Stored, Kept };
+// The role of each of a grid's `columns` columns under `options`: in Off mode every column is Kept; otherwise the
+// last keep_columns() are Kept, the last of the others is always Stored, and Full and Auto modes store every
+// store_every()-th counted back from it.
+std::vector<ColumnRole> column_roles(const ColumnOptions& options, int64_t columns);
 
 }  // namespace revkit::reversible

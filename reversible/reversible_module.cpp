@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 #include "core/logging.h"
 #include "reversible/drift.h"
 
@@ -17,10 +19,10 @@ std::vector<ReversibleModule*> reversible_modules(torch::nn::Module& root) {
   return found;
 }
 
-int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every) {
+int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every, int64_t keep_columns) {
   auto found = reversible_modules(root);
   for (auto* r : found) {
-    r->column_options().memory_mode(mode).store_every(store_every);
+    r->column_options().memory_mode(mode).store_every(store_every).keep_columns(keep_columns);
     r->recheck_drift();
   }
   return static_cast<int>(found.size());
@@ -43,26 +45,59 @@ std::vector<at::Tensor> ReversibleModule::run_columns(const at::Tensor& x) {
   if ((mode == MemoryMode::Full || mode == MemoryMode::Auto) && at::GradMode::is_enabled() &&
       options_.drift_check_every() > 0 && training_forwards_++ % options_.drift_check_every() == 0)
     check_drift(x);
+  if (mode == MemoryMode::Auto && at::GradMode::is_enabled()) plan_memory(x);
   return reversible::run_columns(grid_, x, options_);
+}
+
+void ReversibleModule::plan_memory(const at::Tensor& x) {
+  if (x.numel() == planned_numel_) return;
+  // Measured once, on one sample: the costs scale with the input, and one sample keeps the probe a fraction of a
+  // step.
+  if (!costs_) costs_ = measure_column_costs(grid_, x.detach().narrow(0, 0, 1), options_);
+  const int64_t budget = options_.memory_budget_mb() > 0 ? static_cast<int64_t>(options_.memory_budget_mb() * 1048576.0)
+                                                         : default_memory_budget(x.device());
+  const MemoryPlan plan = choose_plan(costs_->scaled(x.numel()), budget, max_store_every_);
+  if (plan.activation_bytes > budget && !warned_budget_) {
+    warned_budget_ = true;
+    logger()->warn(
+        "memory mode auto: the budget of {:.0f} MB is below the least this grid needs at input {} ({:.0f} MB); "
+        "running with the least memory",
+        budget / 1048576.0, fmt::join(x.sizes(), "x"), plan.activation_bytes / 1048576.0);
+  }
+  if (plan.keep_columns != plan_.keep_columns || plan.store_every != plan_.store_every || planned_numel_ < 0)
+    logger()->debug("memory mode auto at input {}, budget {:.0f} MB: {}", fmt::join(x.sizes(), "x"), budget / 1048576.0,
+                    plan.describe(grid_.columns()));
+  plan_ = plan;
+  planned_numel_ = x.numel();
+  options_.keep_columns(plan.keep_columns).store_every(plan.store_every);
 }
 
 void ReversibleModule::check_drift(const at::Tensor& x) {
   // One sample reads the drift as well as the batch, and keeps the reading's memory a fraction of the step's: a
   // first step is then no more expensive than the others.
-  last_drift_ = reversible::measure_drift(grid_, x.detach().narrow(0, 0, 1), options_);
   if (options_.memory_mode() == MemoryMode::Auto) {
+    // Over the whole grid: the plan, which decides how many columns are recomputed, is made from this reading.
+    last_drift_ = reversible::measure_drift(grid_, x.detach().narrow(0, 0, 1), options_);
     const int64_t k = choose_store_every(last_drift_, options_.drift_tolerance());
-    if (k != options_.store_every())
-      logger()->debug("memory mode auto: store every {} of {} columns (0: the last only), drift per column {:.1e}", k,
-                      grid_.columns(), fmt::join(last_drift_, ", "));
-    options_.store_every(k);
+    if (k != max_store_every_)
+      logger()->debug("memory mode auto: chains of at most {} inverses (0: any), drift per column {:.1e}",
+                      k == 0 ? grid_.columns() - 1 : k - 1, fmt::join(last_drift_, ", "));
+    max_store_every_ = k;
+    planned_numel_ = -1;
     return;
   }
-  const int64_t inverses_bound = options_.store_every() > 0 ? options_.store_every() - 1 : grid_.columns() - 1;
+  // Full mode rebuilds from the last recomputed column, not from the kept ones after it.
+  const int64_t recomputed = grid_.columns() - std::clamp<int64_t>(options_.keep_columns(), 0, grid_.columns());
+  if (recomputed < 2) {
+    last_drift_.clear();  // nothing is rebuilt
+    return;
+  }
+  last_drift_ = reversible::measure_drift(grid_.first_columns(recomputed), x.detach().narrow(0, 0, 1), options_);
+  const int64_t inverses_bound = options_.store_every() > 0 ? options_.store_every() - 1 : recomputed - 1;
   for (size_t j = 0; j < last_drift_.size(); ++j) {
     // Columns this plan stores are not rebuilt; the reading from the last column overstates the rest when
     // store_every is set, so only columns within its reach are judged.
-    const int64_t inverses = grid_.columns() - 1 - static_cast<int64_t>(j);
+    const int64_t inverses = recomputed - 1 - static_cast<int64_t>(j);
     if (inverses > inverses_bound) continue;
     if (!(last_drift_[j] <= options_.drift_warning()) && warned_columns_.insert(j).second)
       logger()->warn(

@@ -45,7 +45,9 @@ using ForwardFn = std::function<std::vector<at::Tensor>(const at::Tensor& input)
 struct ModeComparison {
   MemoryMode mode = MemoryMode::Column;
   int64_t store_every = 0;
-  int64_t recompute_chunks = 1;  // for `mode`'s run
+  int64_t keep_columns = 0;
+  double memory_budget_mb = 0.0;  // Auto: as ColumnOptions (0: half of what the device has available)
+  int64_t recompute_chunks = 1;   // for `mode`'s run
   MemoryMode reference = MemoryMode::Off;
   uint64_t seed = 0;  // seeds the RNG identically before both runs, and the loss probes
 };

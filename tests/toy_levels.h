@@ -26,6 +26,7 @@ class ToyLevel : public reversible::ReversibleLevel {
   double dropout;
   // dtype of the conv output seen by calls made with grad mode on (the recompute in backward, or Off mode).
   std::vector<c10::ScalarType> seen_with_grad;
+  int64_t calls = 0;  // every forward: the sweep's, a recompute's, the drift monitor's
 };
 
 class ToyStackImpl : public torch::nn::Module, public reversible::ReversibleModule {

@@ -37,7 +37,7 @@ TEST_CASE("loader errors are clear, and leave the registries as they were") {
                        InputError);
   CHECK_THROWS_WITH_AS(
       load_plugin(REVKIT_BAD_VERSION_PLUGIN),
-      doctest::Contains("plugin API version 999, but this revkit speaks version 2 (rebuild the plugin)"), InputError);
+      doctest::Contains("plugin API version 999, but this revkit speaks version 3 (rebuild the plugin)"), InputError);
   CHECK_THROWS_WITH_AS(load_plugin(REVKIT_DUPLICATE_PLUGIN),
                        doctest::Contains("plugin 'impostor': backbone 'revcol_tiny' is already registered"),
                        InputError);

@@ -53,12 +53,23 @@ TEST_CASE("memory modes parse and print") {
                        "unknown memory mode 'half' (expected off, column, full or auto)", InputError);
 }
 
-TEST_CASE("stored columns: column keeps all, full keeps the last and every k-th back from it") {
-  using V = std::vector<bool>;
-  CHECK(reversible::stored_columns(reversible::ColumnOptions(MemoryMode::Column), 3) == V{true, true, true});
-  CHECK(reversible::stored_columns(reversible::ColumnOptions(MemoryMode::Full), 4) == V{false, false, false, true});
-  CHECK(reversible::stored_columns(reversible::ColumnOptions(MemoryMode::Full).store_every(2), 5) ==
-        V{true, false, true, false, true});
+TEST_CASE("column roles: column stores all, full the last recomputed and every k-th back from it, kept at the end") {
+  using reversible::ColumnOptions;
+  // R: rebuilt by the inverse, S: states stored, K: internals kept.
+  auto roles = [](const ColumnOptions& o, int64_t columns) {
+    std::string text;
+    for (auto role : reversible::column_roles(o, columns))
+      text += role == reversible::ColumnRole::Reversed ? 'R' : role == reversible::ColumnRole::Stored ? 'S' : 'K';
+    return text;
+  };
+  CHECK(roles(ColumnOptions(MemoryMode::Column), 3) == "SSS");
+  CHECK(roles(ColumnOptions(MemoryMode::Full), 4) == "RRRS");
+  CHECK(roles(ColumnOptions(MemoryMode::Full).store_every(2), 5) == "SRSRS");
+  CHECK(roles(ColumnOptions(MemoryMode::Column).keep_columns(1), 4) == "SSSK");
+  // store_every counts back from the last recomputed column, not from the last column.
+  CHECK(roles(ColumnOptions(MemoryMode::Full).store_every(2).keep_columns(2), 6) == "RSRSKK");
+  CHECK(roles(ColumnOptions(MemoryMode::Full).keep_columns(9), 3) == "KKK");
+  CHECK(roles(ColumnOptions(MemoryMode::Off), 2) == "KK");
 }
 
 TEST_CASE("alpha clamp keeps the sign and lifts zero to the floor") {
@@ -161,6 +172,78 @@ TEST_CASE("full mode with store-every equals plain autograd") {
   const auto report = compare(
       *model, [&](const at::Tensor& in) { return model->forward(in); }, x, MemoryMode::Full, 2);
   CHECK(report.worst_overall() <= 1e-8);
+}
+
+TEST_CASE("kept columns: every mode and number of kept columns equals plain autograd") {
+  at::manual_seed(21);
+  RevCol model = small_revcol(4, /*drop_path=*/0.2);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({2, 3, 32, 32}, at::kDouble);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+    for (int64_t keep : {1, 2, 3, 4, 6})
+      for (int64_t every : {0, 2}) {
+        reversible::ModeComparison cmp;
+        cmp.mode = mode;
+        cmp.keep_columns = keep;
+        cmp.store_every = every;
+        cmp.seed = 7;
+        const auto report = reversible::compare_memory_modes(
+            *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
+        INFO("mode ", reversible::to_string(mode), ", keep ", keep, ", store every ", every, ": worst ",
+             report.worst_overall(), " at ", report.worst("parameter gradients").name);
+        CHECK(report.rng_stream_equal);
+        CHECK(report.differences.size() > 8);
+        CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
+      }
+}
+
+TEST_CASE("kept columns are not recomputed: each of their levels runs once per step, the others twice") {
+  at::manual_seed(22);
+  ToyStack toy(ToyOptions{3, 2, 4, 0.5, 0.1});
+  const at::Tensor x = at::randn({2, 3, 6, 6});
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+    for (int64_t keep : {0, 1, 3}) {
+      reversible::set_memory_mode(*toy, mode, 0, keep);
+      toy->column_options().drift_check_every(0);
+      for (auto& level : toy->all_levels) level->calls = 0;
+      auto outs = toy->forward(x);
+      (outs[0].sum() + outs[1].sum()).backward();
+      for (int64_t j = 0; j < 4; ++j)
+        for (int64_t k = 0; k < 2; ++k) {
+          INFO("mode ", reversible::to_string(mode), ", keep ", keep, ", column ", j, ", level ", k);
+          CHECK(toy->all_levels[j * 2 + k]->calls == (j >= 4 - keep ? 1 : 2));
+        }
+    }
+}
+
+TEST_CASE("kept columns trade activation memory for recompute: more kept, more memory, all kept is plain") {
+  auto activation_bytes = [](int64_t keep, MemoryMode mode) {
+    at::manual_seed(12);
+    RevCol model(RevColOptions({16, 32, 48, 64}, {1, 1, 1, 1}, 4).alpha_init(1.0));
+    reversible::set_memory_mode(*model, mode, 0, keep);
+    at::Tensor x = at::randn({2, 3, 128, 128});
+    auto step = [&] {
+      auto outs = model->forward(x);
+      at::Tensor loss = at::zeros({});
+      for (const auto& o : outs) loss = loss + o.pow(2).mean();
+      loss.backward();
+    };
+    step();
+    ActivationMeter meter;
+    step();
+    return meter.peak_bytes();
+  };
+  const int64_t full0 = activation_bytes(0, MemoryMode::Full), full1 = activation_bytes(1, MemoryMode::Full);
+  const int64_t full2 = activation_bytes(2, MemoryMode::Full), all = activation_bytes(4, MemoryMode::Column);
+  const int64_t off = activation_bytes(0, MemoryMode::Off);
+  INFO("keep 0: ", full0, ", 1: ", full1, ", 2: ", full2, ", 4: ", all, ", off: ", off);
+  CHECK(full0 < full1);
+  CHECK(full1 < full2);
+  CHECK(full2 < all);
+  // One kept column costs about a quarter of plain autograd's activations.
+  CHECK(full2 - full1 > 0.15 * off);
+  CHECK(full2 - full1 < 0.35 * off);
+  CHECK(all == off);
 }
 
 TEST_CASE("a loss on some outputs only: states no cell rebuilt are rebuilt on demand") {

@@ -110,10 +110,12 @@ void train_step(testing::ToyStack& toy, const at::Tensor& x) {
 }
 }  // namespace
 
-TEST_CASE("auto mode keeps a column every k, chosen from the drift it measures, and stays close to plain autograd") {
+TEST_CASE("auto mode under a tight budget stores a column every k, chosen from the drift, close to plain autograd") {
   auto toy = drifting_stack(MemoryMode::Auto);
-  at::Tensor x = at::randn({2, 3, 6, 6});
+  toy->column_options().memory_budget_mb(1e-6);  // below anything: the plan with the least memory
+  at::Tensor x = at::randn({2, 3, 24, 24});
   train_step(toy, x);
+  CHECK(toy->column_options().keep_columns() < 5);  // some columns recomputed
   const auto& drift = toy->last_drift();
   REQUIRE(drift.size() == 4);
   INFO("drift ", drift[0], " ", drift[1], " ", drift[2], " ", drift[3]);
@@ -130,6 +132,7 @@ TEST_CASE("auto mode keeps a column every k, chosen from the drift it measures, 
                                 .worst("parameter gradients")
                                 .relative;
   cmp.mode = MemoryMode::Auto;
+  cmp.memory_budget_mb = 1e-6;
   const double auto_error = reversible::compare_memory_modes(
                                 *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp)
                                 .worst("parameter gradients")
@@ -152,4 +155,50 @@ TEST_CASE("full mode warns once per column whose rebuilt states drift beyond the
   CHECK(text.find("memory mode full: column 0 is rebuilt by the inverse with relative error") != std::string::npos);
   CHECK(text.find("column 0") == text.rfind("column 0"));  // once, though three steps read the monitor
   CHECK(text.find("column 3") == std::string::npos);       // one inverse from the last: within 1e-3
+}
+
+TEST_CASE("auto mode plans from the costs it measured: a budget buys kept columns, and gradients stay exact") {
+  at::manual_seed(6);
+  testing::ToyStack toy(testing::ToyOptions{3, 2, 4, 0.5, 0.1}, MemoryMode::Auto);
+  toy->to(at::kDouble);
+  const at::Tensor x = at::randn({2, 3, 32, 32}, at::kDouble);
+  toy->column_options().memory_budget_mb(1e-6);
+  train_step(toy, x);
+  const auto& costs = toy->column_costs();
+  REQUIRE(costs.has_value());
+  CHECK(costs->columns() == 4);
+  CHECK(costs->input_numel == 3 * 32 * 32);  // one sample of the batch
+  // Each plan the planner weighs is chosen when the budget is exactly its predicted memory (the curve it walks),
+  // unless a plan with less recompute needs no more.
+  const auto scaled = costs->scaled(x.numel());
+  const int64_t bound = reversible::choose_store_every(toy->last_drift(), toy->column_options().drift_tolerance());
+  for (const auto& plan : reversible::candidate_plans(scaled, bound)) {
+    toy->column_options().memory_budget_mb((plan.activation_bytes + 0.5) / 1048576.0);
+    toy->recheck_drift();
+    train_step(toy, x);
+    const auto& chosen = toy->memory_plan();
+    INFO("budget for ", plan.describe(4), ": chose ", chosen.describe(4));
+    CHECK(chosen.activation_bytes <= plan.activation_bytes);
+    CHECK(chosen.recompute_ms <= plan.recompute_ms);
+    CHECK(toy->column_options().keep_columns() == chosen.keep_columns);
+    CHECK(toy->column_options().store_every() == chosen.store_every);
+  }
+  // A budget of plain autograd's memory keeps every column: no recompute at all.
+  toy->column_options().memory_budget_mb(1e6);
+  toy->recheck_drift();
+  train_step(toy, x);
+  CHECK(toy->memory_plan().keep_columns == 4);
+  // A budget halfway keeps some columns and recomputes others, with plain autograd's gradients.
+  const auto plans = reversible::candidate_plans(scaled, bound);
+  reversible::ModeComparison cmp;
+  cmp.mode = MemoryMode::Auto;
+  cmp.memory_budget_mb = (plans[plans.size() / 2].activation_bytes + 0.5) / 1048576.0;
+  const auto report = reversible::compare_memory_modes(
+      *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp);
+  const auto& middle = toy->memory_plan();
+  INFO("middle plan: ", middle.describe(4));
+  CHECK(middle.keep_columns > 0);
+  CHECK(middle.keep_columns < 4);
+  CHECK(report.rng_stream_equal);
+  CHECK(report.within(1e-8));
 }

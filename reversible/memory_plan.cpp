@@ -1,0 +1,184 @@
+#include "reversible/memory_plan.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/autocast_state.h"
+#include "core/buffer_snapshot.h"
+#include "core/rng_state.h"
+#include "core/tracking_allocator.h"
+#include "reversible/grid_sweep.h"
+
+namespace revkit::reversible {
+namespace {
+
+double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+ColumnCosts ColumnCosts::scaled(int64_t numel) const {
+  TORCH_CHECK(input_numel > 0, "ColumnCosts::scaled: no costs were measured");
+  const double r = static_cast<double>(numel) / static_cast<double>(input_numel);
+  auto bytes = [r](int64_t b) { return static_cast<int64_t>(std::llround(static_cast<double>(b) * r)); };
+  ColumnCosts c = *this;
+  c.input_numel = numel;
+  c.input_bytes = bytes(input_bytes);
+  c.cell_peak_bytes = bytes(cell_peak_bytes);
+  c.backward_peak_bytes = bytes(backward_peak_bytes);
+  for (auto& b : c.state_bytes) b = bytes(b);
+  for (auto& b : c.kept_bytes) b = bytes(b);
+  for (auto& t : c.forward_ms) t *= r;
+  for (auto& t : c.inverse_ms) t *= r;
+  return c;
+}
+
+ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
+  AutocastCacheOffGuard no_cache;  // the casts of a throw-away graph stay out of autocast's cache
+  at::AutoGradMode grad_on(true);
+  const c10::Device device = x.device();
+  const int64_t N = grid.columns(), L = grid.num_levels();
+  clamp_alphas(grid, options.alpha_floor());
+  RngForkGuard rng_fork(cuda_devices_of(x));
+  std::vector<at::Tensor> buffers;
+  for (const auto& column : grid.levels)
+    for (const auto& level : column)
+      for (const auto& b : level->buffers()) buffers.push_back(b);
+  BufferRestoreGuard keep_buffers(std::move(buffers));
+
+  ColumnCosts costs;
+  costs.input_numel = x.numel();
+  costs.input_bytes = static_cast<int64_t>(x.nbytes());
+  // Each cell on detached inputs that require grad, as in a training step: its graph is its own and goes when the
+  // cell is done, so the probe holds one cell's activations at a time.
+  auto input = [](const at::Tensor& t) { return t.defined() ? t.detach().requires_grad_(true) : at::Tensor(); };
+  std::vector<at::Tensor> state;
+  for (int64_t j = 0; j < N; ++j) {
+    std::vector<at::Tensor> next(L);
+    int64_t kept = 0, states = 0;
+    double forward_ms = 0.0, inverse_ms = 0.0;
+    for (int64_t k = 0; k < L; ++k) {
+      const at::Tensor lower = input(k == 0 ? x : next[k - 1]);
+      const at::Tensor upper = input(j > 0 && k + 1 < L ? state[k + 1] : at::Tensor());
+      const at::Tensor previous = input(j > 0 ? state[k] : at::Tensor());
+      const at::Tensor& alpha = grid.alphas[j][k];
+      synchronize(device);
+      ActivationMeter meter(device);  // the peak above what was held before the cell
+      const int64_t before = allocated_bytes(device);
+      auto start = std::chrono::steady_clock::now();
+      at::Tensor f = grid.levels[j][k]->forward(lower, upper);
+      at::Tensor out = detail::combine(f, alpha, previous);
+      synchronize(device);
+      forward_ms += milliseconds_since(start);
+      if (previous.defined()) {
+        at::NoGradGuard no_grad;
+        start = std::chrono::steady_clock::now();
+        at::Tensor rebuilt = (out.detach() - f.detach()) / alpha;
+        synchronize(device);
+        inverse_ms += milliseconds_since(start);
+      }
+      f = at::Tensor();
+      const int64_t cell_kept = allocated_bytes(device) - before;  // the cell's graph and its output
+      kept += cell_kept;
+      std::vector<at::Tensor> wrt = {lower};
+      for (const auto& t : {upper, previous, alpha})
+        if (t.defined() && t.requires_grad()) wrt.push_back(t);
+      for (const auto& p : grid.levels[j][k]->parameters())
+        if (p.requires_grad()) wrt.push_back(p);
+      torch::autograd::grad({out}, wrt, {at::ones_like(out)}, /*retain_graph=*/false, /*create_graph=*/false,
+                            /*allow_unused=*/true);
+      costs.cell_peak_bytes = std::max(costs.cell_peak_bytes, meter.peak_bytes());
+      costs.backward_peak_bytes = std::max(costs.backward_peak_bytes, meter.peak_bytes() - cell_kept);
+      next[k] = out.detach();
+      states += static_cast<int64_t>(next[k].nbytes());
+    }
+    state = std::move(next);
+    costs.state_bytes.push_back(states);
+    costs.kept_bytes.push_back(kept);
+    costs.forward_ms.push_back(forward_ms);
+    costs.inverse_ms.push_back(inverse_ms);
+  }
+  return costs;
+}
+
+std::string MemoryPlan::describe(int64_t columns) const {
+  ColumnOptions o(MemoryMode::Full);
+  o.keep_columns(keep_columns).store_every(store_every);
+  int64_t kept = 0, stored = 0, rebuilt = 0;
+  for (ColumnRole role : column_roles(o, columns))
+    (role == ColumnRole::Kept ? kept : role == ColumnRole::Stored ? stored : rebuilt) += 1;
+  return fmt::format("{} kept, {} stored, {} rebuilt by the inverse (predicted {:.1f} MB, {:.0f} ms of recompute)",
+                     kept, stored, rebuilt, activation_bytes / 1048576.0, recompute_ms);
+}
+
+MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every) {
+  const int64_t N = costs.columns();
+  MemoryPlan plan;
+  plan.keep_columns = keep_columns;
+  plan.store_every = store_every;
+  const auto roles =
+      column_roles(ColumnOptions(MemoryMode::Full).keep_columns(keep_columns).store_every(store_every), N);
+  int64_t states = costs.input_bytes, kept = 0;
+  bool recomputes = false;
+  for (int64_t j = 0; j < N; ++j) {
+    switch (roles[j]) {
+      case ColumnRole::Kept: kept += costs.kept_bytes[j]; break;
+      case ColumnRole::Stored:
+        states += costs.state_bytes[j];
+        plan.recompute_ms += costs.forward_ms[j];
+        recomputes = true;
+        break;
+      case ColumnRole::Reversed:
+        plan.recompute_ms += costs.forward_ms[j] + costs.inverse_ms[j + 1];  // rebuilt by column j + 1's inverse
+        recomputes = true;
+        break;
+    }
+  }
+  // The kept columns' backward runs first, with everything held and a cell's backward on top; it frees their
+  // internals as it goes, so each recompute later finds only the stored states.
+  plan.activation_bytes =
+      std::max(states + kept + costs.backward_peak_bytes, recomputes ? states + costs.cell_peak_bytes : int64_t{0});
+  return plan;
+}
+
+std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_store_every) {
+  const int64_t N = costs.columns();
+  std::vector<MemoryPlan> plans;
+  for (int64_t keep = 0; keep <= N; ++keep) {
+    const int64_t recomputed = N - keep;
+    if (recomputed == 0) {
+      plans.push_back(predict(costs, keep, 1));
+      continue;
+    }
+    // store_every s stores every s-th column back from the last recomputed one, so chains of at most s - 1
+    // inverses; s >= the recomputed count stores only that last one, as 0 does.
+    const int64_t largest = max_store_every == 0 ? recomputed : std::min(max_store_every, recomputed);
+    for (int64_t s = 1; s <= largest; ++s) plans.push_back(predict(costs, keep, s == recomputed ? 0 : s));
+  }
+  std::stable_sort(plans.begin(), plans.end(),
+                   [](const MemoryPlan& a, const MemoryPlan& b) { return a.activation_bytes > b.activation_bytes; });
+  return plans;
+}
+
+MemoryPlan choose_plan(const ColumnCosts& costs, int64_t budget_bytes, int64_t max_store_every) {
+  const auto plans = candidate_plans(costs, max_store_every);
+  TORCH_CHECK(!plans.empty(), "choose_plan: a grid without columns");
+  const MemoryPlan* best = nullptr;
+  for (const auto& p : plans) {
+    if (p.activation_bytes > budget_bytes) continue;
+    if (!best || p.recompute_ms < best->recompute_ms ||
+        (p.recompute_ms == best->recompute_ms && p.activation_bytes < best->activation_bytes))
+      best = &p;
+  }
+  return best ? *best : plans.back();
+}
+
+int64_t default_memory_budget(c10::Device device) { return available_bytes(device) / 2; }
+
+}  // namespace revkit::reversible

@@ -1,0 +1,160 @@
+#include "reversible/memory_plan.h"
+
+#include <ATen/ATen.h>
+#include <doctest/doctest.h>
+
+#include "backbones/revcol.h"
+#include "core/rng_state.h"
+#include "core/tracking_allocator.h"
+
+using namespace revkit;
+using reversible::ColumnCosts;
+using reversible::MemoryPlan;
+
+namespace {
+
+// Four equal columns: states 10 bytes, kept internals 100 (states included), forward 5 ms, inverse 1 ms; a cell's
+// recompute and backward peak at 30 bytes, a kept cell's backward at 20.
+ColumnCosts four_columns() {
+  ColumnCosts c;
+  c.input_bytes = 7;
+  c.state_bytes = {10, 10, 10, 10};
+  c.kept_bytes = {100, 100, 100, 100};
+  c.forward_ms = {5, 5, 5, 5};
+  c.inverse_ms = {0, 1, 1, 1};
+  c.cell_peak_bytes = 30;
+  c.backward_peak_bytes = 20;
+  c.input_numel = 1000;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("predict: kept columns hold their internals, stored ones their states, rebuilt ones nothing") {
+  const ColumnCosts c = four_columns();
+  // Roles for keep 1, store every 0: rebuilt, rebuilt, stored, kept. The peak is in the kept column's backward,
+  // with x, one column's states and its internals held; the recomputes later hold only x and the states.
+  const MemoryPlan p = reversible::predict(c, 1, 0);
+  CHECK(p.activation_bytes == 7 + 10 + 100 + 20);
+  CHECK(p.recompute_ms == doctest::Approx((5 + 1) + (5 + 1) + 5));  // columns 0 and 1 rebuilt by 1's and 2's inverse
+  // Column mode: every state stored, every column recomputed, no inverse; the peak is a recompute's.
+  const MemoryPlan column = reversible::predict(c, 0, 1);
+  CHECK(column.activation_bytes == 7 + 40 + 30);
+  CHECK(column.recompute_ms == doctest::Approx(20));
+  // Everything kept is plain autograd: no recompute.
+  const MemoryPlan all = reversible::predict(c, 4, 1);
+  CHECK(all.activation_bytes == 7 + 400 + 20);
+  CHECK(all.recompute_ms == 0);
+}
+
+TEST_CASE("choose_plan: the least recompute that fits, and the least memory when nothing does") {
+  const ColumnCosts c = four_columns();
+  auto chosen = [&](int64_t budget, int64_t bound = 0) {
+    const MemoryPlan p = reversible::choose_plan(c, budget, bound);
+    return std::make_pair(p.keep_columns, p.store_every);
+  };
+  using P = std::pair<int64_t, int64_t>;
+  CHECK(chosen(1 << 20) == P{4, 1});  // all kept: plain autograd
+  CHECK(chosen(427) == P{4, 1});
+  CHECK(chosen(426) == P{3, 0});  // three kept, the fourth column stored: 7 + 10 + 300 + 20
+  CHECK(chosen(336) == P{2, 1});  // two kept, both recomputed columns stored: 7 + 20 + 200 + 20
+  CHECK(chosen(247) == P{2, 1});
+  // One byte less: column 0 rebuilt (237) still recomputes less than a third recomputed column.
+  CHECK(chosen(246) == P{2, 0});
+  CHECK(chosen(236) == P{1, 1});  // 7 + 30 + 100 + 20, recompute 15
+  // Nothing fits: the least memory, every column rebuilt but the last, the peak a recompute's.
+  CHECK(chosen(10) == P{0, 0});
+  CHECK(reversible::choose_plan(c, 10, 0).activation_bytes == 7 + 10 + 30);
+  // The drift allows chains of one inverse at most (store every 2): the least memory stores columns 1 and 3.
+  CHECK(chosen(10, 2) == P{0, 2});
+  // No inverse at all (store every 1): column mode and kept columns only.
+  CHECK(chosen(10, 1) == P{0, 1});
+  CHECK(chosen(236, 1) == P{1, 1});
+}
+
+TEST_CASE("candidate plans run from the most memory to the least, within the drift's bound") {
+  const auto plans = reversible::candidate_plans(four_columns(), 2);
+  // keep 4: 1 plan; keep 3: 1 (one recomputed column); keep 2: store every 1 or 2 (= 0); keep 1, 0: s = 1, 2.
+  CHECK(plans.size() == 1 + 1 + 2 + 2 + 2);
+  for (size_t i = 1; i < plans.size(); ++i) CHECK(plans[i - 1].activation_bytes >= plans[i].activation_bytes);
+  CHECK(plans.front().keep_columns == 4);
+  CHECK(plans.back().keep_columns == 0);
+  CHECK(plans.back().store_every == 2);
+  for (const auto& p : plans) CHECK((p.store_every == 0 ? 4 - p.keep_columns : p.store_every) <= 2);
+}
+
+TEST_CASE("scaled costs grow with the input") {
+  const ColumnCosts c = four_columns().scaled(3000);
+  CHECK(c.input_numel == 3000);
+  CHECK(c.input_bytes == 21);
+  CHECK(c.kept_bytes[2] == 300);
+  CHECK(c.state_bytes[0] == 30);
+  CHECK(c.cell_peak_bytes == 90);
+  CHECK(c.backward_peak_bytes == 60);
+  CHECK(c.forward_ms[1] == doctest::Approx(15));
+  CHECK(c.inverse_ms[3] == doctest::Approx(3));
+}
+
+TEST_CASE("measured costs of RevCol: exact state sizes, internals above them, nothing left behind") {
+  at::manual_seed(1);
+  RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 2, 1}, 3).drop_path(0.2));
+  model->train();
+  at::Tensor x;
+  {
+    at::NoGradGuard no_grad;
+    x = model->column_input(at::randn({1, 3, 64, 64}));
+  }
+  const RngState rng_before = RngState::capture({});
+  const auto costs = reversible::measure_column_costs(model->column_grid(), x, model->column_options());
+  CHECK(RngState::capture({}) == rng_before);  // drop path drew under a fork
+  REQUIRE(costs.columns() == 3);
+  // Levels at strides 4..32 of a 64x64 input: 16x16, 8x8, 4x4, 2x2 cells of 8, 16, 24, 32 float channels.
+  const int64_t states = 4 * (8 * 256 + 16 * 64 + 24 * 16 + 32 * 4);
+  CHECK(costs.input_bytes == 4 * 8 * 256);
+  CHECK(costs.input_numel == 8 * 256);
+  for (int64_t j = 0; j < 3; ++j) {
+    CHECK(costs.state_bytes[j] == states);
+    CHECK(costs.kept_bytes[j] > 3 * states);  // each ConvNeXt block keeps several tensors of its level's size
+    CHECK(costs.forward_ms[j] > 0);
+  }
+  CHECK(costs.inverse_ms[0] == 0);  // the first column has no previous one
+  CHECK(costs.inverse_ms[1] > 0);
+  CHECK(costs.cell_peak_bytes > 0);
+  CHECK(costs.cell_peak_bytes < costs.kept_bytes[0] + costs.kept_bytes[1] + costs.kept_bytes[2]);  // not the grid
+  for (const auto& p : model->parameters()) CHECK(!p.grad().defined());
+}
+
+TEST_CASE("the predicted activation memory of a plan is close to a measured step's") {
+  at::manual_seed(2);
+  RevCol model(RevColOptions({16, 32, 48, 64}, {1, 1, 2, 1}, 4));
+  const at::Tensor image = at::randn({2, 3, 128, 128});
+  at::Tensor x;
+  {
+    at::NoGradGuard no_grad;
+    x = model->column_input(image);
+  }
+  const auto costs = reversible::measure_column_costs(model->column_grid(), x.narrow(0, 0, 1), model->column_options())
+                         .scaled(x.numel());
+  auto step = [&] {
+    auto outs = model->forward(image);
+    at::Tensor loss = at::zeros({});
+    for (const auto& o : outs) loss = loss + o.pow(2).mean();
+    loss.backward();
+  };
+  for (auto [keep, every] : {std::pair<int64_t, int64_t>{0, 1}, {0, 0}, {2, 0}, {1, 1}}) {
+    reversible::set_memory_mode(*model, reversible::MemoryMode::Full, every, keep);
+    model->column_options().drift_check_every(0);
+    step();  // gradients exist from here on, as in training
+    int64_t measured = 0;
+    {
+      ActivationMeter meter;
+      step();
+      measured = meter.peak_bytes();
+    }
+    // The step's peak also holds the stem's activations and the loss's, which the grid's plan does not count.
+    const int64_t predicted = reversible::predict(costs, keep, every).activation_bytes;
+    INFO("keep ", keep, ", store every ", every, ": predicted ", predicted, ", measured ", measured);
+    CHECK(predicted > 0.6 * measured);
+    CHECK(predicted < 1.4 * measured);
+  }
+}
