@@ -89,12 +89,18 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
       std::vector<at::Tensor> wrt = {lower};
       for (const auto& t : {upper, previous, alpha})
         if (t.defined() && t.requires_grad()) wrt.push_back(t);
+      int64_t gradients = 0;
       for (const auto& p : grid.levels[j][k]->parameters())
-        if (p.requires_grad()) wrt.push_back(p);
+        if (p.requires_grad()) {
+          wrt.push_back(p);
+          gradients += static_cast<int64_t>(p.nbytes());
+        }
       torch::autograd::grad({out}, wrt, {at::ones_like(out)}, /*retain_graph=*/false, /*create_graph=*/false,
                             /*allow_unused=*/true);
-      costs.cell_peak_bytes = std::max(costs.cell_peak_bytes, meter.peak_bytes());
-      costs.backward_peak_bytes = std::max(costs.backward_peak_bytes, meter.peak_bytes() - cell_kept);
+      const int64_t peak = std::max<int64_t>(meter.peak_bytes() - gradients, 0);
+      costs.cell_peak_bytes = std::max(costs.cell_peak_bytes, peak);
+      costs.backward_peak_bytes = std::max(costs.backward_peak_bytes, std::max<int64_t>(peak - cell_kept, 0));
+      costs.gradient_bytes = std::max(costs.gradient_bytes, gradients);
       next[k] = out.detach();
       states += static_cast<int64_t>(next[k].nbytes());
     }
@@ -142,8 +148,8 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
   }
   // The kept columns' backward runs first, with everything held and a cell's backward on top; it frees their
   // internals as it goes, so each recompute later finds only the stored states.
-  plan.activation_bytes =
-      std::max(states + kept + costs.backward_peak_bytes, recomputes ? states + costs.cell_peak_bytes : int64_t{0});
+  plan.activation_bytes = costs.gradient_bytes + std::max(states + kept + costs.backward_peak_bytes,
+                                                          recomputes ? states + costs.cell_peak_bytes : int64_t{0});
   return plan;
 }
 

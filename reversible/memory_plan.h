@@ -19,15 +19,20 @@ struct ColumnCosts {
   std::vector<int64_t> kept_bytes;   // [column]: what plain autograd holds after its forward, states included
   std::vector<double> forward_ms;    // [column]: its levels' forward, which a recompute repeats
   std::vector<double> inverse_ms;    // [column]: rebuilding the previous column's states from its own
-  // The largest cell's forward and backward with autograd on: what a recompute and its backward need at once.
+  // The largest cell's forward and backward with autograd on: what a recompute and its backward need at once,
+  // beyond its parameters' gradients.
   int64_t cell_peak_bytes = 0;
-  // The largest cell's backward beyond the internals it reads (gradients, workspace): what a kept cell's
-  // backward adds at its peak.
+  // The largest cell's backward beyond the internals it reads and its parameters' gradients (the input's
+  // gradients, workspace): what a kept cell's backward adds at its peak.
   int64_t backward_peak_bytes = 0;
+  // The largest cell's parameter gradients, which a backward allocates before adding them to .grad: the one cost
+  // that does not grow with the input.
+  int64_t gradient_bytes = 0;
   int64_t input_numel = 0;  // of the input measured on
 
   int64_t columns() const { return static_cast<int64_t>(state_bytes.size()); }
-  // The costs for an input of `numel` elements: activations and times grow with the batch and the pixels.
+  // The costs for an input of `numel` elements: activations and times grow with the batch and the pixels (measure
+  // again for another picture size: a convolution's workspace need not).
   ColumnCosts scaled(int64_t numel) const;
 };
 

@@ -51,9 +51,13 @@ std::vector<at::Tensor> ReversibleModule::run_columns(const at::Tensor& x) {
 
 void ReversibleModule::plan_memory(const at::Tensor& x) {
   if (x.numel() == planned_numel_) return;
-  // Measured once, on one sample: the costs scale with the input, and one sample keeps the probe a fraction of a
-  // step.
-  if (!costs_) costs_ = measure_column_costs(grid_, x.detach().narrow(0, 0, 1), options_);
+  // Measured on one sample, which keeps the probe a fraction of a step, and again only for another sample shape:
+  // the costs scale with the batch.
+  const std::vector<int64_t> sample(x.sizes().begin() + 1, x.sizes().end());
+  if (!costs_ || sample != measured_sample_) {
+    costs_ = measure_column_costs(grid_, x.detach().narrow(0, 0, 1), options_);
+    measured_sample_ = sample;
+  }
   const int64_t budget = options_.memory_budget_mb() > 0 ? static_cast<int64_t>(options_.memory_budget_mb() * 1048576.0)
                                                          : default_memory_budget(x.device());
   const MemoryPlan plan = choose_plan(costs_->scaled(x.numel()), budget, max_store_every_);
@@ -64,9 +68,11 @@ void ReversibleModule::plan_memory(const at::Tensor& x) {
         "running with the least memory",
         budget / 1048576.0, fmt::join(x.sizes(), "x"), plan.activation_bytes / 1048576.0);
   }
-  if (plan.keep_columns != plan_.keep_columns || plan.store_every != plan_.store_every || planned_numel_ < 0)
-    logger()->debug("memory mode auto at input {}, budget {:.0f} MB: {}", fmt::join(x.sizes(), "x"), budget / 1048576.0,
-                    plan.describe(grid_.columns()));
+  // The first plan is said once; later changes (another batch shape, a new drift reading) only in the debug log.
+  const bool first = plan_.activation_bytes == 0;
+  if (first || plan.keep_columns != plan_.keep_columns || plan.store_every != plan_.store_every)
+    logger()->log(first ? LogLevel::Info : LogLevel::Debug, "memory mode auto at input {}, budget {:.0f} MB: {}",
+                  fmt::join(x.sizes(), "x"), budget / 1048576.0, plan.describe(grid_.columns()));
   plan_ = plan;
   planned_numel_ = x.numel();
   options_.keep_columns(plan.keep_columns).store_every(plan.store_every);

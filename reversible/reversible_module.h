@@ -51,7 +51,8 @@ class ReversibleModule {
   int64_t max_store_every_ = 0;  // the drift monitor's bound on chains of inverses (choose_store_every)
   std::optional<ColumnCosts> costs_;
   MemoryPlan plan_;
-  int64_t planned_numel_ = -1;  // the input size plan_ was made for
+  int64_t planned_numel_ = -1;            // the input size plan_ was made for
+  std::vector<int64_t> measured_sample_;  // the sample shape costs_ was measured on
   bool warned_budget_ = false;
 };
 

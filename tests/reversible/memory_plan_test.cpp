@@ -24,6 +24,7 @@ ColumnCosts four_columns() {
   c.inverse_ms = {0, 1, 1, 1};
   c.cell_peak_bytes = 30;
   c.backward_peak_bytes = 20;
+  c.gradient_bytes = 0;
   c.input_numel = 1000;
   return c;
 }
@@ -84,13 +85,16 @@ TEST_CASE("candidate plans run from the most memory to the least, within the dri
 }
 
 TEST_CASE("scaled costs grow with the input") {
-  const ColumnCosts c = four_columns().scaled(3000);
+  ColumnCosts base = four_columns();
+  base.gradient_bytes = 5;
+  const ColumnCosts c = base.scaled(3000);
   CHECK(c.input_numel == 3000);
   CHECK(c.input_bytes == 21);
   CHECK(c.kept_bytes[2] == 300);
   CHECK(c.state_bytes[0] == 30);
   CHECK(c.cell_peak_bytes == 90);
   CHECK(c.backward_peak_bytes == 60);
+  CHECK(c.gradient_bytes == 5);  // parameter gradients do not grow with the input
   CHECK(c.forward_ms[1] == doctest::Approx(15));
   CHECK(c.inverse_ms[3] == doctest::Approx(3));
 }
@@ -120,6 +124,10 @@ TEST_CASE("measured costs of RevCol: exact state sizes, internals above them, no
   CHECK(costs.inverse_ms[0] == 0);  // the first column has no previous one
   CHECK(costs.inverse_ms[1] > 0);
   CHECK(costs.cell_peak_bytes > 0);
+  // The largest cell's parameters: level 0 of a later column (fusion's upsampling Linear and LayerNorm, one block).
+  int64_t level_params = 0;
+  for (const auto& p : model->column_grid().levels[1][0]->parameters()) level_params += p.numel();
+  CHECK(costs.gradient_bytes >= 4 * level_params);
   CHECK(costs.cell_peak_bytes < costs.kept_bytes[0] + costs.kept_bytes[1] + costs.kept_bytes[2]);  // not the grid
   for (const auto& p : model->parameters()) CHECK(!p.grad().defined());
 }
