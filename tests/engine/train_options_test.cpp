@@ -19,6 +19,8 @@ TEST_CASE("training options round-trip through JSON, backbone settings and hyper
   o.seed = 42;
   o.backbone.memory_mode = reversible::MemoryMode::Auto;
   o.backbone.recompute_chunks = 2;
+  o.backbone.memory_budget_mb = 512.5;
+  o.backbone.keep_columns = 1;
   o.backbone.drop_path = 0.25;
   o.schedule.lr0 = 0.02;
   o.schedule.cosine = true;
@@ -33,6 +35,8 @@ TEST_CASE("training options round-trip through JSON, backbone settings and hyper
   CHECK(r.to_json() == j);
   CHECK(r.backbone.memory_mode == reversible::MemoryMode::Auto);
   CHECK(r.backbone.recompute_chunks == 2);
+  CHECK(r.backbone.memory_budget_mb == 512.5);
+  CHECK(r.backbone.keep_columns == 1);
   CHECK_FALSE(r.backbone.store_every.has_value());
   CHECK(r.schedule.cosine);
   CHECK(r.augment_options.mosaic == 0.5);

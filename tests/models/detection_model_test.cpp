@@ -90,6 +90,8 @@ TEST_CASE("overrides: nc and the backbone's settings, all the way to its reversi
   o.backbone.memory_mode = reversible::MemoryMode::Full;
   o.backbone.store_every = 2;
   o.backbone.recompute_chunks = 2;
+  o.backbone.keep_columns = 1;
+  o.backbone.memory_budget_mb = 300;
   auto model = build_model("yolov5-revcol-tiny", o);
   CHECK(model->num_classes() == 3);
   CHECK(std::dynamic_pointer_cast<DetectImpl>(model->head())->num_outputs() == 8);
@@ -97,6 +99,8 @@ TEST_CASE("overrides: nc and the backbone's settings, all the way to its reversi
   CHECK(column.memory_mode() == reversible::MemoryMode::Full);
   CHECK(column.store_every() == 2);
   CHECK(column.recompute_chunks() == 2);
+  CHECK(column.keep_columns() == 1);
+  CHECK(column.memory_budget_mb() == 300);
 }
 
 TEST_CASE("config errors say which row and which field") {
