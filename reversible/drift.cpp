@@ -18,11 +18,7 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
   clamp_alphas(grid, options.alpha_floor());
   const auto devices = cuda_devices_of(x);
   RngForkGuard rng_fork(devices);
-  std::vector<at::Tensor> buffers;
-  for (const auto& column : grid.levels)
-    for (const auto& level : column)
-      for (const auto& b : level->buffers()) buffers.push_back(b);
-  BufferRestoreGuard keep_buffers(std::move(buffers));
+  BufferRestoreGuard keep_buffers(detail::grid_buffers(grid));
 
   // The forward, keeping every column's states and each cell's RNG state.
   std::vector<std::vector<at::Tensor>> states(N, std::vector<at::Tensor>(L));

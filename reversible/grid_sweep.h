@@ -9,6 +9,15 @@
 
 namespace revkit::reversible::detail {
 
+// Every buffer of every level (BatchNorm's running statistics, ...): what a check run puts back when it is done.
+inline std::vector<at::Tensor> grid_buffers(const ColumnGrid& grid) {
+  std::vector<at::Tensor> buffers;
+  for (const auto& column : grid.levels)
+    for (const auto& level : column)
+      for (const auto& b : level->buffers()) buffers.push_back(b);
+  return buffers;
+}
+
 // c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j](...), or F alone in the first column.
 inline at::Tensor combine(const at::Tensor& f, const at::Tensor& alpha, const at::Tensor& previous) {
   return previous.defined() ? alpha * previous + f : f;

@@ -46,11 +46,7 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
   const int64_t N = grid.columns(), L = grid.num_levels();
   clamp_alphas(grid, options.alpha_floor());
   RngForkGuard rng_fork(cuda_devices_of(x));
-  std::vector<at::Tensor> buffers;
-  for (const auto& column : grid.levels)
-    for (const auto& level : column)
-      for (const auto& b : level->buffers()) buffers.push_back(b);
-  BufferRestoreGuard keep_buffers(std::move(buffers));
+  BufferRestoreGuard keep_buffers(detail::grid_buffers(grid));
 
   ColumnCosts costs;
   costs.input_numel = x.numel();

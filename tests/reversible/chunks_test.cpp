@@ -7,9 +7,9 @@
 #include <torch/nn/modules/linear.h>
 
 #include "backbones/revcol.h"
-#include "core/tracking_allocator.h"
 #include "reversible/reversible_module.h"
 #include "reversible/testing.h"
+#include "step_memory.h"
 
 using namespace revkit;
 using reversible::MemoryMode;
@@ -99,16 +99,7 @@ TEST_CASE("RevCol in full mode with chunked recompute equals plain autograd, wit
     reversible::set_memory_mode(*m, MemoryMode::Full);
     for (auto* part : reversible::reversible_modules(*m)) part->column_options().recompute_chunks(chunks);
     at::Tensor input = at::randn({2, 3, 128, 128});
-    auto step = [&] {
-      auto outs = m->forward(input);
-      at::Tensor loss = at::zeros({});
-      for (const auto& o : outs) loss = loss + o.pow(2).mean();
-      loss.backward();
-    };
-    step();
-    ActivationMeter meter;
-    step();
-    return meter.peak_bytes();
+    return testing::step_activation_bytes([&] { return m->forward(input); });
   };
   const int64_t whole = activation_bytes(1), halves = activation_bytes(2);
   INFO("whole levels ", whole, ", two pieces ", halves);

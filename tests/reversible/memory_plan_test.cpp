@@ -5,7 +5,7 @@
 
 #include "backbones/revcol.h"
 #include "core/rng_state.h"
-#include "core/tracking_allocator.h"
+#include "step_memory.h"
 
 using namespace revkit;
 using reversible::ColumnCosts;
@@ -143,22 +143,10 @@ TEST_CASE("the predicted activation memory of a plan is close to a measured step
   }
   const auto costs = reversible::measure_column_costs(model->column_grid(), x.narrow(0, 0, 1), model->column_options())
                          .scaled(x.numel());
-  auto step = [&] {
-    auto outs = model->forward(image);
-    at::Tensor loss = at::zeros({});
-    for (const auto& o : outs) loss = loss + o.pow(2).mean();
-    loss.backward();
-  };
   for (auto [keep, every] : {std::pair<int64_t, int64_t>{0, 1}, {0, 0}, {2, 0}, {1, 1}}) {
     reversible::set_memory_mode(*model, reversible::MemoryMode::Full, every, keep);
     model->column_options().drift_check_every(0);
-    step();  // gradients exist from here on, as in training
-    int64_t measured = 0;
-    {
-      ActivationMeter meter;
-      step();
-      measured = meter.peak_bytes();
-    }
+    const int64_t measured = testing::step_activation_bytes([&] { return model->forward(image); });
     // The step's peak also holds the stem's activations and the loss's, which the grid's plan does not count.
     const int64_t predicted = reversible::predict(costs, keep, every).activation_bytes;
     INFO("keep ", keep, ", store every ", every, ": predicted ", predicted, ", measured ", measured);

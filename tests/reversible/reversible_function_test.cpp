@@ -6,9 +6,9 @@
 
 #include "backbones/revcol.h"
 #include "core/autocast_state.h"
-#include "core/tracking_allocator.h"
 #include "gpu.h"
 #include "reversible/testing.h"
+#include "step_memory.h"
 #include "toy_levels.h"
 
 using namespace revkit;
@@ -222,16 +222,7 @@ TEST_CASE("kept columns trade activation memory for recompute: more kept, more m
     RevCol model(RevColOptions({16, 32, 48, 64}, {1, 1, 1, 1}, 4).alpha_init(1.0));
     reversible::set_memory_mode(*model, mode, 0, keep);
     at::Tensor x = at::randn({2, 3, 128, 128});
-    auto step = [&] {
-      auto outs = model->forward(x);
-      at::Tensor loss = at::zeros({});
-      for (const auto& o : outs) loss = loss + o.pow(2).mean();
-      loss.backward();
-    };
-    step();
-    ActivationMeter meter;
-    step();
-    return meter.peak_bytes();
+    return testing::step_activation_bytes([&] { return model->forward(x); });
   };
   const int64_t full0 = activation_bytes(0, MemoryMode::Full), full1 = activation_bytes(1, MemoryMode::Full);
   const int64_t full2 = activation_bytes(2, MemoryMode::Full), all = activation_bytes(4, MemoryMode::Column);
@@ -394,16 +385,7 @@ TEST_CASE("activation memory: full is flat in columns, column is below off") {
     RevCol model(RevColOptions({16, 32, 48, 64}, {1, 1, 1, 1}, columns).alpha_init(1.0));
     reversible::set_memory_mode(*model, mode);
     at::Tensor x = at::randn({2, 3, 128, 128});
-    auto step = [&] {
-      auto outs = model->forward(x);
-      at::Tensor loss = at::zeros({});
-      for (const auto& o : outs) loss = loss + o.pow(2).mean();
-      loss.backward();
-    };
-    step();  // gradients exist from here on, as in training
-    ActivationMeter meter;
-    step();
-    return meter.peak_bytes();
+    return testing::step_activation_bytes([&] { return model->forward(x); });
   };
   const int64_t full2 = activation_bytes(2, MemoryMode::Full), full8 = activation_bytes(8, MemoryMode::Full);
   const int64_t column8 = activation_bytes(8, MemoryMode::Column), off8 = activation_bytes(8, MemoryMode::Off);

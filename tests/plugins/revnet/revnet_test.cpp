@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
-#include "core/tracking_allocator.h"
 #include "reversible/testing.h"
+#include "step_memory.h"
 
 using namespace revkit;
 using reversible::MemoryMode;
@@ -52,16 +52,7 @@ TEST_CASE("RevNet full mode: activation memory flat in depth") {
     at::manual_seed(0);
     RevNet net = small_revnet(blocks, mode);
     at::Tensor x = at::randn({2, 3, 128, 128});
-    auto step = [&] {
-      auto outs = net->forward(x);
-      at::Tensor loss = at::zeros({});
-      for (const auto& o : outs) loss = loss + o.pow(2).mean();
-      loss.backward();
-    };
-    step();
-    ActivationMeter meter;
-    step();
-    return meter.peak_bytes();
+    return testing::step_activation_bytes([&] { return net->forward(x); });
   };
   const int64_t full2 = activation(2, MemoryMode::Full), full8 = activation(8, MemoryMode::Full);
   const int64_t off8 = activation(8, MemoryMode::Off);
