@@ -341,7 +341,8 @@ void Trainer::optimizer_step(int64_t ni) {
 }
 
 bool Trainer::end_epoch(int64_t epoch, const EpochLosses& losses) {
-  logger()->debug("epoch {}: resident memory {:.1f} MB (peak {:.1f} MB)", epoch + 1, current_rss_mb(), peak_rss_mb());
+  logger()->debug("epoch {}: resident memory {:.1f} MB (peak {:.1f} MB), CPU {:.1f} s since the start", epoch + 1,
+                  current_rss_mb(), peak_rss_mb(), cpu_seconds());
   const bool last_epoch = epoch + 1 == o_.epochs;
   const bool stopping_here = o_.stop_after_epochs > 0 && epoch + 1 - start_epoch_ >= o_.stop_after_epochs;
   const bool checkpoint = last_epoch || stopping_here || (epoch + 1) % o_.checkpoint_every == 0;
