@@ -30,7 +30,7 @@ struct BenchArgs {
           recompute_chunks = 1;
   double alpha_init = 0.5, memory_budget_mb = 0.0;
   bool json = false, plans = false;
-  std::string device = "cpu";
+  std::string device = "cpu", channels_last = "auto";
   std::string profile;  // a Chrome trace of one more step
 };
 
@@ -40,6 +40,7 @@ struct Subject {
   std::function<std::vector<at::Tensor>(const at::Tensor&)> forward;
   int64_t size_divisor = 32;
   std::string name;
+  bool channels_last = false;
 };
 
 // Timed without drop path: its masks would differ between C++ and the Python reference.
@@ -58,9 +59,10 @@ Subject make_subject(const BenchArgs& a) {
   if (!a.model.empty()) {
     ModelOverrides overrides;
     overrides.backbone = settings_of(a);
+    overrides.channels_last = parse_channels_last(a.channels_last);
     DetectionModel model = build_model(a.model, overrides);
     return {model.ptr(), [model](const at::Tensor& x) mutable { return model->forward_raw(x); }, model->size_divisor(),
-            a.model};
+            a.model, model->channels_last()};
   }
   BackboneSettings settings = settings_of(a);
   if (a.columns > 0) settings.columns = a.columns;
@@ -181,6 +183,7 @@ int bench(const BenchArgs& a) {
                       {"store_every", store_every},
                       {"keep_columns", keep_columns},
                       {"recompute_chunks", a.recompute_chunks},
+                      {"channels_last", subject.channels_last},
                       {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
                       {"threads", at::get_num_threads()},
                       {"device", device.str()},
@@ -202,9 +205,9 @@ int bench(const BenchArgs& a) {
   } else {
     std::cout << fmt::format(
         "{} ({} columns, {} params), {} batch {} at {}x{}, memory mode {} (store every {}, keep {} columns), "
-        "{} threads\n",
+        "{} threads{}\n",
         subject.name, columns, params, a.mode, a.batch, a.imgsz, a.imgsz, a.memory_mode, store_every, keep_columns,
-        at::get_num_threads());
+        at::get_num_threads(), subject.channels_last ? ", channels-last" : "");
     std::cout << fmt::format(
         "  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked; {:.1f} MB in a first step), {:.1f} MB "
         "(RSS growth)\n",
@@ -237,6 +240,10 @@ Command add_bench(CLI::App& app) {
                 "recompute), one JSON line each, instead of timing");
   cmd->add_option("--recompute-chunks", a->recompute_chunks, "recompute each level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--channels-last", a->channels_last,
+                  "--model: convolution weights and images channels-last (auto: unless the model has a backbone row)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (activation memory from the CUDA caching allocator)")

@@ -40,6 +40,10 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--drop-path", o->backbone.drop_path,
                   "the backbone's largest drop-path rate (default: the backbone's own)")
       ->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--channels-last", o->channels_last,
+                  "convolution weights and images channels-last (auto: unless the model has a backbone row)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
   cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
   cmd->add_option("--weights", o->weights,

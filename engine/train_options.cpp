@@ -37,7 +37,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentOptions, hsv_h, hsv_s, hs
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, model, data, weights, project, name, exist_ok, epochs,
                                                 imgsz, batch, workers, seed, backbone, amp, strict, device, augment,
                                                 val, schedule, augment_options, close_mosaic, max_grad_norm,
-                                                max_nonfinite_in_row, checkpoint_every, sync_bn)
+                                                max_nonfinite_in_row, checkpoint_every, sync_bn, channels_last)
 
 nlohmann::json TrainOptions::to_json() const {
   nlohmann::json j;

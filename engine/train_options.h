@@ -22,6 +22,7 @@ struct TrainOptions {
   bool amp = false;
   bool strict = false;  // a bad image or label row is an error instead of a warning
   std::string device = "cpu";
+  std::string channels_last = "auto";  // auto, on or off (ModelOverrides::channels_last)
   bool augment = true;
   bool val = true;  // validate every epoch (else only after the last)
   ScheduleOptions schedule;

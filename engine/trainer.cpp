@@ -135,6 +135,7 @@ void Trainer::setup_model() {
   ModelOverrides overrides;
   overrides.num_classes = nc_;
   overrides.backbone = o_.backbone;
+  overrides.channels_last = parse_channels_last(o_.channels_last);
   std::string source;
   config_ = load_model_config(o_.model, &source);
   model_ = DetectionModel(config_, source, overrides);

@@ -248,6 +248,14 @@ DetectionModelImpl::DetectionModelImpl(const nlohmann::json& cfg, const std::str
   for (size_t i = 0; i < header.rows.size(); ++i) add_row(header, i, source, overrides, positions);
   if (!head_) throw InputError(source, "the model has no Detect row");
   finish(static_cast<int64_t>(positions.channels.size()), source);
+  const bool has_backbone_row =
+      std::any_of(layers_.begin(), layers_.end(), [](const LayerInfo& l) { return l.backbone; });
+  channels_last_ = overrides.channels_last.value_or(!has_backbone_row);
+  if (channels_last_) {
+    at::NoGradGuard no_grad;
+    for (auto& p : parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
 }
 
 std::vector<at::Tensor> DetectionModelImpl::run(const at::Tensor& images, bool up_to_head) {
@@ -270,12 +278,16 @@ std::vector<at::Tensor> DetectionModelImpl::run(const at::Tensor& images, bool u
 
 std::vector<at::Tensor> DetectionModelImpl::forward(const at::Tensor& images) {
   check_input(images);
-  return run(images, /*up_to_head=*/false);
+  return run(in_layout(images), /*up_to_head=*/false);
 }
 
 std::vector<at::Tensor> DetectionModelImpl::forward_raw(const at::Tensor& images) {
   check_input(images);
-  return head_->raw(run(images, /*up_to_head=*/true));
+  return head_->raw(run(in_layout(images), /*up_to_head=*/true));
+}
+
+at::Tensor DetectionModelImpl::in_layout(const at::Tensor& images) const {
+  return channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images;
 }
 
 int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {
@@ -352,6 +364,12 @@ nlohmann::json load_model_config(const std::string& name_or_path, std::string* s
   }
   throw InputError(name_or_path, fmt::format("no such file, and not a built-in model (built-in: {})",
                                              fmt::join(builtin_model_names(), ", ")));
+}
+
+std::optional<bool> parse_channels_last(const std::string& value) {
+  if (value == "auto") return std::nullopt;
+  if (value == "on" || value == "off") return value == "on";
+  throw InputError(fmt::format("--channels-last must be auto, on or off, got '{}'", value));
 }
 
 DetectionModel build_model(const std::string& name_or_path, const ModelOverrides& overrides) {

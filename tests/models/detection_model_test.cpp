@@ -103,6 +103,54 @@ TEST_CASE("overrides: nc and the backbone's settings, all the way to its reversi
   CHECK(column.memory_budget_mb() == 300);
 }
 
+TEST_CASE("channels-last: on for plain models, off with a backbone row; NCHW's outputs and gradients") {
+  CHECK_FALSE(build_model("yolov5-revcol-tiny")->channels_last());
+  ModelOverrides on, off;
+  on.channels_last = true;
+  off.channels_last = false;
+  CHECK(build_model("yolov5-revcol-tiny", on)->channels_last());
+  for (const std::string name : {"yolov5n", "yolov8n"}) {  // Detect's and DFL's reshapes of NHWC maps
+    INFO(name);
+    at::manual_seed(4);
+    DetectionModel fast = build_model(name);
+    at::manual_seed(4);
+    DetectionModel plain = build_model(name, off);
+    fast->to(at::kDouble);  // in float64 the two layouts' different summation orders vanish from the comparison
+    plain->to(at::kDouble);
+    REQUIRE(fast->channels_last());
+    REQUIRE_FALSE(plain->channels_last());
+    int64_t convolutions = 0;
+    for (const auto& p : fast->parameters())
+      if (p.dim() == 4) convolutions += p.is_contiguous(at::MemoryFormat::ChannelsLast);
+    CHECK(convolutions == (name == "yolov5n" ? 60 : 64));  // every convolution (and DFL's projection)
+    const at::Tensor x = at::randn({2, 3, 64, 64}, at::kDouble);
+    const auto a = fast->forward_raw(x), b = plain->forward_raw(x);
+    REQUIRE(a.size() == b.size());
+    at::Tensor la = at::zeros({}), lb = at::zeros({});
+    for (size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i].sizes() == b[i].sizes());
+      CHECK(at::allclose(a[i], b[i], 1e-10, 1e-12));
+      la = la + a[i].pow(2).mean();
+      lb = lb + b[i].pow(2).mean();
+    }
+    la.backward();
+    lb.backward();
+    auto pb = plain->named_parameters();
+    double worst = 0;
+    for (const auto& p : fast->named_parameters()) {
+      const at::Tensor ga = p.value().grad(), gb = pb[p.key()].grad();
+      REQUIRE(ga.defined() == gb.defined());  // (DFL's fixed projection has none)
+      if (!ga.defined()) continue;
+      worst = std::max(worst, ((ga - gb).norm() / gb.norm().clamp_min(1e-12)).item<double>());
+    }
+    CHECK(worst < 1e-10);
+  }
+  CHECK(parse_channels_last("auto") == std::nullopt);
+  CHECK(parse_channels_last("on") == std::optional<bool>(true));
+  CHECK(parse_channels_last("off") == std::optional<bool>(false));
+  CHECK_THROWS_WITH_AS(parse_channels_last("yes"), "--channels-last must be auto, on or off, got 'yes'", InputError);
+}
+
 TEST_CASE("config errors say which row and which field") {
   auto yolo = load_model_config("yolov5n");
   auto error = [](nlohmann::json cfg) {

@@ -56,6 +56,13 @@ TEST_CASE("transfer_weights copies what matches by name and shape") {
   CHECK(m.matched.size() == named_state(*target).size() - 6);
   CHECK(m.mismatched.size() == 6);  // the weights and biases of the three Detect convolutions differ in shape
   CHECK(at::equal(target->named_parameters()["model.0.conv.weight"], file.tensors.at("model.0.conv.weight")));
+  // The model is channels-last, its file standard layout: the copy keeps the model's layout, the state written
+  // out is contiguous again.
+  REQUIRE(target->channels_last());
+  CHECK(target->named_parameters()["model.0.conv.weight"].is_contiguous(at::MemoryFormat::ChannelsLast));
+  CHECK_FALSE(target->named_parameters()["model.0.conv.weight"].is_contiguous());
+  CHECK(file.tensors.at("model.0.conv.weight").is_contiguous());
+  for (const auto& [name, t] : named_state(*target)) CHECK(t.is_contiguous());
   WeightsFile unrelated;
   unrelated.tensors = {{"x", at::zeros({1})}};
   CHECK_THROWS_WITH_AS(transfer_weights(*target, unrelated, "w.safetensors"),
