@@ -43,12 +43,11 @@ section=$(cat <<MD
 <!-- train:begin -->
 ## Training a detector: the seed's model on coco128
 
-\`bash bench/train.sh\` on $(date -u +%Y-%m-%d), $threads threads, LibTorch $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo unknown).
+\`bash bench/train.sh\` on $(date -u +%Y-%m-%d), $threads threads, $("$revkit" --version | sed -n 2p).
 Command per mode: \`revkit train --model yolov5-revcol-tiny --data coco128.yaml --imgsz 320 --batch 8 --epochs $epochs
 --workers 0 --memory-mode MODE\` (mosaic on), timed from the start of the process to the end of the epoch's
-validation. Seconds per iteration are the median over the epoch's 16 iterations (data loading included).
-For comparison: Ultralytics YOLOv5 v7.0 with the seed's change, on Debian's python3-torch 1.13 on a 2-core machine of
-this kind, took about 9.6 s per iteration with a peak RSS of 2.8 GB over one epoch and its validation.
+validation. Seconds per iteration are the median over the epoch's iterations, from the batch in hand to the end of
+its optimizer step (data loading outside it). Against Ultralytics on the same PyTorch: the section above.
 
 | memory mode | s / iteration | images / s | peak RSS (MB) | wall (s) |
 |---|---|---|---|---|

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from torch import nn
+
 ROOT = Path(__file__).resolve().parents[1]
 REVKIT = Path(os.environ.get('REVKIT', ROOT / 'build' / 'bin' / 'revkit'))
 SEED_YAML = ROOT / 'configs' / 'yolov5-revcol-tiny.yaml'
@@ -43,6 +45,15 @@ GOALS = {  # issue 18: revkit / Ultralytics, at most
 
 
 # ---------------------------------------------------------------------------------------------- Ultralytics side
+class Level(nn.Module):  # row k: level k-1 of row 0's list of levels (module level: train.py pickles the model)
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, levels):
+        return levels[self.k]
+
+
 def seed_change(yolo):
     """The seed's change to models/yolo.py, applied from outside: row 0 of the backbone is the seed's RevCol-T,
     whose four levels become rows 1-4 (as the seed's parse_model numbers them), and SPPF and the head refer to them
@@ -50,15 +61,6 @@ def seed_change(yolo):
     channels, then replaced by the seed's network and four modules that pick its levels."""
     sys.path.insert(0, str(REFERENCE))
     import seedref
-    from torch import nn
-
-    class Level(nn.Module):  # row k: level k-1 of row 0's list of levels
-        def __init__(self, k):
-            super().__init__()
-            self.k = k
-
-        def forward(self, levels):
-            return levels[self.k]
 
     parse_model = yolo.parse_model
 
