@@ -37,7 +37,7 @@ print(f'| \`{sys.argv[1]}\` | {med(a for a, _ in p):.0f} | {med(b for _, b in p)
   echo "$row"
   rows+="$row"$'\n'
 done
-section=$(cat <<MD
+python3 bench/put_section.py layout --before train <<MD
 <!-- layout:begin -->
 ## Channels-last against NCHW
 
@@ -50,15 +50,3 @@ median of the per-pair ratios.
 $rows
 <!-- layout:end -->
 MD
-)
-python3 - "$section" <<'PY'
-import re, sys
-section = sys.argv[1]
-text = open("BENCHMARKS.md").read()
-if "<!-- layout:begin -->" in text:
-    text = re.sub(r"<!-- layout:begin -->.*<!-- layout:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.replace("<!-- train:begin -->", section + "\n\n<!-- train:begin -->", 1)
-open("BENCHMARKS.md", "w").write(text)
-PY
-echo "BENCHMARKS.md updated"

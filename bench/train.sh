@@ -39,7 +39,7 @@ for mode in $modes; do
 done
 
 threads=$(nproc)
-section=$(cat <<MD
+python3 bench/put_section.py train <<MD
 <!-- train:begin -->
 ## Training a detector: the seed's model on coco128
 
@@ -54,15 +54,3 @@ its optimizer step (data loading outside it). Against Ultralytics on the same Py
 $rows
 <!-- train:end -->
 MD
-)
-python3 - "$section" <<'PY'
-import re, sys
-section = sys.argv[1]
-text = open("BENCHMARKS.md").read()
-if "<!-- train:begin -->" in text:
-    text = re.sub(r"<!-- train:begin -->.*<!-- train:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open("BENCHMARKS.md", "w").write(text)
-PY
-echo "BENCHMARKS.md updated"

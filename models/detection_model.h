@@ -23,8 +23,8 @@ struct ModelOverrides {
   std::optional<int64_t> num_classes;
   BackboneSettings backbone;  // given to the backbone row's factory
   // Convolution weights and images in channels-last (NHWC) layout, which oneDNN's convolutions run faster on
-  // (0.86x a yolov5n training step on two CPU cores); nullopt: on unless the model has a backbone row, whose
-  // columns choose their own layout (RevCol's gain nothing from it).
+  // (about 0.85x a yolov5n training step on two CPU cores, BENCHMARKS.md); nullopt: on unless the model has a
+  // backbone row, whose columns choose their own layout (RevCol's gain nothing from it).
   std::optional<bool> channels_last;
 };
 
