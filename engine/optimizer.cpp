@@ -47,6 +47,10 @@ NesterovSgd::NesterovSgd(const ParameterGroups& g, double lr, double momentum, d
   }
 }
 
+at::Tensor restore_like(const at::Tensor& saved, const at::Tensor& parameter) {
+  return at::empty_like(parameter, at::MemoryFormat::Preserve).copy_(saved);
+}
+
 void NesterovSgd::step() {
   at::NoGradGuard no_grad;
   for (auto& g : groups_) {
@@ -90,7 +94,7 @@ void NesterovSgd::load_state(const std::map<std::string, at::Tensor>& tensors, c
         throw InputError(source,
                          fmt::format("optimizer state '{}' has shape [{}], the model's parameter [{}]", it->first,
                                      fmt::join(it->second.sizes(), ", "), fmt::join(p.sizes(), ", ")));
-      groups_[g].momentum_buffers[i] = it->second.to(p.options()).clone();
+      groups_[g].momentum_buffers[i] = restore_like(it->second, p);
     }
 }
 

@@ -18,6 +18,11 @@ struct ParameterGroups {
 // a norm weight; everything else (convolution and linear weights, RevCol's alphas, layer scales) is decayed.
 ParameterGroups group_parameters(const torch::nn::Module& model);
 
+// A copy of saved (a checkpoint's contiguous tensor) in the memory layout, dtype and device of parameter: state
+// restored for a channels-last weight must be channels-last too, or the elementwise updates take the strided path,
+// whose rounding differs from the dense one on some CPUs and breaks bitwise resume.
+at::Tensor restore_like(const at::Tensor& saved, const at::Tensor& parameter);
+
 struct SgdGroup {
   std::vector<at::Tensor> params;
   double lr = 0.01, initial_lr = 0.01, momentum = 0.937, weight_decay = 0;

@@ -239,7 +239,7 @@ void Trainer::restore(const TrainingState& state) {
   const auto grads = main_rank_ ? strip_prefix(state.tensors, "grad.") : std::map<std::string, at::Tensor>{};
   for (auto& p : model_->named_parameters()) {
     const auto it = grads.find(p.key());
-    if (it != grads.end()) p.value().mutable_grad() = it->second.to(p.value().options()).clone();
+    if (it != grads.end()) p.value().mutable_grad() = restore_like(it->second, p.value());
   }
   RngState::from_tensors(state.tensors).restore();
   scaler_->restore(state.loss_scale, state.loss_scale_good_steps);

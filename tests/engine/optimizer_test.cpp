@@ -58,6 +58,21 @@ TEST_CASE("Nesterov SGD: torch.optim.SGD's update, by hand") {
   CHECK_FALSE(g.weights[0].grad().defined());
 }
 
+TEST_CASE("restored momentum keeps a channels-last weight's layout") {
+  ParameterGroups g;
+  g.weights = {at::randn({4, 3, 2, 2}).contiguous(at::MemoryFormat::ChannelsLast).requires_grad_()};
+  NesterovSgd sgd(g, 0.1, 0.9, 0.0);
+  const at::Tensor saved = at::randn({4, 3, 2, 2});  // as a checkpoint stores it: contiguous
+  sgd.load_state({{"sgd.1.0", saved}}, "state");
+  const at::Tensor& buf = sgd.groups()[1].momentum_buffers[0];
+  CHECK(buf.strides() == g.weights[0].strides());
+  CHECK(at::equal(buf, saved));
+  const at::Tensor grad = restore_like(saved.to(at::kDouble), g.weights[0]);
+  CHECK(grad.is_contiguous(at::MemoryFormat::ChannelsLast));
+  CHECK(grad.dtype() == at::kFloat);
+  CHECK(at::equal(grad, saved));
+}
+
 TEST_CASE("schedule: linear and cosine factors, YOLOv5's warm-up of lr, momentum and accumulation") {
   ScheduleOptions o;
   TrainingSchedule linear(o, 10, 50, 16);
