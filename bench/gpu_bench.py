@@ -80,7 +80,7 @@ def largest_batch(measure, budget_mb, probe=(2, 8)):
     """The largest batch whose held + activation memory stays within the budget: a line through two probe batches
     predicts it, then steps down until a measured step fits (memory grows linearly with the batch)."""
     a, b = measure(probe[0]), measure(probe[1])
-    if "error" in a or "error" in b or a.get("held_mb") is None:  # held memory is only known on CUDA
+    if "error" in a or "error" in b or a.get("held_mb") is None:
         return None
     total = lambda r: r["held_mb"] + r["act_mb"]
     per_image = (total(b) - total(a)) / (probe[1] - probe[0])

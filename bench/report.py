@@ -112,8 +112,8 @@ print(f"- RevCol-T channels and layers, batch 2, 224x224, drop path 0; a trainin
       f"sum_k mean(c_k^2), backward; an inference step = forward without autograd; each process times {steps} steps "
       f"after warm-up and reports their median; every time below is the median of {rounds} such processes run in "
       f"separate rounds over the table\n")
-print("Activation memory: `act` is the tracking allocator's peak during one more step (after the timed ones, "
-      "which run on LibTorch's own allocator, as Python does) minus the bytes held before it; "
+print("Activation memory: `act` is revkit's CPU allocator's peak of bytes in tensors during one more step (after "
+      "the timed ones) minus the bytes held before it; "
       "`rss` is peak-RSS growth of a 224x224 step over a 32x32 step, measured the way `bench_reference.py` does "
       "(the only column the Python side has). `auto (K kept, k = s)` shows its plan under its default budget (half of the "
       "memory available): the columns it kept and, among the others, a stored column every s (0: the last only).\n")

@@ -16,7 +16,7 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 #include "core/weights.h"
 #include "models/detection_model.h"
 #include "reversible/reversible_module.h"
@@ -137,9 +137,8 @@ int bench(const BenchArgs& a) {
   step(x);
   const double rss1 = max_rss_mb();
 
-  // Timed steps first, on LibTorch's own allocator (as the Python side runs); then one step on the tracking
-  // allocator for activation memory (on CUDA: the caching allocator's statistics). Installing it late is safe:
-  // each block is freed by the allocator that made it, and every allocation inside the measured step is tracked.
+  // Timed steps first; then one step measured for activation memory by revkit's CPU allocator, which the
+  // command installed at its start (on CUDA: the caching allocator's statistics).
   std::vector<double> times;
   for (int64_t i = 0; i < a.steps; ++i) {
     synchronize(device);
@@ -150,7 +149,7 @@ int bench(const BenchArgs& a) {
   }
   int64_t act_bytes = 0, first_act_bytes = 0, held_bytes = 0;
   {
-    ActivationMeter meter(device);  // on the CPU, installs the tracking allocator
+    ActivationMeter meter(device);
     step(x);
     act_bytes = meter.peak_bytes();
     held_bytes = meter.held_at_start();  // weights, gradients, the input: what a step starts from
@@ -192,9 +191,8 @@ int bench(const BenchArgs& a) {
                       {"act_mb", std::round(act_bytes / 1048576.0 * 10) / 10},
                       {"first_act_mb", std::round(first_act_bytes / 1048576.0 * 10) / 10},
                       {"rss_act_mb", std::round((rss1 - rss0) * 10) / 10}};
-  // On CUDA, what a step starts from (weights, gradients, the input); on the CPU the tracking allocator only sees
-  // what was allocated after it was installed, so there is no such number.
-  if (device.is_cuda()) j["held_mb"] = std::round(held_bytes / 1048576.0 * 10) / 10;
+  // What a step starts from (weights, gradients, the input).
+  j["held_mb"] = std::round(held_bytes / 1048576.0 * 10) / 10;
   if (a.memory_mode == "auto" && !parts.empty()) {
     const auto& plan = parts.front()->memory_plan();
     j["predicted_mb"] = std::round(plan.activation_bytes / 1048576.0 * 10) / 10;

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/flops.h"
 #include "core/logging.h"
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 #include "core/weights.h"
 #include "models/detection_model.h"
 #include "plugins/loader.h"
@@ -34,7 +34,7 @@ struct StepMemory {
 
 // One training step (forward, loss = sum over the head's maps of their mean square, backward) after a warm-up
 // step, so that gradients are allocated and the measured peak is activations alone; on CUDA from the caching
-// allocator's statistics, on the CPU from the tracking allocator.
+// allocator's statistics, on the CPU from revkit's CPU allocator.
 StepMemory measure_step(const InfoArgs& a, const ModelOverrides& overrides, c10::Device device, int64_t imgsz) {
   at::manual_seed(0);
   DetectionModel model = build_model(a.model, overrides);

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/build_info.h"
+#include "core/cpu_allocator.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "plugins/loader.h"
@@ -21,6 +22,8 @@ std::vector<std::string>& command_line() {
 }  // namespace revkit::cli
 
 int main(int argc, char** argv) {
+  // First, so that every tensor of the run comes from it (core/cpu_allocator.h says why).
+  revkit::CpuAllocator::install();
   revkit::cli::command_line().assign(argv + 1, argv + argc);
   CLI::App app{"revkit: memory-saving reversible backpropagation on LibTorch"};
   app.require_subcommand(1);

@@ -11,7 +11,7 @@
 #include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
 #include "core/rng_state.h"
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 #include "reversible/grid_sweep.h"
 
 namespace revkit::reversible {

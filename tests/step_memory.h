@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 
 namespace revkit::testing {
 

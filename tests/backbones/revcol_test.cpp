@@ -8,7 +8,7 @@
 #include <set>
 
 #include "core/safetensors.h"
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 #include "gpu.h"
 #include "reversible/reversible_module.h"
 #include "reversible/testing.h"

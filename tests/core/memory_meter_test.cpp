@@ -1,4 +1,4 @@
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
@@ -7,25 +7,18 @@
 
 using namespace revkit;
 
-TEST_CASE("tracking allocator: current and peak bytes follow CPU tensors") {
-  TrackingAllocator::install();
-  TrackingAllocator::install();  // idempotent
-  CHECK(TrackingAllocator::installed());
-  const int64_t start = TrackingAllocator::current_bytes();
+TEST_CASE("activation meter: the peak of a scope above what was held at its start") {
+  at::Tensor kept = at::empty({1 << 20}, at::kFloat);  // held before: not counted
   ActivationMeter meter;
+  CHECK(meter.held_at_start() == allocated_bytes(c10::kCPU));
   {
-    at::Tensor a = at::empty({1 << 20}, at::kFloat);  // 4 MiB
-    CHECK(TrackingAllocator::current_bytes() - start == 4 << 20);
-    {
-      at::Tensor b = at::empty({1 << 19}, at::kDouble);  // 4 MiB more
-      CHECK(TrackingAllocator::current_bytes() - start == 8 << 20);
-    }
-    CHECK(TrackingAllocator::current_bytes() - start == 4 << 20);
+    at::Tensor a = at::empty({1 << 20}, at::kFloat);   // 4 MiB
+    at::Tensor b = at::empty({1 << 19}, at::kDouble);  // 4 MiB
   }
-  CHECK(TrackingAllocator::current_bytes() == start);
+  at::Tensor c = at::empty({1 << 18}, at::kFloat);  // 1 MiB
   CHECK(meter.peak_bytes() == 8 << 20);
-  TrackingAllocator::reset_peak();
-  CHECK(TrackingAllocator::peak_bytes() == start);
+  CHECK(allocated_bytes(c10::kCPU) - meter.held_at_start() == 1 << 20);
+  CHECK(available_bytes(c10::kCPU) > 0);
 }
 
 TEST_CASE("without a GPU the CUDA statistics are a clear error, and synchronising the CPU is nothing") {

@@ -1,26 +1,14 @@
 #pragma once
-// A CPU allocator that counts the bytes it hands out: current and peak. Activation memory of a step is the
-// peak during the step minus the bytes held before it (see `ActivationMeter`).
+// Memory of tensors on a device, from revkit's CPU allocator (core/cpu_allocator.h) or CUDA's caching allocator.
+// Activation memory of a step is the peak during the step minus the bytes held before it (see `ActivationMeter`).
 #include <c10/core/Device.h>
 
 #include <cstdint>
 
 namespace revkit {
 
-class TrackingAllocator {
- public:
-  // Wraps the process's CPU allocator once; later calls do nothing. Tensors allocated before this call are not
-  // counted. Safe to call from several threads.
-  static void install();
-  static bool installed();
-  static int64_t current_bytes();
-  static int64_t peak_bytes();
-  // Starts a new peak measurement from the bytes held now.
-  static void reset_peak();
-};
-
 // Measures the activation memory of a scope: peak bytes during it minus bytes held at its start. On the CPU it
-// counts with the tracking allocator (installed if needed); on a CUDA device it reads the caching allocator's
+// counts with revkit's CPU allocator (installed if needed); on a CUDA device it reads the caching allocator's
 // statistics (bytes handed out to tensors, not the blocks it reserves), whose peak it resets at the start.
 class ActivationMeter {
  public:
@@ -33,7 +21,7 @@ class ActivationMeter {
   int64_t start_;
 };
 
-// Bytes in tensors on `device` now: the tracking allocator's count on the CPU (installed if needed, so tensors
+// Bytes in tensors on `device` now: revkit's CPU allocator's count on the CPU (installed if needed, so tensors
 // allocated before the first call are not counted), the caching allocator's on CUDA.
 int64_t allocated_bytes(c10::Device device);
 // Memory a step could still take on `device`: the device's free memory plus what the caching allocator holds

@@ -1,12 +1,8 @@
-#include "core/tracking_allocator.h"
+#include "core/memory_meter.h"
 
-#include <c10/core/Allocator.h>
-#include <c10/core/CPUAllocator.h>
-#include <c10/core/impl/alloc_cpu.h>
-
-#include <atomic>
 #include <cstdio>
-#include <mutex>
+
+#include "core/cpu_allocator.h"
 
 #ifdef REVKIT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -16,74 +12,6 @@
 #endif
 
 namespace revkit {
-namespace {
-
-// Allocates through c10::alloc_cpu with a 64-byte header in front of each block that records its size, so
-// the data pointer is also the deleter's context, as raw_allocate() requires.
-class CountingAllocator final : public c10::Allocator {
- public:
-  static constexpr size_t kHeader = 64;  // keeps c10's 64-byte alignment for the data
-
-  c10::DataPtr allocate(size_t n) override { return allocate_block(n); }
-  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
-  c10::DeleterFnPtr raw_deleter() const override { return &release; }
-
-  static std::atomic<int64_t> current;
-  static std::atomic<int64_t> peak;
-
- private:
-  static c10::DataPtr allocate_block(size_t n) {
-    auto* base = static_cast<char*>(c10::alloc_cpu(n + kHeader));
-    *reinterpret_cast<size_t*>(base) = n;
-    const auto bytes = static_cast<int64_t>(n);
-    const int64_t now = current.fetch_add(bytes) + bytes;
-    int64_t seen = peak.load();
-    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
-    }
-    void* data = base + kHeader;
-    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
-  }
-
-  static void release(void* data) {
-    if (!data) return;
-    char* base = static_cast<char*>(data) - kHeader;
-    current.fetch_sub(static_cast<int64_t>(*reinterpret_cast<size_t*>(base)));
-    c10::free_cpu(base);
-  }
-};
-
-std::atomic<int64_t> CountingAllocator::current{0};
-std::atomic<int64_t> CountingAllocator::peak{0};
-
-std::atomic<CountingAllocator*> g_allocator{nullptr};
-std::once_flag g_install_once;
-
-}  // namespace
-
-void TrackingAllocator::install() {
-  std::call_once(g_install_once, [] {
-    // Never destroyed: blocks handed out must be able to report back until the process ends.
-    auto* a = new CountingAllocator();
-    c10::SetCPUAllocator(a, /*priority=*/100);
-    g_allocator.store(a);
-  });
-}
-
-bool TrackingAllocator::installed() { return g_allocator.load() != nullptr; }
-
-int64_t TrackingAllocator::current_bytes() {
-  auto* a = g_allocator.load();
-  return a ? a->current.load() : 0;
-}
-
-int64_t TrackingAllocator::peak_bytes() {
-  auto* a = g_allocator.load();
-  return a ? a->peak.load() : 0;
-}
-
-void TrackingAllocator::reset_peak() {
-  if (auto* a = g_allocator.load()) a->peak.store(a->current.load());
-}
 
 ActivationMeter::ActivationMeter(c10::Device device) : device_(device) {
   if (device_.is_cuda()) {
@@ -92,21 +20,21 @@ ActivationMeter::ActivationMeter(c10::Device device) : device_(device) {
     start_ = cuda_allocated_bytes(device_.index());
     return;
   }
-  TrackingAllocator::install();
-  TrackingAllocator::reset_peak();
-  start_ = TrackingAllocator::current_bytes();
+  CpuAllocator::install();
+  CpuAllocator::reset_peak();
+  start_ = CpuAllocator::current_bytes();
 }
 
 int64_t ActivationMeter::peak_bytes() const {
-  if (!device_.is_cuda()) return TrackingAllocator::peak_bytes() - start_;
+  if (!device_.is_cuda()) return CpuAllocator::peak_bytes() - start_;
   synchronize(device_);
   return cuda_peak_allocated_bytes(device_.index()) - start_;
 }
 
 int64_t allocated_bytes(c10::Device device) {
   if (device.is_cuda()) return cuda_allocated_bytes(device.index());
-  TrackingAllocator::install();
-  return TrackingAllocator::current_bytes();
+  CpuAllocator::install();
+  return CpuAllocator::current_bytes();
 }
 
 int64_t available_bytes(c10::Device device) {
