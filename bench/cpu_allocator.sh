@@ -24,12 +24,11 @@ images=$PWD/assets/coco128/images/train2017
 ls "$images" | head -32 | sed "s|^|$images/|" > "$work/train.txt"
 { echo "path: ."; echo "train: train.txt"; echo "val: train.txt"; sed -n '/^names:/,$p' assets/coco128/coco128.yaml; } \
   > "$work/data.yaml"
-command="revkit train --model yolov5-revcol-tiny --data DATA --imgsz 320 --batch 8 --epochs 1 --workers 0 --noval --memory-mode MODE"
+train_args=(--model yolov5-revcol-tiny --imgsz 320 --batch 8 --epochs 1 --workers 0 --noval --seed 0)
 # One run: "<s per iteration> <peak RSS MB of the process>".
 run() {
-  REVKIT_CPU_CACHE=$2 OMP_NUM_THREADS=2 /usr/bin/time -f "%M" -o "$work/rss" "$revkit" train --model yolov5-revcol-tiny \
-    --data "$work/data.yaml" --imgsz 320 --batch 8 --epochs 1 --workers 0 --noval --seed 0 --memory-mode "$1" \
-    --project "$work/runs" --name run --exist-ok > "$work/log" 2>&1
+  REVKIT_CPU_CACHE=$2 OMP_NUM_THREADS=2 /usr/bin/time -f "%M" -o "$work/rss" "$revkit" train "${train_args[@]}" \
+    --data "$work/data.yaml" --memory-mode "$1" --project "$work/runs" --name run --exist-ok > "$work/log" 2>&1
   echo "$(grep -o '[0-9.]* s per iteration (median)' "$work/log" | cut -d' ' -f1) $(( $(cat "$work/rss") / 1024 ))"
 }
 rows=""
@@ -50,7 +49,7 @@ python3 bench/put_section.py allocator --before layout <<MD
 <!-- allocator:begin -->
 ## revkit's CPU allocator against malloc
 
-\`bash bench/cpu_allocator.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, $("$revkit" --version | sed -n 2p): \`$command\`
+\`bash bench/cpu_allocator.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, $("$revkit" --version | sed -n 2p): \`revkit train ${train_args[*]} --data DATA --memory-mode MODE\`
 on the first 32 images of coco128, with \`REVKIT_CPU_CACHE=0\` (large blocks from glibc's malloc, as LibTorch's
 own allocator) and without (revkit's allocator, \`core/cpu_allocator.h\`), $pairs pairs of processes, the two
 sides alternating; medians, and the medians of the per-pair ratios. Peak RSS is the whole process's.

@@ -56,6 +56,8 @@ class CachingCpuAllocator final : public c10::Allocator {
     s.resized = resized_;
     return s;
   }
+  int64_t allocated() const { return allocated_.load(); }
+  int64_t peak() const { return peak_.load(); }
   void reset_peak() { peak_.store(allocated_.load()); }
   void release_cached() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -206,8 +208,15 @@ CpuAllocatorStats CpuAllocator::stats() {
   return installed() ? CachingCpuAllocator::instance.load()->stats() : CpuAllocatorStats{};
 }
 
-int64_t CpuAllocator::current_bytes() { return stats().allocated; }
-int64_t CpuAllocator::peak_bytes() { return stats().peak_allocated; }
+// The counters are atomics: no lock, unlike the cache's statistics.
+int64_t CpuAllocator::current_bytes() {
+  const auto* a = CachingCpuAllocator::instance.load();
+  return a ? a->allocated() : 0;
+}
+int64_t CpuAllocator::peak_bytes() {
+  const auto* a = CachingCpuAllocator::instance.load();
+  return a ? a->peak() : 0;
+}
 
 void CpuAllocator::reset_peak() {
   if (installed()) CachingCpuAllocator::instance.load()->reset_peak();
