@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/device.h"
@@ -75,6 +76,10 @@ int info(const InfoArgs& a) {
   }
   if (!a.memory_mode.empty()) overrides.backbone.memory_mode = reversible::parse_memory_mode(a.memory_mode);
   if (a.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", a.imgsz));
+  if (a.memory && a.batch < 1) throw InputError(fmt::format("--batch must be positive, got {}", a.batch));
+  // The device before the seed: seeding asks LibTorch about CUDA, which must be loaded first when wanted.
+  const std::optional<c10::Device> memory_device =
+      a.memory ? std::optional<c10::Device>(parse_device(a.device)) : std::nullopt;
   at::manual_seed(0);
   DetectionModel model = build_model(a.model, overrides);
   const int64_t imgsz = model->checked_image_size(a.imgsz);
@@ -91,8 +96,7 @@ int info(const InfoArgs& a) {
 
   std::vector<StepMemory> memory;
   if (a.memory) {
-    if (a.batch < 1) throw InputError(fmt::format("--batch must be positive, got {}", a.batch));
-    const c10::Device device = parse_device(a.device);
+    const c10::Device device = *memory_device;
     for (const auto& mode : modes_to_measure(a, *model)) {
       ModelOverrides o = overrides;
       if (!mode.empty()) o.backbone.memory_mode = reversible::parse_memory_mode(mode);

@@ -1,13 +1,9 @@
 #include "core/build_info.h"
 
-#include <ATen/Context.h>
 #include <fmt/format.h>
 #include <torch/version.h>
 
-#ifdef REVKIT_WITH_CUDA
-#include <ATen/cuda/CUDAContextLight.h>
-#include <cuda_runtime_api.h>
-#endif
+#include "core/cuda_runtime.h"
 
 namespace revkit {
 
@@ -15,15 +11,11 @@ BuildInfo build_info() {
   BuildInfo info;
   info.revkit_version = REVKIT_VERSION;
   info.libtorch_version = fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
-#ifdef REVKIT_WITH_CUDA
-  info.cuda_version = fmt::format("{}.{}", CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
-  if (at::hasCUDA()) {
-    for (int64_t d = 0; d < static_cast<int64_t>(at::getNumGPUs()); ++d) {
-      const cudaDeviceProp* p = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(d));
-      info.gpus.push_back(fmt::format("cuda:{} {}, {:.1f} GiB", d, p->name, p->totalGlobalMem / 1073741824.0));
-    }
+  if (const CudaRuntime* cuda = cuda_runtime()) {
+    info.cuda_version = cuda->version();
+    for (int d = 0; d < cuda->device_count(); ++d)
+      info.gpus.push_back(fmt::format("cuda:{} {}", d, cuda->describe(static_cast<c10::DeviceIndex>(d))));
   }
-#endif
   return info;
 }
 

@@ -1,10 +1,10 @@
 #include "core/device.h"
 
-#include <ATen/Context.h>
 #include <fmt/format.h>
 
 #include <charconv>
 
+#include "core/cuda_runtime.h"
 #include "core/error.h"
 
 namespace revkit {
@@ -12,7 +12,8 @@ namespace revkit {
 c10::Device parse_device(const std::string& text) {
   if (text == "cpu") return c10::kCPU;
   if (text == "cuda" || text.rfind("cuda:", 0) == 0) {
-    if (!at::hasCUDA())
+    const CudaRuntime* cuda = cuda_runtime();
+    if (!cuda || cuda->device_count() == 0)
       throw InputError(fmt::format(
           "--device {}: no CUDA device is available (none is visible, or LibTorch was built without CUDA)", text));
     if (text == "cuda") return c10::Device(c10::kCUDA, 0);
@@ -21,7 +22,7 @@ c10::Device parse_device(const std::string& text) {
     const auto [end, error] = std::from_chars(index.data(), index.data() + index.size(), n);
     if (error != std::errc() || end != index.data() + index.size() || index.empty() || n < 0)
       throw InputError(fmt::format("--device must be cpu, cuda or cuda:N, got '{}'", text));
-    const int count = static_cast<int>(at::getNumGPUs());
+    const int count = cuda->device_count();
     if (n >= count)
       throw InputError(fmt::format("--device {}: there {} {} CUDA device{}", text, count == 1 ? "is" : "are", count,
                                    count == 1 ? "" : "s"));

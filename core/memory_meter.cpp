@@ -3,13 +3,7 @@
 #include <cstdio>
 
 #include "core/cpu_allocator.h"
-
-#ifdef REVKIT_WITH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#include <c10/cuda/CUDAFunctions.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <cuda_runtime_api.h>
-#endif
+#include "core/cuda_runtime.h"
 
 namespace revkit {
 
@@ -49,46 +43,23 @@ int64_t available_bytes(c10::Device device) {
   return static_cast<int64_t>(kilobytes) * 1024;
 }
 
-#ifdef REVKIT_WITH_CUDA
 namespace {
-const c10::CachingAllocator::Stat& allocated_stat(const c10::CachingDeviceAllocator::DeviceStats& stats) {
-  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+const CudaRuntime& runtime() {
+  const CudaRuntime* r = cuda_runtime();
+  TORCH_CHECK(r, "this build of revkit has no CUDA (its LibTorch has none)");
+  return *r;
 }
-c10::DeviceIndex index_or_current(c10::DeviceIndex device) { return device < 0 ? c10::cuda::current_device() : device; }
+c10::DeviceIndex index_or_current(c10::DeviceIndex device) { return device < 0 ? runtime().current_device() : device; }
 }  // namespace
 
-int64_t cuda_allocated_bytes(c10::DeviceIndex device) {
-  return allocated_stat(c10::cuda::CUDACachingAllocator::getDeviceStats(index_or_current(device))).current;
-}
+int64_t cuda_allocated_bytes(c10::DeviceIndex device) { return runtime().allocated_bytes(index_or_current(device)); }
 int64_t cuda_peak_allocated_bytes(c10::DeviceIndex device) {
-  return allocated_stat(c10::cuda::CUDACachingAllocator::getDeviceStats(index_or_current(device))).peak;
+  return runtime().peak_allocated_bytes(index_or_current(device));
 }
-void reset_cuda_peak(c10::DeviceIndex device) {
-  c10::cuda::CUDACachingAllocator::resetPeakStats(index_or_current(device));
-}
-int64_t cuda_available_bytes(c10::DeviceIndex device) {
-  const c10::DeviceIndex index = index_or_current(device);
-  c10::cuda::CUDAGuard guard(index);
-  size_t free = 0, total = 0;
-  C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
-  const auto& reserved = stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
-  return static_cast<int64_t>(free) + reserved.current - allocated_stat(stats).current;
-}
+void reset_cuda_peak(c10::DeviceIndex device) { runtime().reset_peak(index_or_current(device)); }
+int64_t cuda_available_bytes(c10::DeviceIndex device) { return runtime().available_bytes(index_or_current(device)); }
 void synchronize(c10::Device device) {
-  if (device.is_cuda()) c10::cuda::device_synchronize();
+  if (device.is_cuda()) runtime().synchronize(index_or_current(device.index()));
 }
-#else
-namespace {
-[[noreturn]] void no_cuda() { TORCH_CHECK(false, "this build of revkit has no CUDA (its LibTorch has none)"); }
-}  // namespace
-int64_t cuda_allocated_bytes(c10::DeviceIndex) { no_cuda(); }
-int64_t cuda_peak_allocated_bytes(c10::DeviceIndex) { no_cuda(); }
-void reset_cuda_peak(c10::DeviceIndex) { no_cuda(); }
-int64_t cuda_available_bytes(c10::DeviceIndex) { no_cuda(); }
-void synchronize(c10::Device device) {
-  if (device.is_cuda()) no_cuda();
-}
-#endif
 
 }  // namespace revkit

@@ -9,16 +9,12 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <unistd.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#if defined(REVKIT_WITH_NCCL) && defined(USE_C10D_NCCL)
-#define REVKIT_NCCL 1
-#include <c10/cuda/CUDAFunctions.h>
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
 #include <thread>
 
+#include "core/cuda_runtime.h"
 #include "core/error.h"
 
 namespace revkit {
@@ -71,10 +67,9 @@ std::optional<DistributedOptions> distributed_from_environment() {
 }
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
-#ifndef REVKIT_NCCL
-  if (options.device.is_cuda())
+  const CudaRuntime* cuda = options.device.is_cuda() ? cuda_runtime() : nullptr;
+  if (options.device.is_cuda() && !(cuda && cuda->has_nccl()))
     throw InputError("data-parallel training on CUDA needs NCCL, which this build of revkit has not found");
-#endif
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(options.master_port);
@@ -83,14 +78,10 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
     so.waitWorkers = true;
     so.timeout = options.timeout;
     impl_->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
-    if (options.device.is_cuda()) {
-#ifdef REVKIT_NCCL
-      c10::cuda::set_device(options.device.index() < 0 ? 0 : options.device.index());
-      auto no = c10d::ProcessGroupNCCL::Options::create();
-      no->timeout = options.timeout;
-      impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, options.rank, options.world_size, no);
+    if (cuda) {
+      cuda->set_device(options.device.index() < 0 ? 0 : options.device.index());
+      impl_->group = cuda->nccl_group(impl_->store, options.rank, options.world_size, options.timeout);
       return;
-#endif
     }
     auto go = c10d::ProcessGroupGloo::Options::create();
     go->timeout = options.timeout;
