@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Whole revkit processes side by side, two settings of the same build alternating in processes of their own for
+# several pairs: `revkit train` on the first 32 images of coco128 (the seed's detector at 320, batch 8, one epoch).
+# Reports each side's median step and peak RSS of the process, the medians of the per-pair ratios, and writes the
+# table into BENCHMARKS.md between the comparison's markers.
+#   allocator: REVKIT_CPU_CACHE=0 (large blocks from malloc, as LibTorch's own allocator) against revkit's CPU
+#              allocator (core/cpu_allocator.h), in full and off mode;
+#   cuda:      LibTorch's CUDA half preloaded (LD_PRELOAD=libtorch_cuda.so, as when revkit linked it) against
+#              loading it only for CUDA (core/cuda_runtime.h), in full mode, and the start-up of `revkit info`.
+#
+#   bash bench/process_pairs.sh [--pairs N] [--compare "allocator cuda"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=3
+compare="allocator cuda"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pairs) pairs="$2"; shift 2 ;;
+    --compare) compare="$2"; shift 2 ;;
+    *) echo "bench/process_pairs.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+revkit=$PWD/build/bin/revkit
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+images=$PWD/assets/coco128/images/train2017
+ls "$images" | head -32 | sed "s|^|$images/|" > "$work/train.txt"
+{ echo "path: ."; echo "train: train.txt"; echo "val: train.txt"; sed -n '/^names:/,$p' assets/coco128/coco128.yaml; } \
+  > "$work/data.yaml"
+train_args=(--model yolov5-revcol-tiny --imgsz 320 --batch 8 --epochs 1 --workers 0 --noval --seed 0)
+info_args=(info --model yolov5n --imgsz 64)
+# One training run under the environment assignments given: "<s per iteration> <peak RSS MB of the process>".
+train() {
+  local mode=$1
+  shift
+  env "$@" OMP_NUM_THREADS=2 /usr/bin/time -f "%M" -o "$work/rss" "$revkit" train "${train_args[@]}" \
+    --data "$work/data.yaml" --memory-mode "$mode" --project "$work/runs" --name run --exist-ok > "$work/log" 2>&1
+  echo "$(grep -o '[0-9.]* s per iteration (median)' "$work/log" | cut -d' ' -f1) $(( $(cat "$work/rss") / 1024 ))"
+}
+# One short command: "<wall s> <peak RSS MB>".
+startup() {
+  env "$@" OMP_NUM_THREADS=2 /usr/bin/time -f "%e %M" -o "$work/rss" "$revkit" "${info_args[@]}" > /dev/null 2>&1
+  awk '{ printf "%s %d\n", $1, $2 / 1024 }' "$work/rss"
+}
+# A table row from "a1 a2 b1 b2" lines: label, then medians of a1, b1, b1/a1, a2, b2, b2/a2.
+row() {
+  python3 -c "
+import statistics, sys
+p = [tuple(map(float, l.split())) for l in sys.argv[2].splitlines() if l.strip()]
+med = statistics.median
+print(f'| {sys.argv[1]} | {med(r[0] for r in p):.2f} | {med(r[2] for r in p):.2f} | {med(r[2] / r[0] for r in p):.2f} '
+      f'| {med(r[1] for r in p):.0f} | {med(r[3] for r in p):.0f} | {med(r[3] / r[1] for r in p):.2f} |')
+" "$1" "$2"
+}
+header="$(date -u +%Y-%m-%d), $(nproc) cores, $("$revkit" --version | sed -n 2p)"
+
+if [[ " $compare " == *" allocator "* ]]; then
+  rows=""
+  for m in full off; do
+    samples=""
+    for _ in $(seq "$pairs"); do samples+="$(train "$m" REVKIT_CPU_CACHE=0) $(train "$m" REVKIT_CPU_CACHE=1)"$'\n'; done
+    rows+="$(row "$m" "$samples")"$'\n'
+  done
+  echo "$rows"
+  python3 bench/put_section.py allocator --before layout <<MD
+<!-- allocator:begin -->
+## revkit's CPU allocator against malloc
+
+\`bash bench/process_pairs.sh --compare allocator\` on $header: \`revkit train ${train_args[*]} --data DATA --memory-mode MODE\`
+on the first 32 images of coco128, with \`REVKIT_CPU_CACHE=0\` (large blocks from glibc's malloc, as LibTorch's
+own allocator) and without (revkit's allocator, \`core/cpu_allocator.h\`), $pairs pairs of processes, the two
+sides alternating; medians, and the medians of the per-pair ratios. Peak RSS is the whole process's.
+
+| memory mode | malloc s / iteration | revkit s / iteration | ratio | malloc peak RSS MB | revkit peak RSS MB | ratio |
+|---|---|---|---|---|---|---|
+$rows
+<!-- allocator:end -->
+MD
+fi
+
+if [[ " $compare " == *" cuda "* ]]; then
+  libtorch_cuda=$(ldd build/core/librevkit_cuda.so | awk '/libtorch_cuda\.so/ { print $3 }')
+  [ -n "$libtorch_cuda" ] || { echo "bench/process_pairs.sh: this build has no CUDA module" >&2; exit 2; }
+  samples="" starts=""
+  for _ in $(seq "$pairs"); do
+    samples+="$(train full LD_PRELOAD="$libtorch_cuda") $(train full LD_PRELOAD=)"$'\n'
+    starts+="$(startup LD_PRELOAD="$libtorch_cuda") $(startup LD_PRELOAD=)"$'\n'
+  done
+  rows="$(row "\`train\`, full mode (s / iteration)" "$samples")"$'\n'"$(row "\`${info_args[*]}\` (wall s)" "$starts")"
+  echo "$rows"
+  python3 bench/put_section.py cuda_on_demand --before layout <<MD
+<!-- cuda_on_demand:begin -->
+## LibTorch's CUDA half on demand
+
+\`bash bench/process_pairs.sh --compare cuda\` on $header, no GPU: \`revkit train ${train_args[*]} --data DATA --memory-mode full\`
+on the first 32 images of coco128, and \`revkit ${info_args[*]}\` for the start-up, with libtorch_cuda (and the
+cuBLAS, cuDNN and NCCL it links) preloaded as when revkit linked it, and loaded only for CUDA
+(\`core/cuda_runtime.h\`), $pairs pairs of processes, the two sides alternating; medians, and the medians of the
+per-pair ratios. Peak RSS is the whole process's.
+
+| run | preloaded | on demand | ratio | preloaded peak RSS MB | on demand peak RSS MB | ratio |
+|---|---|---|---|---|---|---|
+$rows
+<!-- cuda_on_demand:end -->
+MD
+fi
