@@ -1,8 +1,9 @@
 #pragma once
 // LibTorch's CUDA half (libtorch_cuda with cuBLAS, cuDNN and NCCL) is loaded on first use, through the revkit_cuda
 // module (cuda/runtime.cpp): a run on the CPU never maps it, which saves about 350 MB of resident memory and
-// 0.2 s of start-up in every process (BENCHMARKS.md, "LibTorch's CUDA half on demand"). revkit's own CUDA entry points (parse_device, build_info, the
-// CUDA memory statistics, NCCL) load it; a program that links LibTorch's `torch` target has it from the start.
+// 0.2 s of start-up in every process (BENCHMARKS.md, "LibTorch's CUDA half on demand"). revkit's own CUDA entry
+// points (parse_device, build_info, the CUDA memory statistics, NCCL) load it; a program that links LibTorch's
+// `torch` target has it from the start.
 //
 // LibTorch answers its first CUDA question once and for all (at::hasCUDA, at::manual_seed and the first backward
 // ask one), so the module must be loaded before any of them when CUDA is wanted: cuda_runtime() checks this and

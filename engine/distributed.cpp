@@ -67,9 +67,12 @@ std::optional<DistributedOptions> distributed_from_environment() {
 }
 
 Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
-  const CudaRuntime* cuda = options.device.is_cuda() ? cuda_runtime() : nullptr;
-  if (options.device.is_cuda() && !(cuda && cuda->has_nccl()))
-    throw InputError("data-parallel training on CUDA needs NCCL, which this build of revkit has not found");
+  const CudaRuntime* cuda = nullptr;  // set on CUDA: the collectives go through NCCL
+  if (options.device.is_cuda()) {
+    cuda = cuda_runtime();
+    if (!cuda || !cuda->has_nccl())
+      throw InputError("data-parallel training on CUDA needs NCCL, which this build of revkit has not found");
+  }
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(options.master_port);
