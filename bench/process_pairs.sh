@@ -4,7 +4,7 @@
 # Reports each side's median step and peak RSS of the process, the medians of the per-pair ratios, and writes the
 # table into BENCHMARKS.md between the comparison's markers.
 #   allocator: REVKIT_CPU_CACHE=0 (large blocks from malloc, as LibTorch's own allocator) against revkit's CPU
-#              allocator (core/cpu_allocator.h), in full and off mode;
+#              allocator (core/cpu_allocator.h), in full, column and off mode;
 #   cuda:      LibTorch's CUDA half preloaded (LD_PRELOAD=libtorch_cuda.so, as when revkit linked it) against
 #              loading it only for CUDA (core/cuda_runtime.h), in full mode, and the start-up of `revkit info`.
 #
@@ -56,7 +56,7 @@ header="$(date -u +%Y-%m-%d), $(nproc) cores, $("$revkit" --version | sed -n 2p)
 
 if [[ " $compare " == *" allocator "* ]]; then
   rows=""
-  for m in full off; do
+  for m in full column off; do
     samples=""
     for _ in $(seq "$pairs"); do samples+="$(train "$m" REVKIT_CPU_CACHE=0) $(train "$m" REVKIT_CPU_CACHE=1)"$'\n'; done
     rows+="$(row "$m" "$samples")"$'\n'

@@ -9,25 +9,218 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace revkit {
 namespace {
 
-// Every block starts with this header, 64 bytes so that the data keeps c10's 64-byte alignment; the data pointer
-// is also the deleter's context, as raw_allocate() requires.
+constexpr size_t kPage = 4096;
+
+struct Segment;
+
+// A run of pages inside a segment, in use or free; its neighbours by address are linked so that a freed block
+// merges with free ones on either side.
+struct Block {
+  Segment* segment;
+  char* base;
+  size_t size;  // a multiple of the page size
+  bool free = true;
+  Block* prev = nullptr;
+  Block* next = nullptr;
+};
+
+struct Segment {
+  char* base;
+  size_t size;
+  size_t touched = 0;  // the end of the furthest block ever handed out: no page beyond it was ever written
+  int64_t blocks_in_use = 0;
+  uint64_t idle_since = 0;  // when its last block in use was freed: idle segments go in that order
+};
+
+// Free blocks by size, then address: the best fit is the first not smaller than a request.
+struct BySize {
+  bool operator()(const Block* a, const Block* b) const {
+    return a->size != b->size ? a->size < b->size : a->base < b->base;
+  }
+};
+
+}  // namespace
+
+struct CpuBlockCache::Impl {
+  mutable std::mutex mutex;  // guards everything below
+  std::set<Block*, BySize> free_blocks;
+  std::unordered_map<char*, Block*> in_use_blocks;
+  std::vector<Segment*> segments;
+  uint64_t next_idle = 0;
+  size_t in_use = 0, touched = 0, high_water = 0;
+  int64_t reused = 0, mapped_segments = 0, released_segments = 0;
+
+  char* allocate(size_t bytes) {
+    const size_t want = std::max<size_t>((bytes + kPage - 1) / kPage * kPage, kPage);
+    std::lock_guard<std::mutex> lock(mutex);
+    Block probe{nullptr, nullptr, want};
+    auto fit = free_blocks.lower_bound(&probe);
+    if (fit == free_blocks.end()) {
+      map_segment(want);
+      fit = free_blocks.lower_bound(&probe);
+    } else {
+      ++reused;
+    }
+    Block* block = *fit;
+    free_blocks.erase(fit);
+    // The rest stays free when a large block could use it; a smaller rest goes with the block.
+    if (block->size - want >= static_cast<size_t>(CpuAllocator::kLargeBlock)) {
+      auto* rest = new Block{block->segment, block->base + want, block->size - want};
+      rest->prev = block;
+      rest->next = block->next;
+      if (block->next) block->next->prev = rest;
+      block->next = rest;
+      block->size = want;
+      free_blocks.insert(rest);
+    }
+    block->free = false;
+    in_use_blocks.emplace(block->base, block);
+    Segment& segment = *block->segment;
+    ++segment.blocks_in_use;
+    const auto end = static_cast<size_t>(block->base + block->size - segment.base);
+    if (end > segment.touched) {
+      touched += end - segment.touched;
+      segment.touched = end;
+    }
+    in_use += block->size;
+    high_water = std::max(high_water, in_use);
+    return block->base;
+  }
+
+  void free(char* base) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = in_use_blocks.find(base);
+    TORCH_INTERNAL_ASSERT(found != in_use_blocks.end(), "CPU block cache: freeing a block it did not hand out");
+    Block* block = found->second;
+    in_use_blocks.erase(found);
+    block->free = true;
+    in_use -= block->size;
+    Segment& segment = *block->segment;
+    if (--segment.blocks_in_use == 0) segment.idle_since = next_idle++;
+    if (Block* next = block->next; next && next->free) {
+      free_blocks.erase(next);
+      block->size += next->size;
+      block->next = next->next;
+      if (next->next) next->next->prev = block;
+      delete next;
+    }
+    if (Block* prev = block->prev; prev && prev->free) {
+      free_blocks.erase(prev);
+      prev->size += block->size;
+      prev->next = block->next;
+      if (block->next) block->next->prev = prev;
+      delete block;
+      block = prev;
+    }
+    free_blocks.insert(block);
+  }
+
+  // Caller holds the mutex. Maps a segment with room for `want` bytes, first unmapping idle segments (no block in
+  // use), the longest idle first, while the pages written would otherwise pass an eighth above the most ever in
+  // use.
+  void map_segment(size_t want) {
+    const size_t bound = std::max(high_water, in_use + want);
+    while (touched + want > bound + bound / 8 && release_idle_segment()) {
+    }
+    const size_t size = std::max(want, kSegment);
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      while (release_idle_segment()) {  // idle segments may be what stands in the way
+      }
+      p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    TORCH_CHECK_WITH(OutOfMemoryError, p != MAP_FAILED, "CPU allocator: not enough memory: you tried to allocate ",
+                     want, " bytes (", std::strerror(errno), ")");
+    auto* segment = new Segment{static_cast<char*>(p), size};
+    segments.push_back(segment);
+    free_blocks.insert(new Block{segment, segment->base, size});
+    ++mapped_segments;
+  }
+
+  // Caller holds the mutex. Unmaps the segment idle longest; false when none is idle.
+  bool release_idle_segment() {
+    auto oldest = segments.end();
+    for (auto it = segments.begin(); it != segments.end(); ++it)
+      if ((*it)->blocks_in_use == 0 && (oldest == segments.end() || (*it)->idle_since < (*oldest)->idle_since))
+        oldest = it;
+    if (oldest == segments.end()) return false;
+    unmap(*oldest);
+    segments.erase(oldest);
+    ++released_segments;
+    return true;
+  }
+
+  // Caller holds the mutex. An idle segment is one free block: its blocks merged as they were freed.
+  void unmap(Segment* segment) {
+    Block probe{nullptr, segment->base, segment->size};
+    auto block = free_blocks.find(&probe);
+    TORCH_INTERNAL_ASSERT(block != free_blocks.end(), "CPU block cache: an idle segment is not one free block");
+    delete *block;
+    free_blocks.erase(block);
+    touched -= segment->touched;
+    ::munmap(segment->base, segment->size);
+    delete segment;
+  }
+};
+
+CpuBlockCache::CpuBlockCache() : impl_(std::make_unique<Impl>()) {}
+
+CpuBlockCache::~CpuBlockCache() {
+  for (Block* b : impl_->free_blocks) delete b;
+  for (auto& [base, b] : impl_->in_use_blocks) delete b;
+  for (Segment* s : impl_->segments) {
+    ::munmap(s->base, s->size);
+    delete s;
+  }
+}
+
+char* CpuBlockCache::allocate(size_t bytes) { return impl_->allocate(bytes); }
+void CpuBlockCache::free(char* block) { impl_->free(block); }
+
+void CpuBlockCache::release_idle() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  while (impl_->release_idle_segment()) {
+  }
+  impl_->high_water = impl_->in_use;
+}
+
+CpuAllocatorStats CpuBlockCache::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  CpuAllocatorStats s;
+  s.resident = static_cast<int64_t>(impl_->touched);
+  s.cached = static_cast<int64_t>(impl_->touched - impl_->in_use);
+  s.segments = static_cast<int64_t>(impl_->segments.size());
+  s.reused = impl_->reused;
+  s.mapped_segments = impl_->mapped_segments;
+  s.released_segments = impl_->released_segments;
+  return s;
+}
+
+void CpuBlockCache::lock() { impl_->mutex.lock(); }
+void CpuBlockCache::unlock() { impl_->mutex.unlock(); }
+
+namespace {
+
+// Every block handed out starts with this header, 64 bytes so that the data keeps c10's 64-byte alignment; the data
+// pointer is also the deleter's context, as raw_allocate() requires.
 struct Header {
   size_t requested;  // bytes asked for
-  size_t mapped;     // length of the mapping (large blocks), 0 for a block from malloc
-  uint64_t freed_at; // position in the cache's age order while cached
+  bool cached;       // from the block cache, not from malloc
 };
 constexpr size_t kHeader = 64;
 static_assert(sizeof(Header) <= kHeader);
-constexpr size_t kPage = 4096;
 
 Header& header_of(char* base) { return *reinterpret_cast<Header*>(base); }
 
@@ -36,7 +229,9 @@ class CachingCpuAllocator final : public c10::Allocator {
   explicit CachingCpuAllocator(bool cache_large) : cache_large_(cache_large) {}
 
   c10::DataPtr allocate(size_t n) override {
-    char* base = n >= static_cast<size_t>(CpuAllocator::kLargeBlock) && cache_large_ ? take_large(n) : take_small(n);
+    const bool cached = n >= static_cast<size_t>(CpuAllocator::kLargeBlock) && cache_large_;
+    auto* base = cached ? cache_.allocate(n + kHeader) : static_cast<char*>(c10::alloc_cpu(n + kHeader));
+    header_of(base) = Header{n, cached};
     count(static_cast<int64_t>(n));
     void* data = base + kHeader;
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
@@ -44,116 +239,20 @@ class CachingCpuAllocator final : public c10::Allocator {
   void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
-  CpuAllocatorStats stats() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    CpuAllocatorStats s;
+  CpuAllocatorStats stats() const {
+    CpuAllocatorStats s = cache_.stats();
     s.allocated = allocated_.load();
     s.peak_allocated = peak_.load();
-    s.mapped = static_cast<int64_t>(in_use_ + cached_);
-    s.cached = static_cast<int64_t>(cached_);
-    s.reused = reused_;
-    s.fresh = fresh_;
-    s.resized = resized_;
     return s;
   }
   int64_t allocated() const { return allocated_.load(); }
   int64_t peak() const { return peak_.load(); }
   void reset_peak() { peak_.store(allocated_.load()); }
-  void release_cached() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    while (!by_age_.empty()) evict_oldest();
-    high_water_ = in_use_;
-  }
-  std::mutex& mutex() { return mutex_; }
+  CpuBlockCache& cache() { return cache_; }
 
   static std::atomic<CachingCpuAllocator*> instance;
 
  private:
-  static char* take_small(size_t n) {
-    auto* base = static_cast<char*>(c10::alloc_cpu(n + kHeader));
-    header_of(base) = Header{n, 0, 0};
-    return base;
-  }
-
-  char* take_large(size_t n) {
-    const size_t want = (n + kHeader + kPage - 1) / kPage * kPage;
-    std::lock_guard<std::mutex> lock(mutex_);
-    // The smallest cached block that fits, unless it wastes more than an eighth.
-    const auto fit = by_size_.lower_bound(want);
-    if (fit != by_size_.end() && fit->first <= want + want / 8) {
-      char* base = fit->second;
-      by_age_.erase(header_of(base).freed_at);
-      by_size_.erase(fit);
-      cached_ -= header_of(base).mapped;
-      in_use_ += header_of(base).mapped;
-      high_water_ = std::max(high_water_, in_use_);
-      header_of(base).requested = n;
-      ++reused_;
-      return base;
-    }
-    high_water_ = std::max(high_water_, in_use_ + want);
-    const size_t limit = high_water_ + high_water_ / 8;
-    void* p = MAP_FAILED;
-    if (cached_ > 0 && in_use_ + cached_ + want > limit) {
-      // Over the bound: rather than unmap a cached block and fault in a fresh one, resize the one nearest in size;
-      // the pages it keeps stay resident, so only growth costs page faults.
-      char* closest = detach_closest(want);
-      const size_t length = header_of(closest).mapped;
-      p = ::mremap(closest, length, want, MREMAP_MAYMOVE);
-      if (p == MAP_FAILED) ::munmap(closest, length);
-    }
-    const bool resized = p != MAP_FAILED;
-    while (cached_ > 0 && in_use_ + cached_ + want > limit) evict_oldest();
-    if (p == MAP_FAILED) p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      // Cached blocks of other sizes may be what stands in the way.
-      while (!by_age_.empty()) evict_oldest();
-      p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    }
-    TORCH_CHECK_WITH(OutOfMemoryError, p != MAP_FAILED, "CPU allocator: not enough memory: you tried to allocate ",
-                     n, " bytes (", std::strerror(errno), ")");
-    auto* base = static_cast<char*>(p);
-    header_of(base) = Header{n, want, 0};
-    in_use_ += want;
-    ++(resized ? resized_ : fresh_);
-    return base;
-  }
-
-  void give_back_large(char* base) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Header& h = header_of(base);
-    h.freed_at = next_age_++;
-    by_age_.emplace(h.freed_at, base);
-    by_size_.emplace(h.mapped, base);
-    in_use_ -= h.mapped;
-    cached_ += h.mapped;
-  }
-
-  // Caller holds the mutex. Takes the block freed longest ago out of the cache.
-  char* detach_oldest() {
-    char* base = by_age_.begin()->second;
-    by_age_.erase(by_age_.begin());
-    const size_t mapped = header_of(base).mapped;
-    auto [first, last] = by_size_.equal_range(mapped);
-    by_size_.erase(std::find_if(first, last, [base](const auto& e) { return e.second == base; }));
-    cached_ -= mapped;
-    return base;
-  }
-  // Caller holds the mutex. Takes the cached block nearest in size to `want` out of the cache.
-  char* detach_closest(size_t want) {
-    auto it = by_size_.lower_bound(want);
-    if (it == by_size_.end() || (it != by_size_.begin() && want - std::prev(it)->first < it->first - want)) --it;
-    char* base = it->second;
-    by_age_.erase(header_of(base).freed_at);
-    by_size_.erase(it);
-    cached_ -= header_of(base).mapped;
-    return base;
-  }
-  void evict_oldest() {
-    char* base = detach_oldest();
-    ::munmap(base, header_of(base).mapped);
-  }
-
   void count(int64_t bytes) {
     const int64_t now = allocated_.fetch_add(bytes) + bytes;
     int64_t seen = peak_.load();
@@ -165,21 +264,17 @@ class CachingCpuAllocator final : public c10::Allocator {
     if (!data) return;
     char* base = static_cast<char*>(data) - kHeader;
     CachingCpuAllocator* self = instance.load();
-    self->allocated_.fetch_sub(static_cast<int64_t>(header_of(base).requested));
-    if (header_of(base).mapped == 0)
-      c10::free_cpu(base);
+    const Header header = header_of(base);
+    self->allocated_.fetch_sub(static_cast<int64_t>(header.requested));
+    if (header.cached)
+      self->cache_.free(base);
     else
-      self->give_back_large(base);
+      c10::free_cpu(base);
   }
 
   const bool cache_large_;
   std::atomic<int64_t> allocated_{0}, peak_{0};
-  std::mutex mutex_;  // guards everything below
-  std::multimap<size_t, char*> by_size_;
-  std::map<uint64_t, char*> by_age_;
-  uint64_t next_age_ = 0;
-  size_t in_use_ = 0, cached_ = 0, high_water_ = 0;
-  int64_t reused_ = 0, fresh_ = 0, resized_ = 0;
+  CpuBlockCache cache_;
 };
 
 std::atomic<CachingCpuAllocator*> CachingCpuAllocator::instance{nullptr};
@@ -195,9 +290,9 @@ void CpuAllocator::install() {
     auto* a = new CachingCpuAllocator(!(env && std::string(env) == "0"));
     CachingCpuAllocator::instance.store(a);
     // A child forked while another thread held the cache's lock would wait on it forever.
-    pthread_atfork([] { CachingCpuAllocator::instance.load()->mutex().lock(); },
-                   [] { CachingCpuAllocator::instance.load()->mutex().unlock(); },
-                   [] { CachingCpuAllocator::instance.load()->mutex().unlock(); });
+    pthread_atfork([] { CachingCpuAllocator::instance.load()->cache().lock(); },
+                   [] { CachingCpuAllocator::instance.load()->cache().unlock(); },
+                   [] { CachingCpuAllocator::instance.load()->cache().unlock(); });
     c10::SetCPUAllocator(a, /*priority=*/100);
   });
 }
@@ -223,7 +318,7 @@ void CpuAllocator::reset_peak() {
 }
 
 void CpuAllocator::release_cached() {
-  if (installed()) CachingCpuAllocator::instance.load()->release_cached();
+  if (installed()) CachingCpuAllocator::instance.load()->cache().release_idle();
 }
 
 }  // namespace revkit
