@@ -5,11 +5,12 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "backbones/backbone.h"
@@ -163,8 +164,18 @@ int bench(const BenchArgs& a) {
     first_act_bytes = meter.peak_bytes();
   }
   if (!a.profile.empty()) {
-    torch::autograd::profiler::RecordProfile trace(a.profile);
+    // LibTorch's profiler with input shapes, so that bench/profile_summary.py --shapes can tell one matrix product
+    // from another.
+    namespace prof = torch::autograd::profiler;
+    const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO,
+                                                       /*report_input_shapes=*/true);
+    const std::set<torch::profiler::impl::ActivityType> activities{torch::profiler::impl::ActivityType::CPU};
+    // Kineto asks the CUDA driver for devices even when profiling the CPU, and logs its failure as an error.
+    if (!device.is_cuda()) setenv("KINETO_LOG_LEVEL", "5", /*overwrite=*/0);
+    prof::prepareProfiler(config, activities);
+    prof::enableProfiler(config, activities);
     step(x);
+    prof::disableProfiler()->save(a.profile);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
