@@ -40,6 +40,12 @@ struct GradientInLayout : public torch::autograd::Function<GradientInLayout> {
   }
 };
 
+// ATen's linear, not the C++ frontend's: over a contiguous input of any rank it runs one addmm on the flattened
+// rows, the bias added inside the matrix product; the frontend's runs a matmul and then a pass adding the bias.
+at::Tensor linear(const torch::nn::LinearImpl& layer, const at::Tensor& x) {
+  return at::linear(x, layer.weight, layer.bias);
+}
+
 }  // namespace
 
 LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps_) : eps(eps_) {
@@ -65,7 +71,7 @@ ConvNextBlockImpl::ConvNextBlockImpl(int64_t channels, int64_t kernel_size, doub
 
 at::Tensor ConvNextBlockImpl::forward(const at::Tensor& x) {
   at::Tensor y = dwconv->forward(x).permute({0, 2, 3, 1});
-  y = pwconv2->forward(at::gelu(pwconv1->forward(norm->forward(y))));
+  y = linear(*pwconv2, at::gelu(linear(*pwconv1, norm->forward(y))));
   // Layer scale, drop path and the residual in one pass over NHWC: x + y * (gamma * mask), the per-sample mask
   // folded into the per-channel gamma.
   const at::Tensor scale = drop_path > 0.0 && is_training() ? gamma * drop_path_scale(y, drop_path) : gamma;
@@ -81,7 +87,8 @@ UpSampleConvnextImpl::UpSampleConvnextImpl(int64_t ratio, int64_t in_channels, i
 }
 
 at::Tensor UpSampleConvnextImpl::forward(const at::Tensor& x) {
-  at::Tensor y = channel_reschedule->forward(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
+  at::Tensor y = linear(*channel_reschedule->ptr<torch::nn::LinearImpl>(0), x.permute({0, 2, 3, 1}));
+  y = channel_reschedule[1]->as<torch::nn::LayerNorm>()->forward(y).permute({0, 3, 1, 2});
   return at::upsample_nearest2d(y, {y.size(2) * scale, y.size(3) * scale});
 }
 
