@@ -16,6 +16,7 @@ columns="2 4 8 16"
 curve_columns="4 16"
 steps=3
 rounds=3
+interleave_steps=7
 model_imgsz=320
 model_batch=8
 while [ $# -gt 0 ]; do
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     --steps) steps="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --curve) curve_columns="$2"; shift 2 ;;
-    --quick) columns="2 4"; curve_columns="4"; steps=2; rounds=1; model_imgsz=128; model_batch=2; shift ;;
+    --quick) columns="2 4"; curve_columns="4"; steps=2; rounds=1; interleave_steps=2; model_imgsz=128; model_batch=2; shift ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -90,6 +91,16 @@ for round in $(seq "$rounds"); do
   for mode in off column full auto; do
     bench --model yolov5-revcol-tiny --imgsz "$model_imgsz" --batch "$model_batch" --memory-mode "$mode"
   done
+done
+
+# The ratios between modes, each run in one process with the modes' steps in turn (bench --interleave): off, column
+# and full; off against column with the last column kept; column against full at alpha 1.
+for n in $columns; do
+  backbone=(--backbone revcol_tiny --columns "$n" --imgsz 224 --batch 2 --steps "$interleave_steps" --threads "$threads" --json)
+  echo "revkit bench: $n columns, modes side by side" >&2
+  "$revkit" bench "${backbone[@]}" --interleave off,column,full >> "$out/interleaved.jsonl"
+  "$revkit" bench "${backbone[@]}" --interleave off,column --keep-columns 1 >> "$out/interleaved.jsonl"
+  "$revkit" bench "${backbone[@]}" --interleave column,full --alpha-init 1 >> "$out/interleaved.jsonl"
 done
 
 # Float32 gradient error of full and auto against off, per column count and alpha (RevCol-T shapes, 64x64 input).

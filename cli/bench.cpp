@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "backbones/backbone.h"
 #include "cli/commands.h"
@@ -32,7 +33,8 @@ struct BenchArgs {
   double alpha_init = 0.5, memory_budget_mb = 0.0;
   bool json = false, plans = false;
   std::string device = "cpu", channels_last = "auto";
-  std::string profile;  // a Chrome trace of one more step
+  std::string profile;     // a Chrome trace of one more step
+  std::string interleave;  // memory modes timed in turn in this process, comma-separated
 };
 
 // The benchmarked network: a registered backbone or a detection model, with its outputs as one list.
@@ -96,6 +98,87 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
               << "\n";
 }
 
+// Memory modes timed in turn, step by step, in this one process: the ratio of two modes' steps is taken within each
+// round of steps, so that the machine's drift between processes, 20% and more on a shared machine, stays out of it.
+int bench_interleaved(const BenchArgs& a, const std::vector<reversible::ReversibleModule*>& parts,
+                      const std::function<void(const at::Tensor&)>& step, const at::Tensor& x,
+                      const c10::Device& device, const std::string& name) {
+  std::vector<reversible::MemoryMode> modes;
+  std::stringstream list(a.interleave);
+  for (std::string item; std::getline(list, item, ',');) modes.push_back(reversible::parse_memory_mode(item));
+  if (modes.size() < 2) throw InputError("--interleave needs two or more memory modes, got '" + a.interleave + "'");
+  if (std::count(modes.begin(), modes.end(), reversible::MemoryMode::Auto))
+    throw InputError("--interleave: auto plans again whenever it is set; time it on its own with --memory-mode auto");
+  if (parts.empty() || a.mode != "train")
+    throw InputError("bench --interleave needs a model with a reversible backbone and --mode train");
+  auto use = [&](reversible::MemoryMode mode) {
+    for (auto* part : parts) part->column_options().memory_mode(mode);
+  };
+  // A first step in each mode: full mode reads the drift monitor on its first training forward.
+  for (auto mode : modes) {
+    use(mode);
+    step(x);
+  }
+  const size_t n = modes.size();
+  std::vector<std::vector<double>> times(n), ratios(n);
+  for (int64_t i = 0; i < a.steps; ++i) {
+    std::vector<double> t(n);
+    for (size_t r = 0; r < n; ++r) {
+      const size_t k = (i + r) % n;  // each mode first in turn
+      use(modes[k]);
+      synchronize(device);
+      const auto t0 = std::chrono::steady_clock::now();
+      step(x);
+      synchronize(device);
+      t[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+    for (size_t k = 0; k < n; ++k) {
+      times[k].push_back(t[k]);
+      ratios[k].push_back(t[k] / t[0]);
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t k = 0; k < n; ++k) {
+    use(modes[k]);
+    ActivationMeter meter(device);
+    step(x);
+    rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
+                    {"step_ms", std::round(median(times[k]) * 10) / 10},
+                    {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
+                    {"act_mb", std::round(meter.peak_bytes() / 1048576.0 * 10) / 10}});
+  }
+  const auto& options = parts.front()->column_options();
+  nlohmann::json j = {{"impl", "revkit"},
+                      {a.model.empty() ? "backbone" : "model", name},
+                      {"interleaved", rows},
+                      {"columns", parts.front()->column_grid().columns()},
+                      {"batch", a.batch},
+                      {"size", a.imgsz},
+                      {"store_every", options.store_every()},
+                      {"keep_columns", options.keep_columns()},
+                      {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
+                      {"threads", at::get_num_threads()},
+                      {"device", device.str()},
+                      {"steps", a.steps}};
+  if (a.json) {
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{} ({} columns), batch {} at {}x{}, {} rounds of one step per mode, {} threads\n", name,
+                           j["columns"].get<int64_t>(), a.batch, a.imgsz, a.imgsz, a.steps, at::get_num_threads());
+  for (const auto& row : rows)
+    std::cout << fmt::format(
+        "  {:<6} step {:.1f} ms (median), {:.3f} x {} (median of the rounds' ratios), "
+        "activation memory {:.1f} MB\n",
+        row["memory_mode"].get<std::string>(), row["step_ms"].get<double>(), row["ratio"].get<double>(),
+        rows[0]["memory_mode"].get<std::string>(), row["act_mb"].get<double>());
+  return 0;
+}
+
 int bench(const BenchArgs& a) {
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   if (a.mode != "train" && a.mode != "infer")
@@ -129,6 +212,10 @@ int bench(const BenchArgs& a) {
     step(at::randn({a.batch, 3, a.imgsz, a.imgsz}, device));  // measures the costs and reads the drift
     print_plans(*parts.front(), a.batch);
     return 0;
+  }
+  if (!a.interleave.empty()) {
+    at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
+    return bench_interleaved(a, parts, step, x, device, subject.name);
   }
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
   step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}, device));  // two samples: BatchNorm needs two
@@ -259,6 +346,9 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "print one JSON line");
+  cmd->add_option("--interleave", a->interleave,
+                  "time these memory modes in turn, a step of each per round, in this one process (e.g. "
+                  "off,column,full): each one's median step and the median of its per-round ratios to the first");
   cmd->add_option("--profile", a->profile,
                   "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
                   "bench/profile_summary.py sums it by operator");
