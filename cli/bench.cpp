@@ -105,7 +105,13 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
                       const c10::Device& device, const std::string& name) {
   std::vector<reversible::MemoryMode> modes;
   std::stringstream list(a.interleave);
-  for (std::string item; std::getline(list, item, ',');) modes.push_back(reversible::parse_memory_mode(item));
+  for (std::string item; std::getline(list, item, ',');) {
+    try {
+      modes.push_back(reversible::parse_memory_mode(item));
+    } catch (const InputError& e) {
+      throw InputError(std::string("--interleave: ") + e.what());
+    }
+  }
   if (modes.size() < 2) throw InputError("--interleave needs two or more memory modes, got '" + a.interleave + "'");
   if (std::count(modes.begin(), modes.end(), reversible::MemoryMode::Auto))
     throw InputError("--interleave: auto plans again whenever it is set; time it on its own with --memory-mode auto");
@@ -124,7 +130,9 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   for (int64_t i = 0; i < a.steps; ++i) {
     std::vector<double> t(n);
     for (size_t r = 0; r < n; ++r) {
-      const size_t k = (i + r) % n;  // each mode first in turn
+      // Each mode first in turn, and every other round in reverse order, so that no mode always follows the same
+      // one.
+      const size_t k = (i + (i % 2 ? n - 1 - r : r)) % n;
       use(modes[k]);
       synchronize(device);
       const auto t0 = std::chrono::steady_clock::now();
@@ -324,16 +332,18 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
+  auto* memory_mode =
+      cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
   cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
   cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--memory-budget", a->memory_budget_mb,
                   "auto mode: MB of activation memory the columns may take (default: half of what is available)")
       ->check(CLI::PositiveNumber);
-  cmd->add_flag("--plans", a->plans,
-                "auto mode: print every plan it weighs for this input (kept and stored columns, predicted memory and "
-                "recompute), one JSON line each, instead of timing");
+  auto* plans = cmd->add_flag(
+      "--plans", a->plans,
+      "auto mode: print every plan it weighs for this input (kept and stored columns, predicted memory and "
+      "recompute), one JSON line each, instead of timing");
   cmd->add_option("--recompute-chunks", a->recompute_chunks, "recompute each level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--channels-last", a->channels_last,
@@ -346,12 +356,14 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "print one JSON line");
-  cmd->add_option("--interleave", a->interleave,
-                  "time these memory modes in turn, a step of each per round, in this one process (e.g. "
-                  "off,column,full): each one's median step and the median of its per-round ratios to the first");
-  cmd->add_option("--profile", a->profile,
-                  "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
-                  "bench/profile_summary.py sums it by operator");
+  auto* interleave =
+      cmd->add_option("--interleave", a->interleave,
+                      "time these memory modes in turn, a step of each per round, in this one process (e.g. "
+                      "off,column,full): each one's median step and the median of its per-round ratios to the first");
+  auto* profile = cmd->add_option("--profile", a->profile,
+                                  "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
+                                  "bench/profile_summary.py sums it by operator");
+  interleave->excludes(profile)->excludes(memory_mode)->excludes(plans);
   return [a] { return bench(*a); };
 }
 

@@ -74,19 +74,22 @@ struct CpuBlockCache::Impl {
       ++reused;
     }
     Block* block = *fit;
+    // What can throw (bad_alloc) first, while nothing has changed. The rest stays free when a large block could use
+    // it; a smaller rest goes with the block.
+    std::unique_ptr<Block> rest;
+    if (block->size - want >= static_cast<size_t>(CpuAllocator::kLargeBlock))
+      rest = std::make_unique<Block>(Block{block->segment, block->base + want, block->size - want});
+    in_use_blocks.emplace(block->base, block);
     free_blocks.erase(fit);
-    // The rest stays free when a large block could use it; a smaller rest goes with the block.
-    if (block->size - want >= static_cast<size_t>(CpuAllocator::kLargeBlock)) {
-      auto* rest = new Block{block->segment, block->base + want, block->size - want};
+    if (rest) {
       rest->prev = block;
       rest->next = block->next;
-      if (block->next) block->next->prev = rest;
-      block->next = rest;
+      if (block->next) block->next->prev = rest.get();
+      block->next = rest.get();
       block->size = want;
-      free_blocks.insert(rest);
+      free_blocks.insert(rest.release());
     }
     block->free = false;
-    in_use_blocks.emplace(block->base, block);
     Segment& segment = *block->segment;
     ++segment.blocks_in_use;
     const auto end = static_cast<size_t>(block->base + block->size - segment.base);
@@ -134,18 +137,29 @@ struct CpuBlockCache::Impl {
     const size_t bound = std::max(high_water, in_use + want);
     while (touched + want > bound + bound / 8 && release_idle_segment()) {
     }
-    const size_t size = std::max(want, kSegment);
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    auto segment = std::make_unique<Segment>(Segment{nullptr, std::max(want, kSegment)});
+    auto block = std::make_unique<Block>(Block{segment.get(), nullptr, segment->size});
+    segments.reserve(segments.size() + 1);
+    void* p = ::mmap(nullptr, segment->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-      while (release_idle_segment()) {  // idle segments may be what stands in the way
+      // Idle segments may be what stands in the way, or a limit on address space or committed memory that a
+      // segment's size passes where the block alone would not.
+      while (release_idle_segment()) {
       }
-      p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      segment->size = block->size = want;
+      p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     }
     TORCH_CHECK_WITH(OutOfMemoryError, p != MAP_FAILED, "CPU allocator: not enough memory: you tried to allocate ",
                      want, " bytes (", std::strerror(errno), ")");
-    auto* segment = new Segment{static_cast<char*>(p), size};
-    segments.push_back(segment);
-    free_blocks.insert(new Block{segment, segment->base, size});
+    segment->base = block->base = static_cast<char*>(p);
+    try {
+      free_blocks.insert(block.get());
+    } catch (...) {
+      ::munmap(p, segment->size);
+      throw;
+    }
+    block.release();
+    segments.push_back(segment.release());
     ++mapped_segments;
   }
 

@@ -10,8 +10,9 @@
 // page faults after the first step) and the pages written stay close to the most that tensors held at once: the
 // seed's detector training at 320x320, batch 8, peaks at 1.3 GB resident in `full` and `column` mode where
 // malloc takes 2.0 and 2.2 GB, at 0.76x and 0.78x malloc's step time (BENCHMARKS.md, "revkit's CPU allocator").
-// Segments with no block in use are unmapped, the longest idle first, when a new one would take the pages written past
-// an eighth above the most ever in use. REVKIT_CPU_CACHE=0 leaves large blocks to malloc, for comparisons.
+// When a new segment would take the pages written past an eighth above the most ever in use, segments with no
+// block in use are unmapped first, the longest idle first (a segment with a block in use keeps the pages it has
+// written). REVKIT_CPU_CACHE=0 leaves large blocks to malloc, for comparisons.
 #include <cstddef>
 #include <cstdint>
 #include <memory>

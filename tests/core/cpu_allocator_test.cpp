@@ -1,10 +1,13 @@
 #include "core/cpu_allocator.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 #include <doctest/doctest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <vector>
 
 using namespace revkit;
@@ -63,10 +66,10 @@ TEST_CASE("CPU block cache: blocks are cut from a segment, split and merged, the
   CHECK(cache.allocate(CpuBlockCache::kSegment) == a);
   CHECK(cache.stats().mapped_segments == 1);
   cache.free(a);
-  // A rest smaller than a large block stays with the block: 64 MiB less 100 KiB is the whole segment.
+  // A rest smaller than a large block stays with the block: 64 MiB less 100 KiB takes the whole segment.
   char* e = cache.allocate(CpuBlockCache::kSegment - 100 * 1024);
+  CHECK(cache.stats().cached == 0);
   char* f = cache.allocate(MiB);
-  CHECK(f != e + CpuBlockCache::kSegment - 100 * 1024);
   CHECK(cache.stats().mapped_segments == 2);
   cache.free(e);
   cache.free(f);
@@ -103,6 +106,38 @@ TEST_CASE("CPU block cache: the pages written stay within an eighth above the pe
   CHECK(cache.stats().mapped_segments == 1);
 }
 
+TEST_CASE("CPU block cache: the block alone where a segment cannot be mapped, OutOfMemoryError where nothing can") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return;  // the sanitizers' own reservations of address space do not mix with a limit on it
+#endif
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_AS, &saved) == 0);
+  long pages = 0;
+  std::ifstream("/proc/self/statm") >> pages;  // the address space in use, in pages
+  rlimit tight = saved;
+  // Room for a block of 1 MiB (and what malloc may need meanwhile), not for a segment of 64 MiB.
+  tight.rlim_cur = static_cast<rlim_t>(pages) * sysconf(_SC_PAGESIZE) + 16 * MiB;
+  CpuBlockCache cache;
+  char* small = nullptr;
+  bool out_of_memory = false;
+  REQUIRE(setrlimit(RLIMIT_AS, &tight) == 0);
+  try {
+    small = cache.allocate(MiB);
+    cache.allocate(256 * MiB);
+  } catch (const c10::OutOfMemoryError&) {
+    out_of_memory = true;
+  }
+  REQUIRE(setrlimit(RLIMIT_AS, &saved) == 0);
+  CHECK(small != nullptr);
+  CHECK(out_of_memory);
+  CHECK(cache.stats().segments == 1);
+  // Still serving once memory is there again.
+  char* big = cache.allocate(256 * MiB);
+  CHECK(cache.stats().segments == 2);
+  cache.free(big);
+  if (small) cache.free(small);
+}
+
 TEST_CASE("CPU allocator: a step's varying shapes fault no page after the first step") {
   // A step of a reversible network in column mode: a few tensors held, many of varying sizes made and dropped.
   // An exact-size cache bounded near the peak in use unmapped and faulted tens of MB in every such step.
@@ -129,6 +164,9 @@ TEST_CASE("CPU allocator: a step's varying shapes fault no page after the first 
 
 TEST_CASE("CPU allocator: tensor values survive reuse, and many threads allocating at once are served") {
   CpuAllocator::install();
+  // c10's alignment, for blocks from malloc and from the cache alike.
+  for (int64_t n : {int64_t{100}, int64_t{100000}, 3 * MiB + 5})
+    CHECK(reinterpret_cast<uintptr_t>(at::empty({n}, at::kByte).data_ptr()) % 64 == 0);
   at::Tensor x = at::arange(1 << 20, at::kFloat);
   at::Tensor y = x * 2;  // both large: allocated and freed by LibTorch's threads inside the kernels
   CHECK(y.sum().item<double>() == doctest::Approx(2.0 * (double(1 << 20) - 1) * (1 << 20) / 2));
