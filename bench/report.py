@@ -257,7 +257,7 @@ def mode_ratio(n, paired_label, a, b):
 
 r, where = mode_ratio(4, "column, last 1 kept / off", "column, last 1 kept", "off")
 if r is not None:
-    goals.append(("`column` step with the last column kept <= 1.25 x `off` at 4 columns", f"{r:.2f} ({where})",
+    goals.append(("`column` step with the last column kept <= 1.25 x `off` at 4 columns", f"{r:.3f} ({where})",
                   r <= 1.25))
 for goal, paired_label, a, b, bound in (
         ("`column` step <= 1.33 x `off` at every column count", "column / off", "column", "off", 1.33),
@@ -266,7 +266,7 @@ for goal, paired_label, a, b, bound in (
     found = [f for f in found if f[0] is not None]
     if found:
         r, where, n = max(found)
-        goals.append((goal, f"worst {r:.2f} (at {n} columns, {where})", r <= bound))
+        goals.append((goal, f"worst {r:.3f} (at {n} columns, {where})", r <= bound))
 # Flat from the first column count with a column between the first and the last: with two, the one rebuilt column
 # sits beside the last column's states, which the loss holds anyway, and the stem output's gradient is not yet
 # allocated when the peak comes (about 3 MB less at 224, batch 2); with three or more, a rebuilt column and that
