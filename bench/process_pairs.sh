@@ -6,17 +6,22 @@
 #   allocator: REVKIT_CPU_CACHE=0 (large blocks from malloc, as LibTorch's own allocator) against revkit's CPU
 #              allocator (core/cpu_allocator.h), in full, column and off mode;
 #   cuda:      LibTorch's CUDA half preloaded (LD_PRELOAD=libtorch_cuda.so, as when revkit linked it) against
-#              loading it only for CUDA (core/cuda_runtime.h), in full mode, and the start-up of `revkit info`.
+#              loading it only for CUDA (core/cuda_runtime.h), in full mode, and the start-up of `revkit info`;
+#   python:    the seed's Python RevCol-T (bench_reference.py, on the Python side of the wheel revkit was built
+#              against) against `revkit bench`, a training step at 224, batch 2, in off and column mode at --columns,
+#              the side that starts alternating from pair to pair (bench/run.sh times every mode, but in 3 rounds).
 #
-#   bash bench/process_pairs.sh [--pairs N] [--compare "allocator cuda"]
+#   bash bench/process_pairs.sh [--pairs N] [--compare "allocator cuda python"] [--columns "2 4"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=3
 compare="allocator cuda"
+columns="2 4"
 while [ $# -gt 0 ]; do
   case "$1" in
     --pairs) pairs="$2"; shift 2 ;;
     --compare) compare="$2"; shift 2 ;;
+    --columns) columns="$2"; shift 2 ;;
     *) echo "bench/process_pairs.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -42,15 +47,16 @@ startup() {
   env "$@" OMP_NUM_THREADS=2 /usr/bin/time -f "%e %M" -o "$work/rss" "$revkit" "${info_args[@]}" > /dev/null 2>&1
   awk '{ printf "%s %d\n", $1, $2 / 1024 }' "$work/rss"
 }
-# A table row from "a1 a2 b1 b2" lines: label, then medians of a1, b1, b1/a1, a2, b2, b2/a2.
+# A table row from "a1 a2 b1 b2" lines: label, then medians of a1, b1, b1/a1, a2, b2, b2/a2 (times with $3 decimals,
+# default 2).
 row() {
   python3 -c "
 import statistics, sys
 p = [tuple(map(float, l.split())) for l in sys.argv[2].splitlines() if l.strip()]
-med = statistics.median
-print(f'| {sys.argv[1]} | {med(r[0] for r in p):.2f} | {med(r[2] for r in p):.2f} | {med(r[2] / r[0] for r in p):.2f} '
+med, d = statistics.median, int(sys.argv[3])
+print(f'| {sys.argv[1]} | {med(r[0] for r in p):.{d}f} | {med(r[2] for r in p):.{d}f} | {med(r[2] / r[0] for r in p):.2f} '
       f'| {med(r[1] for r in p):.0f} | {med(r[3] for r in p):.0f} | {med(r[3] / r[1] for r in p):.2f} |')
-" "$1" "$2"
+" "$1" "$2" "${3:-2}"
 }
 header="$(date -u +%Y-%m-%d), $(nproc) cores, $("$revkit" --version | sed -n 2p)"
 
@@ -102,5 +108,52 @@ per-pair ratios. Peak RSS is the whole process's.
 |---|---|---|---|---|---|---|
 $rows
 <!-- cuda_on_demand:end -->
+MD
+fi
+
+if [[ " $compare " == *" python "* ]]; then
+  reference="${REVKIT_REFERENCE:-../shared/reference}"
+  torch_wheel="${REVKIT_DEPS:-$HOME/.local/share/revkit}/torch-$("$revkit" --version | sed -n 's/^LibTorch //p')"
+  if [ ! -f "$reference/bench_reference.py" ] || [ ! -d "$torch_wheel/torch" ]; then
+    echo "bench/process_pairs.sh: --compare python needs $reference/bench_reference.py and $torch_wheel" >&2
+    exit 2
+  fi
+  # A training step, each side: "<step ms> <peak RSS growth MB>" (the growth as bench_reference.py measures it).
+  cpp_step() {
+    "$revkit" bench --backbone revcol_tiny --columns "$1" --imgsz 224 --batch 2 --memory-mode "$2" --steps 3 \
+      --threads 2 --json 2>/dev/null |
+      python3 -c "import json, sys; r = json.load(sys.stdin); print(r['step_ms'], r['rss_act_mb'])"
+  }
+  python_step() {
+    PYTHONPATH="$torch_wheel" /usr/bin/python3 "$reference/bench_reference.py" --variant tiny --subnets "$1" --batch 2 \
+      --size 224 --save-memory "$([ "$2" = off ] && echo 0 || echo 1)" --steps 3 --threads 2 2>/dev/null |
+      python3 -c "import json, sys; r = json.load(sys.stdin); print(r['step_ms'], r['act_mb'])"
+  }
+  rows=""
+  for n in $columns; do
+    for m in off column; do
+      samples=""
+      for i in $(seq "$pairs"); do
+        if [ $((i % 2)) = 1 ]; then py=$(python_step "$n" "$m"); cpp=$(cpp_step "$n" "$m")
+        else cpp=$(cpp_step "$n" "$m"); py=$(python_step "$n" "$m"); fi
+        samples+="$py $cpp"$'\n'
+      done
+      rows+="$(row "$n | $m" "$samples" 0)"$'\n'
+    done
+  done
+  echo "$rows"
+  python3 bench/put_section.py python_pairs --before peers <<MD
+<!-- python_pairs:begin -->
+## revkit against the seed's Python, in pairs of processes
+
+\`bash bench/process_pairs.sh --compare python --pairs $pairs --columns "$columns"\` on $header: a RevCol-T training
+step at 224, batch 2, 2 threads (\`revkit bench --memory-mode MODE --steps 3\` against the seed's
+\`bench_reference.py --save-memory 0|1 --steps 3\` on the same PyTorch), $pairs pairs of processes, the side that
+starts alternating; medians, and the medians of the per-pair ratios. Memory is the peak RSS growth of the step.
+
+| columns | mode | Python ms | revkit ms | ratio | Python MB | revkit MB | ratio |
+|---|---|---|---|---|---|---|---|
+$rows
+<!-- python_pairs:end -->
 MD
 fi
