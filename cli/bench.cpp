@@ -81,6 +81,42 @@ double max_rss_mb() {
   return usage.ru_maxrss / 1024.0;  // kilobytes on Linux
 }
 
+// MB to one decimal, as every figure in the JSON lines.
+double rounded_mb(double bytes) { return std::round(bytes / 1048576.0 * 10) / 10; }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+using Step = std::function<void(const at::Tensor&)>;
+
+// One step's wall time in ms, the device's queue drained before and after.
+double timed_step_ms(const Step& step, const at::Tensor& x, const c10::Device& device) {
+  synchronize(device);
+  const auto t0 = std::chrono::steady_clock::now();
+  step(x);
+  synchronize(device);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// What a run measured on: the network, its columns and how they keep memory, the input and the threads.
+nlohmann::json run_fields(const BenchArgs& a, const std::string& name,
+                          const std::vector<reversible::ReversibleModule*>& parts, const c10::Device& device) {
+  // What the steps ran with: auto mode's choice, or what was asked for.
+  const bool reversible = !parts.empty();
+  return {{"impl", "revkit"},
+          {a.model.empty() ? "backbone" : "model", name},
+          {"columns", reversible ? parts.front()->column_grid().columns() : 0},
+          {"batch", a.batch},
+          {"size", a.imgsz},
+          {"store_every", reversible ? parts.front()->column_options().store_every() : a.store_every},
+          {"keep_columns", reversible ? parts.front()->column_options().keep_columns() : a.keep_columns},
+          {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
+          {"threads", at::get_num_threads()},
+          {"device", device.str()}};
+}
+
 // Every plan auto mode weighs for this input, from the costs it measured: the time/memory curve it walks.
 void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
   const auto& costs = part.column_costs();
@@ -91,7 +127,7 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
     std::cout << nlohmann::json{{"columns", scaled.columns()},
                                 {"keep_columns", plan.keep_columns},
                                 {"store_every", plan.store_every},
-                                {"predicted_mb", std::round(plan.activation_bytes / 1048576.0 * 10) / 10},
+                                {"predicted_mb", rounded_mb(plan.activation_bytes)},
                                 {"recompute_ms", std::round(plan.recompute_ms * 10) / 10},
                                 {"plan", plan.describe(scaled.columns())}}
                      .dump()
@@ -100,9 +136,8 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
 
 // Memory modes timed in turn, step by step, in this one process: the ratio of two modes' steps is taken within each
 // round of steps, so that the machine's drift between processes, 20% and more on a shared machine, stays out of it.
-int bench_interleaved(const BenchArgs& a, const std::vector<reversible::ReversibleModule*>& parts,
-                      const std::function<void(const at::Tensor&)>& step, const at::Tensor& x,
-                      const c10::Device& device, const std::string& name) {
+int bench_interleaved(const BenchArgs& a, const std::vector<reversible::ReversibleModule*>& parts, const Step& step,
+                      const at::Tensor& x, const c10::Device& device, const std::string& name) {
   std::vector<reversible::MemoryMode> modes;
   std::stringstream list(a.interleave);
   for (std::string item; std::getline(list, item, ',');) {
@@ -134,21 +169,13 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
       // one.
       const size_t k = (i + (i % 2 ? n - 1 - r : r)) % n;
       use(modes[k]);
-      synchronize(device);
-      const auto t0 = std::chrono::steady_clock::now();
-      step(x);
-      synchronize(device);
-      t[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      t[k] = timed_step_ms(step, x, device);
     }
     for (size_t k = 0; k < n; ++k) {
       times[k].push_back(t[k]);
       ratios[k].push_back(t[k] / t[0]);
     }
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   nlohmann::json rows = nlohmann::json::array();
   for (size_t k = 0; k < n; ++k) {
     use(modes[k]);
@@ -157,21 +184,11 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
                     {"step_ms", std::round(median(times[k]) * 10) / 10},
                     {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
-                    {"act_mb", std::round(meter.peak_bytes() / 1048576.0 * 10) / 10}});
+                    {"act_mb", rounded_mb(meter.peak_bytes())}});
   }
-  const auto& options = parts.front()->column_options();
-  nlohmann::json j = {{"impl", "revkit"},
-                      {a.model.empty() ? "backbone" : "model", name},
-                      {"interleaved", rows},
-                      {"columns", parts.front()->column_grid().columns()},
-                      {"batch", a.batch},
-                      {"size", a.imgsz},
-                      {"store_every", options.store_every()},
-                      {"keep_columns", options.keep_columns()},
-                      {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
-                      {"threads", at::get_num_threads()},
-                      {"device", device.str()},
-                      {"steps", a.steps}};
+  nlohmann::json j = run_fields(a, name, parts, device);
+  j["interleaved"] = rows;
+  j["steps"] = a.steps;
   if (a.json) {
     std::cout << j.dump() << "\n";
     return 0;
@@ -226,7 +243,7 @@ int bench(const BenchArgs& a) {
     return bench_interleaved(a, parts, step, x, device, subject.name);
   }
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
-  step(at::randn({std::min<int64_t>(a.batch, 2), 3, 32, 32}, device));  // two samples: BatchNorm needs two
+  step(at::randn({2, 3, 32, 32}, device));  // two samples whatever the batch: BatchNorm needs two at 1x1
   const double rss0 = max_rss_mb();
   at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
   for (auto* part : parts) part->recheck_drift();  // auto mode chooses on the real input, not the 32x32 one
@@ -236,13 +253,7 @@ int bench(const BenchArgs& a) {
   // Timed steps first; then one step measured for activation memory by revkit's CPU allocator, which the
   // command installed at its start (on CUDA: the caching allocator's statistics).
   std::vector<double> times;
-  for (int64_t i = 0; i < a.steps; ++i) {
-    synchronize(device);
-    const auto t0 = std::chrono::steady_clock::now();
-    step(x);
-    synchronize(device);
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
+  for (int64_t i = 0; i < a.steps; ++i) times.push_back(timed_step_ms(step, x, device));
   int64_t act_bytes = 0, first_act_bytes = 0, held_bytes = 0;
   {
     ActivationMeter meter(device);
@@ -272,36 +283,22 @@ int bench(const BenchArgs& a) {
     step(x);
     prof::disableProfiler()->save(a.profile);
   }
-  std::sort(times.begin(), times.end());
-  const double median = times[times.size() / 2];
-  const int64_t columns = parts.empty() ? 0 : parts.front()->column_grid().columns();
-  // What the steps ran with: auto mode's choice, or what was asked for.
-  const int64_t store_every = parts.empty() ? a.store_every : parts.front()->column_options().store_every();
-  const int64_t keep_columns = parts.empty() ? a.keep_columns : parts.front()->column_options().keep_columns();
-  nlohmann::json j = {{"impl", "revkit"},
-                      {a.model.empty() ? "backbone" : "model", subject.name},
-                      {"mode", a.mode},
-                      {"columns", columns},
-                      {"batch", a.batch},
-                      {"size", a.imgsz},
-                      {"memory_mode", a.memory_mode},
-                      {"store_every", store_every},
-                      {"keep_columns", keep_columns},
-                      {"recompute_chunks", a.recompute_chunks},
-                      {"channels_last", subject.channels_last},
-                      {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
-                      {"threads", at::get_num_threads()},
-                      {"device", device.str()},
-                      {"params", params},
-                      {"step_ms", std::round(median * 10) / 10},
-                      {"act_mb", std::round(act_bytes / 1048576.0 * 10) / 10},
-                      {"first_act_mb", std::round(first_act_bytes / 1048576.0 * 10) / 10},
-                      {"rss_act_mb", std::round((rss1 - rss0) * 10) / 10}};
-  // What a step starts from (weights, gradients, the input).
-  j["held_mb"] = std::round(held_bytes / 1048576.0 * 10) / 10;
+  const double step_ms = median(times);
+  nlohmann::json j = run_fields(a, subject.name, parts, device);
+  j.update({{"mode", a.mode},
+            {"memory_mode", a.memory_mode},
+            {"recompute_chunks", a.recompute_chunks},
+            {"channels_last", subject.channels_last},
+            {"params", params},
+            {"step_ms", std::round(step_ms * 10) / 10},
+            {"act_mb", rounded_mb(act_bytes)},
+            {"first_act_mb", rounded_mb(first_act_bytes)},
+            {"rss_act_mb", std::round((rss1 - rss0) * 10) / 10},
+            {"held_mb", rounded_mb(held_bytes)}});  // held: what a step starts from (weights, gradients, the input)
+  const int64_t columns = j["columns"], store_every = j["store_every"], keep_columns = j["keep_columns"];
   if (a.memory_mode == "auto" && !parts.empty()) {
     const auto& plan = parts.front()->memory_plan();
-    j["predicted_mb"] = std::round(plan.activation_bytes / 1048576.0 * 10) / 10;
+    j["predicted_mb"] = rounded_mb(plan.activation_bytes);
     if (a.memory_budget_mb > 0) j["budget_mb"] = a.memory_budget_mb;
   }
   if (a.json) {
@@ -315,7 +312,7 @@ int bench(const BenchArgs& a) {
     std::cout << fmt::format(
         "  step {:.1f} ms (median of {}), activation memory {:.1f} MB (tracked; {:.1f} MB in a first step), {:.1f} MB "
         "(RSS growth)\n",
-        median, a.steps, act_bytes / 1048576.0, first_act_bytes / 1048576.0, rss1 - rss0);
+        step_ms, a.steps, act_bytes / 1048576.0, first_act_bytes / 1048576.0, rss1 - rss0);
   }
   return 0;
 }

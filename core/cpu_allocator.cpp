@@ -74,20 +74,28 @@ struct CpuBlockCache::Impl {
       ++reused;
     }
     Block* block = *fit;
-    // What can throw (bad_alloc) first, while nothing has changed. The rest stays free when a large block could use
-    // it; a smaller rest goes with the block.
+    // What can throw (bad_alloc) first, undone if a later step throws, so that a failure leaves the cache as it was.
+    // The rest stays free when a large block could use it; a smaller rest goes with the block.
     std::unique_ptr<Block> rest;
     if (block->size - want >= static_cast<size_t>(CpuAllocator::kLargeBlock))
       rest = std::make_unique<Block>(Block{block->segment, block->base + want, block->size - want});
-    in_use_blocks.emplace(block->base, block);
-    free_blocks.erase(fit);
+    const auto in_use_entry = in_use_blocks.emplace(block->base, block).first;
+    if (rest) {
+      try {
+        free_blocks.insert(rest.get());  // its address differs from the block's: both may be in the set at once
+      } catch (...) {
+        in_use_blocks.erase(in_use_entry);
+        throw;
+      }
+    }
+    free_blocks.erase(fit);  // before the block's size changes: the set is ordered by it
     if (rest) {
       rest->prev = block;
       rest->next = block->next;
       if (block->next) block->next->prev = rest.get();
       block->next = rest.get();
       block->size = want;
-      free_blocks.insert(rest.release());
+      rest.release();  // owned by the free set now
     }
     block->free = false;
     Segment& segment = *block->segment;
