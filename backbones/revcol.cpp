@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/init.h"
 #include "reversible/chunks.h"
+#include "reversible/kept_matmuls.h"
 
 namespace revkit {
 namespace {
@@ -42,8 +43,9 @@ struct GradientInLayout : public torch::autograd::Function<GradientInLayout> {
 
 // ATen's linear, not the C++ frontend's: over a contiguous input of any rank it runs one addmm on the flattened
 // rows, the bias added inside the matrix product; the frontend's runs a matmul and then a pass adding the bias.
+// Through reversible::linear, so that a cell can keep its output instead of recomputing it.
 at::Tensor linear(const torch::nn::LinearImpl& layer, const at::Tensor& x) {
-  return at::linear(x, layer.weight, layer.bias);
+  return reversible::linear(x, layer.weight, layer.bias);
 }
 
 }  // namespace

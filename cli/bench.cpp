@@ -29,7 +29,7 @@ namespace {
 struct BenchArgs {
   std::string backbone = "revcol_tiny", model, memory_mode = "column", mode = "train";
   int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, keep_columns = 0,
-          recompute_chunks = 1;
+          keep_matmuls = 0, recompute_chunks = 1;
   double alpha_init = 0.5, memory_budget_mb = 0.0;
   bool json = false, plans = false;
   std::string device = "cpu", channels_last = "auto";
@@ -52,6 +52,7 @@ BackboneSettings settings_of(const BenchArgs& a) {
   s.memory_mode = reversible::parse_memory_mode(a.memory_mode);
   s.store_every = a.store_every;
   s.keep_columns = a.keep_columns;
+  s.keep_matmuls = a.keep_matmuls;
   if (a.memory_budget_mb > 0) s.memory_budget_mb = a.memory_budget_mb;
   s.recompute_chunks = a.recompute_chunks;
   s.drop_path = 0.0;
@@ -112,6 +113,7 @@ nlohmann::json run_fields(const BenchArgs& a, const std::string& name,
           {"size", a.imgsz},
           {"store_every", reversible ? parts.front()->column_options().store_every() : a.store_every},
           {"keep_columns", reversible ? parts.front()->column_options().keep_columns() : a.keep_columns},
+          {"keep_matmuls", reversible ? parts.front()->column_options().keep_matmuls() : a.keep_matmuls},
           {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
           {"threads", at::get_num_threads()},
           {"device", device.str()}};
@@ -127,6 +129,7 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
     std::cout << nlohmann::json{{"columns", scaled.columns()},
                                 {"keep_columns", plan.keep_columns},
                                 {"store_every", plan.store_every},
+                                {"keep_matmuls", plan.keep_matmuls},
                                 {"predicted_mb", rounded_mb(plan.activation_bytes)},
                                 {"recompute_ms", std::round(plan.recompute_ms * 10) / 10},
                                 {"plan", plan.describe(scaled.columns())}}
@@ -333,6 +336,9 @@ Command add_bench(CLI::App& app) {
       cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
   cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
   cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep-matmuls", a->keep_matmuls,
+                  "column and full modes: the last M recomputed columns keep their matrix products' outputs")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--memory-budget", a->memory_budget_mb,
                   "auto mode: MB of activation memory the columns may take (default: half of what is available)")

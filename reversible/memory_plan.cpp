@@ -13,6 +13,7 @@
 #include "core/rng_state.h"
 #include "core/memory_meter.h"
 #include "reversible/grid_sweep.h"
+#include "reversible/kept_matmuls.h"
 
 namespace revkit::reversible {
 namespace {
@@ -36,6 +37,8 @@ ColumnCosts ColumnCosts::scaled(int64_t numel) const {
   for (auto& b : c.kept_bytes) b = bytes(b);
   for (auto& t : c.forward_ms) t *= r;
   for (auto& t : c.inverse_ms) t *= r;
+  for (auto& b : c.matmul_bytes) b = bytes(b);
+  for (auto& t : c.matmul_ms) t *= r;
   return c;
 }
 
@@ -59,6 +62,7 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
     std::vector<at::Tensor> next(L);
     int64_t kept = 0, states = 0;
     double forward_ms = 0.0, inverse_ms = 0.0;
+    KeptMatmuls matmuls;  // what the column's cells would keep, over all its levels
     for (int64_t k = 0; k < L; ++k) {
       const at::Tensor lower = input(k == 0 ? x : next[k - 1]);
       const at::Tensor upper = input(j > 0 && k + 1 < L ? state[k + 1] : at::Tensor());
@@ -68,7 +72,11 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
       ActivationMeter meter(device);  // the peak above what was held before the cell
       const int64_t before = allocated_bytes(device);
       auto start = std::chrono::steady_clock::now();
-      at::Tensor f = grid.levels[j][k]->forward(lower, upper);
+      at::Tensor f;
+      {
+        RecordMatmulsGuard record(matmuls, /*timed=*/true);
+        f = grid.levels[j][k]->forward(lower, upper);
+      }
       at::Tensor out = detail::combine(f, alpha, previous);
       synchronize(device);
       forward_ms += milliseconds_since(start);
@@ -105,27 +113,36 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
     costs.kept_bytes.push_back(kept);
     costs.forward_ms.push_back(forward_ms);
     costs.inverse_ms.push_back(inverse_ms);
+    costs.matmul_bytes.push_back(matmuls.bytes());
+    costs.matmul_ms.push_back(std::min(matmuls.ms, forward_ms));
   }
   return costs;
 }
 
 std::string MemoryPlan::describe(int64_t columns) const {
   ColumnOptions o(MemoryMode::Full);
-  o.keep_columns(keep_columns).store_every(store_every);
+  o.keep_columns(keep_columns).store_every(store_every).keep_matmuls(keep_matmuls);
   int64_t kept = 0, stored = 0, rebuilt = 0;
   for (ColumnRole role : column_roles(o, columns))
     (role == ColumnRole::Kept ? kept : role == ColumnRole::Stored ? stored : rebuilt) += 1;
-  return fmt::format("{} kept, {} stored, {} rebuilt by the inverse (predicted {:.1f} MB, {:.0f} ms of recompute)",
-                     kept, stored, rebuilt, activation_bytes / 1048576.0, recompute_ms);
+  const auto matmuls = matmul_columns(o, columns);
+  return fmt::format(
+      "{} kept, {} stored, {} rebuilt by the inverse, {} keeping their matrix products (predicted {:.1f} MB, {:.0f} "
+      "ms of recompute)",
+      kept, stored, rebuilt, std::count(matmuls.begin(), matmuls.end(), true), activation_bytes / 1048576.0,
+      recompute_ms);
 }
 
-MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every) {
+MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every, int64_t keep_matmuls) {
   const int64_t N = costs.columns();
   MemoryPlan plan;
   plan.keep_columns = keep_columns;
   plan.store_every = store_every;
-  const auto roles =
-      column_roles(ColumnOptions(MemoryMode::Full).keep_columns(keep_columns).store_every(store_every), N);
+  plan.keep_matmuls = keep_matmuls;
+  const ColumnOptions options =
+      ColumnOptions(MemoryMode::Full).keep_columns(keep_columns).store_every(store_every).keep_matmuls(keep_matmuls);
+  const auto roles = column_roles(options, N);
+  const auto matmuls = matmul_columns(options, N);
   int64_t states = costs.input_bytes, kept = 0;
   bool recomputes = false;
   for (int64_t j = 0; j < N; ++j) {
@@ -141,6 +158,11 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
         recomputes = true;
         break;
     }
+    // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
+    if (matmuls[j] && j < static_cast<int64_t>(costs.matmul_bytes.size())) {
+      states += costs.matmul_bytes[j];
+      plan.recompute_ms -= costs.matmul_ms[j];
+    }
   }
   // The kept columns' backward runs first, with everything held and a cell's backward on top; it frees their
   // internals as it goes, so each recompute later finds only the stored states.
@@ -151,6 +173,9 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
 
 std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_store_every) {
   const int64_t N = costs.columns();
+  // Only a grid whose levels run reversible::linear has matrix products to keep.
+  const bool has_matmuls =
+      std::any_of(costs.matmul_bytes.begin(), costs.matmul_bytes.end(), [](int64_t b) { return b > 0; });
   std::vector<MemoryPlan> plans;
   for (int64_t keep = 0; keep <= N; ++keep) {
     const int64_t recomputed = N - keep;
@@ -161,7 +186,8 @@ std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_st
     // store_every s stores every s-th column back from the last recomputed one, so chains of at most s - 1
     // inverses; s >= the recomputed count stores only that last one, as 0 does.
     const int64_t largest = max_store_every == 0 ? recomputed : std::min(max_store_every, recomputed);
-    for (int64_t s = 1; s <= largest; ++s) plans.push_back(predict(costs, keep, s == recomputed ? 0 : s));
+    for (int64_t s = 1; s <= largest; ++s)
+      for (int64_t m = 0; m <= (has_matmuls ? recomputed : 0); ++m) plans.push_back(predict(costs, keep, s == recomputed ? 0 : s, m));
   }
   std::stable_sort(plans.begin(), plans.end(),
                    [](const MemoryPlan& a, const MemoryPlan& b) { return a.activation_bytes > b.activation_bytes; });

@@ -1,6 +1,6 @@
 #pragma once
 // Auto mode's memory plan: for each column, store its states, keep its internals (no recompute) or rebuild its
-// states by the inverse, so that the grid's activation memory stays under a budget with the least recompute. The
+// states by the inverse, and whether it keeps its matrix products' outputs (a cheaper recompute), so that the grid's activation memory stays under a budget with the least recompute. The
 // costs it weighs are measured on the model itself, one sample of the real input, and scale with the input's size.
 #include <c10/core/Device.h>
 
@@ -19,6 +19,8 @@ struct ColumnCosts {
   std::vector<int64_t> kept_bytes;   // [column]: what plain autograd holds after its forward, states included
   std::vector<double> forward_ms;    // [column]: its levels' forward, which a recompute repeats
   std::vector<double> inverse_ms;    // [column]: rebuilding the previous column's states from its own
+  std::vector<int64_t> matmul_bytes;  // [column]: its levels' reversible::linear outputs (ColumnOptions::keep_matmuls)
+  std::vector<double> matmul_ms;      // [column]: the time of those products, which a recompute keeping them skips
   // The largest cell's forward and backward with autograd on: what a recompute and its backward need at once,
   // beyond its parameters' gradients.
   int64_t cell_peak_bytes = 0;
@@ -44,17 +46,18 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
 struct MemoryPlan {
   int64_t keep_columns = 0;      // as ColumnOptions
   int64_t store_every = 1;       // as ColumnOptions: 1 stores every column, 0 only the last recomputed one
+  int64_t keep_matmuls = 0;      // as ColumnOptions
   int64_t activation_bytes = 0;  // predicted peak of the grid's activations in a training step
   double recompute_ms = 0.0;     // predicted time a step spends beyond plain autograd's
   std::string describe(int64_t columns) const;
 };
 
 // The prediction for one plan.
-MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every);
+MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every, int64_t keep_matmuls = 0);
 
 // Every plan considered: each number of kept columns 0..N, each with every store_every the drift allows
-// (`max_store_every` as choose_store_every returns it: 0 allows any chain of inverses). From the most memory to
-// the least.
+// (`max_store_every` as choose_store_every returns it: 0 allows any chain of inverses) and every number of
+// recomputed columns that keep their matrix products. From the most memory to the least.
 std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_store_every);
 
 // The plan with the least recompute whose activation memory fits `budget_bytes` (ties: the least memory); the plan

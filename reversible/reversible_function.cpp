@@ -5,6 +5,7 @@
 #include <torch/custom_class.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
@@ -12,6 +13,7 @@
 #include "core/rng_state.h"
 #include "reversible/chunks.h"
 #include "reversible/grid_sweep.h"
+#include "reversible/kept_matmuls.h"
 
 namespace revkit::reversible {
 
@@ -80,6 +82,18 @@ std::vector<ColumnRole> column_roles(const ColumnOptions& options, int64_t colum
   return roles;
 }
 
+std::vector<bool> matmul_columns(const ColumnOptions& options, int64_t columns) {
+  const auto roles = column_roles(options, columns);
+  std::vector<bool> keeps(columns, false);
+  int64_t left = std::max<int64_t>(options.keep_matmuls(), 0);
+  for (int64_t j = columns - 1; j >= 0 && left > 0; --j)
+    if (roles[j] != ColumnRole::Kept) {
+      keeps[j] = true;
+      --left;
+    }
+  return keeps;
+}
+
 namespace {
 
 using detail::combine;
@@ -105,6 +119,8 @@ struct GridTape : torch::CustomClassHolder {
   ColumnGrid grid;
   ColumnOptions options;
   std::vector<bool> stored;
+  std::vector<bool> keeps_matmuls;                // [column]
+  std::vector<std::vector<KeptMatmuls>> matmuls;  // [column][level]: until the cell's backward has run
   at::Tensor x;
   std::vector<std::vector<at::Tensor>> state;    // [column][level]: c_k[j] while backward still needs it
   std::vector<std::vector<int64_t>> version;     // [column][level]: version of a state kept by the forward
@@ -147,6 +163,7 @@ struct GridTape : torch::CustomClassHolder {
       state[a][b] = at::Tensor();
       version[a][b] = -1;
     });
+    matmuls[j][k].clear();
     if (++cells_done < columns() * levels()) return;
     // The whole grid is done: every counted read happened, and nothing is kept (a one-column grid's top state
     // has no reader at all).
@@ -188,7 +205,11 @@ struct GridTape : torch::CustomClassHolder {
     const at::Tensor low = lower.defined() ? lower : (k == 0 ? x : value(j, k - 1));
     at::Tensor up = upper;
     if (!up.defined() && j > 0 && k + 1 < levels()) up = value(j - 1, k + 1);
-    return grid.levels[j][k]->forward(low, up);
+    if (!keeps_matmuls[j]) return grid.levels[j][k]->forward(low, up);
+    ReplayMatmulsGuard replay(matmuls[j][k]);
+    at::Tensor f = grid.levels[j][k]->forward(low, up);
+    replay.finish(j, k);
+    return f;
   }
 
   // c_k[j-1] from c_k[j] and F_k[j]'s output.
@@ -211,7 +232,12 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
                                at::TensorList params) {
     AutocastCacheOffGuard no_cache;  // casts made here have no grad: keep them out of autocast's cache
     if (tape->options.preserve_rng_state()) tape->capture_rng(j, k);
-    at::Tensor out = tape->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
+    at::Tensor out;
+    {
+      std::optional<RecordMatmulsGuard> record;
+      if (tape->keeps_matmuls[j]) record.emplace(tape->matmuls[j][k]);
+      out = tape->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
+    }
     if (previous) out = combine(out, *alpha, *previous);
     if (tape->stored[j]) {
       tape->state[j][k] = out.detach();  // shares out's version counter: in-place changes are caught
@@ -298,6 +324,8 @@ c10::intrusive_ptr<GridTape> make_tape(const ColumnGrid& grid, const ColumnOptio
   tape->options = options;
   const int64_t N = grid.columns(), L = grid.num_levels();
   for (ColumnRole role : column_roles(options, N)) tape->stored.push_back(role == ColumnRole::Stored);
+  tape->keeps_matmuls = matmul_columns(options, N);
+  tape->matmuls.assign(N, std::vector<KeptMatmuls>(L));
   tape->x = x.detach();
   tape->state.assign(N, std::vector<at::Tensor>(L));
   tape->version.assign(N, std::vector<int64_t>(L, -1));

@@ -49,6 +49,11 @@ struct ColumnOptions {
   // ones to keep: their recompute would run right after their own forward. Column, Full and Auto modes (Auto's
   // memory plan sets it).
   TORCH_ARG(int64_t, keep_columns) = 0;
+  // In the last this many recomputed columns, each cell keeps the outputs of its level's matrix products (its
+  // reversible::linear calls, reversible/kept_matmuls.h) from the forward pass, and the recompute takes them back
+  // instead of multiplying again: most of a recompute's time, for a small part of the internals' memory. Column,
+  // Full and Auto modes (Auto's memory plan sets it).
+  TORCH_ARG(int64_t, keep_matmuls) = 0;
   // Auto: the activation memory the grid may take in a training step, in MiB; 0: half of what the device has
   // available when the plan is made (reversible/memory_plan.h).
   TORCH_ARG(double, memory_budget_mb) = 0.0;
@@ -109,5 +114,7 @@ enum class ColumnRole { Reversed, Stored, Kept };
 // last keep_columns() are Kept, the last of the others is always Stored, and Full and Auto modes store every
 // store_every()-th counted back from it.
 std::vector<ColumnRole> column_roles(const ColumnOptions& options, int64_t columns);
+// Whether each column keeps its matrix products' outputs: the last keep_matmuls() of the columns that are not Kept.
+std::vector<bool> matmul_columns(const ColumnOptions& options, int64_t columns);
 
 }  // namespace revkit::reversible

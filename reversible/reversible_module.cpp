@@ -19,10 +19,12 @@ std::vector<ReversibleModule*> reversible_modules(torch::nn::Module& root) {
   return found;
 }
 
-int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every, int64_t keep_columns) {
+int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every, int64_t keep_columns,
+                    int64_t keep_matmuls) {
   auto found = reversible_modules(root);
   for (auto* r : found) {
-    r->column_options().memory_mode(mode).store_every(store_every).keep_columns(keep_columns);
+    r->column_options().memory_mode(mode).store_every(store_every).keep_columns(keep_columns).keep_matmuls(
+        keep_matmuls);
     r->recheck_drift();
   }
   return static_cast<int>(found.size());
@@ -70,12 +72,13 @@ void ReversibleModule::plan_memory(const at::Tensor& x) {
   }
   // The first plan is said once; later changes (another batch shape, a new drift reading) only in the debug log.
   const bool first = plan_.activation_bytes == 0;
-  if (first || plan.keep_columns != plan_.keep_columns || plan.store_every != plan_.store_every)
+  if (first || plan.keep_columns != plan_.keep_columns || plan.store_every != plan_.store_every ||
+      plan.keep_matmuls != plan_.keep_matmuls)
     logger()->log(first ? LogLevel::Info : LogLevel::Debug, "memory mode auto at input {}, budget {:.0f} MB: {}",
                   fmt::join(x.sizes(), "x"), budget / 1048576.0, plan.describe(grid_.columns()));
   plan_ = plan;
   planned_numel_ = x.numel();
-  options_.keep_columns(plan.keep_columns).store_every(plan.store_every);
+  options_.keep_columns(plan.keep_columns).store_every(plan.store_every).keep_matmuls(plan.keep_matmuls);
 }
 
 void ReversibleModule::check_drift(const at::Tensor& x) {

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
+#include <tuple>
+
 #include "backbones/revcol.h"
 #include "core/rng_state.h"
 #include "step_memory.h"
@@ -84,6 +86,37 @@ TEST_CASE("candidate plans run from the most memory to the least, within the dri
   for (const auto& p : plans) CHECK((p.store_every == 0 ? 4 - p.keep_columns : p.store_every) <= 2);
 }
 
+TEST_CASE("kept matrix products: held like states, their time taken off the recompute, chosen where they fit") {
+  ColumnCosts c = four_columns();
+  c.matmul_bytes = {20, 20, 20, 20};
+  c.matmul_ms = {3, 3, 3, 3};
+  // Column mode with the last two columns keeping their products: 2 x 20 bytes more, 2 x 3 ms less.
+  const MemoryPlan column = reversible::predict(c, 0, 1, 2);
+  CHECK(column.activation_bytes == 7 + 40 + 40 + 30);
+  CHECK(column.recompute_ms == doctest::Approx(20 - 6));
+  // A kept column has no recompute to shorten: keep 1 with 4 counts only the three recomputed columns.
+  const MemoryPlan kept = reversible::predict(c, 1, 1, 4);
+  CHECK(kept.activation_bytes == 7 + 30 + 60 + 100 + 20);
+  CHECK(kept.recompute_ms == doctest::Approx(15 - 9));
+  // Every recomputed column's products, all states stored: 157 bytes for 8 ms, where a kept column needs 157
+  // bytes (7 + 10 + 20 + 100 + 20, keeping the products of one column) for 14 ms.
+  const MemoryPlan at157 = reversible::choose_plan(c, 157, 0);
+  CHECK(at157.keep_columns == 0);
+  CHECK(at157.store_every == 1);
+  CHECK(at157.keep_matmuls == 4);
+  CHECK(at157.recompute_ms == doctest::Approx(8));
+  // A byte less: every other column stored (two rebuilt by one inverse each), all products kept.
+  const MemoryPlan at156 = reversible::choose_plan(c, 156, 0);
+  CHECK(at156.activation_bytes == 7 + 20 + 80 + 30);
+  CHECK(at156.keep_matmuls == 4);
+  CHECK(at156.recompute_ms == doctest::Approx(22 - 12));
+  // The candidates add every count of recomputed columns keeping products: sum over r = 1..4 of r (r + 1), and 1.
+  CHECK(reversible::candidate_plans(c, 0).size() == 1 + 2 + 6 + 12 + 20);
+  CHECK(reversible::candidate_plans(four_columns(), 0).size() == 1 + 1 + 2 + 3 + 4);  // none to keep: none added
+  CHECK(c.scaled(3000).matmul_bytes[1] == 60);
+  CHECK(c.scaled(3000).matmul_ms[1] == doctest::Approx(9));
+}
+
 TEST_CASE("scaled costs grow with the input") {
   ColumnCosts base = four_columns();
   base.gradient_bytes = 5;
@@ -121,6 +154,17 @@ TEST_CASE("measured costs of RevCol: exact state sizes, internals above them, no
     CHECK(costs.kept_bytes[j] > 3 * states);  // each ConvNeXt block keeps several tensors of its level's size
     CHECK(costs.forward_ms[j] > 0);
   }
+  // Each ConvNeXt block's two pointwise products (4C and C wide) at its level's cells; from the second column on,
+  // the fusion's upsampling product of each of levels 0..2 too, at the cells of the level above.
+  const int64_t block_products = 4 * 5 * (8 * 256 + 16 * 64 + 2 * 24 * 16 + 32 * 4);
+  const int64_t fusion_products = 4 * (8 * 64 + 16 * 16 + 24 * 4);
+  CHECK(costs.matmul_bytes[0] == block_products);
+  CHECK(costs.matmul_bytes[1] == block_products + fusion_products);
+  CHECK(costs.matmul_bytes[2] == block_products + fusion_products);
+  for (int64_t j = 0; j < 3; ++j) {
+    CHECK(costs.matmul_ms[j] > 0);
+    CHECK(costs.matmul_ms[j] <= costs.forward_ms[j]);
+  }
   CHECK(costs.inverse_ms[0] == 0);  // the first column has no previous one
   CHECK(costs.inverse_ms[1] > 0);
   CHECK(costs.cell_peak_bytes > 0);
@@ -143,13 +187,15 @@ TEST_CASE("the predicted activation memory of a plan is close to a measured step
   }
   const auto costs = reversible::measure_column_costs(model->column_grid(), x.narrow(0, 0, 1), model->column_options())
                          .scaled(x.numel());
-  for (auto [keep, every] : {std::pair<int64_t, int64_t>{0, 1}, {0, 0}, {2, 0}, {1, 1}}) {
-    reversible::set_memory_mode(*model, reversible::MemoryMode::Full, every, keep);
+  for (auto [keep, every, matmuls] :
+       {std::tuple<int64_t, int64_t, int64_t>{0, 1, 0}, {0, 0, 0}, {2, 0, 0}, {1, 1, 0}, {0, 1, 4}, {0, 0, 2}}) {
+    reversible::set_memory_mode(*model, reversible::MemoryMode::Full, every, keep, matmuls);
     model->column_options().drift_check_every(0);
     const int64_t measured = testing::step_activation_bytes([&] { return model->forward(image); });
     // The step's peak also holds the stem's activations and the loss's, which the grid's plan does not count.
-    const int64_t predicted = reversible::predict(costs, keep, every).activation_bytes;
-    INFO("keep ", keep, ", store every ", every, ": predicted ", predicted, ", measured ", measured);
+    const int64_t predicted = reversible::predict(costs, keep, every, matmuls).activation_bytes;
+    INFO("keep ", keep, ", store every ", every, ", matmuls ", matmuls, ": predicted ", predicted, ", measured ",
+         measured);
     CHECK(predicted > 0.6 * measured);
     CHECK(predicted < 1.4 * measured);
   }

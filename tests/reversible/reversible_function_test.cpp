@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "backbones/revcol.h"
@@ -70,6 +71,16 @@ TEST_CASE("column roles: column stores all, full the last recomputed and every k
   CHECK(roles(ColumnOptions(MemoryMode::Full).store_every(2).keep_columns(2), 6) == "RSRSKK");
   CHECK(roles(ColumnOptions(MemoryMode::Full).keep_columns(9), 3) == "KKK");
   CHECK(roles(ColumnOptions(MemoryMode::Off), 2) == "KK");
+  // Matrix products are kept by the last keep_matmuls() recomputed columns: a kept column has no recompute.
+  auto matmuls = [](const ColumnOptions& o, int64_t columns) {
+    std::string text;
+    for (bool keeps : reversible::matmul_columns(o, columns)) text += keeps ? 'M' : '.';
+    return text;
+  };
+  CHECK(matmuls(ColumnOptions(MemoryMode::Column), 3) == "...");
+  CHECK(matmuls(ColumnOptions(MemoryMode::Column).keep_columns(1).keep_matmuls(2), 4) == ".MM.");
+  CHECK(matmuls(ColumnOptions(MemoryMode::Full).keep_matmuls(9), 3) == "MMM");
+  CHECK(matmuls(ColumnOptions(MemoryMode::Off).keep_matmuls(2), 2) == "..");
 }
 
 TEST_CASE("alpha clamp keeps the sign and lifts zero to the floor") {
@@ -195,6 +206,61 @@ TEST_CASE("kept columns: every mode and number of kept columns equals plain auto
         CHECK(report.differences.size() > 8);
         CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
       }
+}
+
+TEST_CASE("kept matrix products: every mode, with kept columns and drop path, equals plain autograd") {
+  at::manual_seed(23);
+  RevCol model = small_revcol(4, /*drop_path=*/0.2);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({2, 3, 32, 32}, at::kDouble);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+    for (int64_t keep : {0, 1})
+      for (int64_t matmuls : {1, 4}) {
+        reversible::ModeComparison cmp;
+        cmp.mode = mode;
+        cmp.keep_columns = keep;
+        cmp.keep_matmuls = matmuls;
+        cmp.seed = 9;
+        const auto report = reversible::compare_memory_modes(
+            *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
+        INFO("mode ", reversible::to_string(mode), ", keep ", keep, ", matmuls ", matmuls, ": worst ",
+             report.worst_overall(), " at ", report.worst("parameter gradients").name);
+        CHECK(report.rng_stream_equal);
+        CHECK(report.differences.size() > 8);
+        CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
+      }
+}
+
+TEST_CASE("kept matrix products are not multiplied again: a step runs each column's products once, not twice") {
+  // Counts the forward products (addmm; the backward's are mm) of one training step.
+  static thread_local int64_t addmm_calls = 0;
+  const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(
+      [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+        if (std::string(fn.name()) == "aten::addmm") ++addmm_calls;
+        return nullptr;
+      }));
+  at::manual_seed(24);
+  RevCol model = small_revcol(3, 0.0);
+  at::Tensor x = at::randn({1, 3, 32, 32});
+  auto step_products = [&](MemoryMode mode, int64_t matmuls) {
+    reversible::set_memory_mode(*model, mode, 0, 0, matmuls);
+    model->column_options().drift_check_every(0);  // the drift monitor's forward would count too
+    addmm_calls = 0;
+    auto outs = model->forward(x);
+    at::Tensor loss = outs[0].sum();
+    for (size_t i = 1; i < outs.size(); ++i) loss = loss + outs[i].sum();
+    loss.backward();
+    return addmm_calls;
+  };
+  const int64_t plain = step_products(MemoryMode::Off, 0);
+  CHECK(plain > 20);
+  CHECK(step_products(MemoryMode::Column, 0) == 2 * plain);
+  CHECK(step_products(MemoryMode::Column, 3) == plain);
+  CHECK(step_products(MemoryMode::Full, 3) == plain);
+  const int64_t last_only = step_products(MemoryMode::Column, 1);
+  CHECK(last_only > plain);
+  CHECK(last_only < 2 * plain);
+  at::removeCallback(handle);
 }
 
 TEST_CASE("kept columns are not recomputed: each of their levels runs once per step, the others twice") {

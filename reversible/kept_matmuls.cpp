@@ -1,0 +1,110 @@
+#include "reversible/kept_matmuls.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <chrono>
+
+#include "core/memory_meter.h"
+
+namespace revkit::reversible {
+namespace {
+
+thread_local detail::MatmulScope* current_scope = nullptr;
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// A linear layer whose output was computed in the forward pass: forward hands that output on, backward is the
+// linear layer's, with the same products in the same order as at::linear's own backward (a flattened addmm).
+struct KeptLinear : public torch::autograd::Function<KeptLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const c10::optional<at::Tensor>& bias, const at::Tensor& output) {
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["bias"] = bias.has_value();
+    return output;  // an input handed on: autograd makes it a view with this node as its history
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& weight = saved[1];
+    const at::Tensor g = grad_outputs[0].reshape({-1, weight.size(0)});
+    variable_list result(4);
+    if (ctx->needs_input_grad(0)) result[0] = g.mm(weight).view(x.sizes());
+    // g^T x, as at::linear's backward multiplies for a weight used transposed: contiguous like the weight, so
+    // that accumulating it into .grad is a plain add.
+    if (ctx->needs_input_grad(1)) result[1] = g.t().mm(x.reshape({-1, weight.size(1)}));
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) result[2] = g.sum(0);
+    return result;
+  }
+};
+
+at::Tensor replay(detail::MatmulScope& scope, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const KeptMatmuls& kept = *scope.replay;
+  const size_t n = scope.next++;
+  TORCH_CHECK(n < kept.outputs.size(), "revkit: a level's recompute ran more matrix products (",
+              n + 1, ") than its forward kept (", kept.outputs.size(),
+              "); a level must run the same computation in both");
+  const at::Tensor& out = kept.outputs[n];
+  TORCH_CHECK(out._version() == kept.versions[n],
+              "revkit: the output of a linear layer in a reversible level was modified in place after the forward "
+              "pass; the recompute takes it back as it was (clone it before changing it)");
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  TORCH_CHECK(out.sizes() == at::IntArrayRef(shape), "revkit: matrix product ", n, " of a level's recompute has shape ",
+              at::IntArrayRef(shape), " but its forward kept ", out.sizes(),
+              "; a level must run the same computation in both");
+  if (!at::GradMode::is_enabled()) return out;
+  // Under autocast the forward multiplied in the cast dtype: the same casts here, differentiable, so that the
+  // weights' gradients come back through them in their own dtype.
+  const auto dtype = out.scalar_type();
+  return KeptLinear::apply(x.to(dtype), weight.to(dtype),
+                           bias.defined() ? c10::optional<at::Tensor>(bias.to(dtype)) : c10::nullopt, out);
+}
+
+}  // namespace
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  detail::MatmulScope* scope = current_scope;
+  if (scope == nullptr) return at::linear(x, weight, bias);
+  if (scope->replay != nullptr) return replay(*scope, x, weight, bias);
+  KeptMatmuls& kept = *scope->record;
+  if (scope->timed) synchronize(x.device());
+  const auto start = std::chrono::steady_clock::now();
+  at::Tensor out = at::linear(x, weight, bias);
+  if (scope->timed) {
+    synchronize(x.device());
+    kept.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+  kept.outputs.push_back(out.detach());  // shares out's version counter: in-place changes are caught
+  kept.versions.push_back(out._version());
+  return out;
+}
+
+int64_t KeptMatmuls::bytes() const {
+  int64_t total = 0;
+  for (const auto& t : outputs) total += static_cast<int64_t>(t.nbytes());
+  return total;
+}
+
+RecordMatmulsGuard::RecordMatmulsGuard(KeptMatmuls& into, bool timed) : previous_(current_scope) {
+  scope_.record = &into;
+  scope_.timed = timed;
+  current_scope = &scope_;
+}
+RecordMatmulsGuard::~RecordMatmulsGuard() { current_scope = previous_; }
+
+ReplayMatmulsGuard::ReplayMatmulsGuard(const KeptMatmuls& from) : previous_(current_scope) {
+  scope_.replay = &from;
+  current_scope = &scope_;
+}
+ReplayMatmulsGuard::~ReplayMatmulsGuard() { current_scope = previous_; }
+
+void ReplayMatmulsGuard::finish(int64_t column, int64_t level) const {
+  TORCH_CHECK(scope_.next == scope_.replay->outputs.size(), "revkit: level ", level, " of column ", column,
+              " ran ", scope_.next, " matrix products in its recompute but ", scope_.replay->outputs.size(),
+              " in its forward; a level must run the same computation in both");
+}
+
+}  // namespace revkit::reversible

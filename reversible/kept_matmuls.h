@@ -1,0 +1,68 @@
+#pragma once
+// Kept matrix products: a point between recomputing a column and keeping all of it. A reversible cell's backward
+// runs its level again to rebuild the activations its gradients need, and in ConvNeXt-style levels most of that
+// time goes to the pointwise layers' matrix products, while their outputs are a small part of the level's
+// activations. A level that runs its linear layers through reversible::linear lets a cell keep those outputs from
+// its forward pass (ColumnOptions::keep_matmuls): the recompute then takes them back instead of multiplying again,
+// and still builds the graph that gives the input, weight and bias their gradients.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace revkit::reversible {
+
+// y = x W^T + b over the last dimension of x, as at::linear. Inside a cell that keeps its matrix products, the
+// forward pass keeps y and the recompute returns it again; everywhere else this is at::linear.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
+
+// The outputs one cell's reversible::linear calls produced in its forward pass, in call order.
+struct KeptMatmuls {
+  std::vector<at::Tensor> outputs;
+  std::vector<int64_t> versions;  // each output's version when kept: an in-place change later is an error
+  double ms = 0.0;                // time spent in the products while recorded with timing (cost measurement)
+
+  int64_t bytes() const;
+  void clear() { *this = KeptMatmuls(); }
+};
+
+// Within its scope on this thread, reversible::linear computes as usual and appends each output to `into`. With
+// `timed`, each product is timed (synchronizing `device` around it) into into.ms.
+namespace detail {
+struct MatmulScope {
+  KeptMatmuls* record = nullptr;        // recording into this, or
+  const KeptMatmuls* replay = nullptr;  // replaying from this
+  size_t next = 0;                      // the next output to replay
+  bool timed = false;
+};
+}  // namespace detail
+
+class RecordMatmulsGuard {
+ public:
+  explicit RecordMatmulsGuard(KeptMatmuls& into, bool timed = false);
+  ~RecordMatmulsGuard();
+  RecordMatmulsGuard(const RecordMatmulsGuard&) = delete;
+  RecordMatmulsGuard& operator=(const RecordMatmulsGuard&) = delete;
+
+ private:
+  detail::MatmulScope scope_;
+  detail::MatmulScope* previous_;
+};
+
+// Within its scope on this thread, the n-th reversible::linear call returns the n-th kept output instead of
+// computing it (with autograd on, through a node whose backward is the linear layer's). finish() checks that the
+// level asked for every kept output: a level must run the same computation in its recompute as in its forward.
+class ReplayMatmulsGuard {
+ public:
+  explicit ReplayMatmulsGuard(const KeptMatmuls& from);
+  ~ReplayMatmulsGuard();
+  ReplayMatmulsGuard(const ReplayMatmulsGuard&) = delete;
+  ReplayMatmulsGuard& operator=(const ReplayMatmulsGuard&) = delete;
+  void finish(int64_t column, int64_t level) const;
+
+ private:
+  detail::MatmulScope scope_;
+  detail::MatmulScope* previous_;
+};
+
+}  // namespace revkit::reversible
