@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "backbones/backbone.h"
@@ -141,26 +142,34 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
 // round of steps, so that the machine's drift between processes, 20% and more on a shared machine, stays out of it.
 int bench_interleaved(const BenchArgs& a, const std::vector<reversible::ReversibleModule*>& parts, const Step& step,
                       const at::Tensor& x, const c10::Device& device, const std::string& name) {
+  // MODE, or MODE+matmuls: every recomputed column keeping its matrix products (otherwise --keep-matmuls).
+  const std::string with_matmuls = "+matmuls";
   std::vector<reversible::MemoryMode> modes;
+  std::vector<int64_t> matmuls;
+  std::vector<std::string> labels;
   std::stringstream list(a.interleave);
   for (std::string item; std::getline(list, item, ',');) {
+    const bool keeps = item.size() > with_matmuls.size() &&
+                       item.compare(item.size() - with_matmuls.size(), with_matmuls.size(), with_matmuls) == 0;
     try {
-      modes.push_back(reversible::parse_memory_mode(item));
+      modes.push_back(reversible::parse_memory_mode(keeps ? item.substr(0, item.size() - with_matmuls.size()) : item));
     } catch (const InputError& e) {
       throw InputError(std::string("--interleave: ") + e.what());
     }
+    matmuls.push_back(keeps ? std::numeric_limits<int64_t>::max() : a.keep_matmuls);
+    labels.push_back(item);
   }
   if (modes.size() < 2) throw InputError("--interleave needs two or more memory modes, got '" + a.interleave + "'");
   if (std::count(modes.begin(), modes.end(), reversible::MemoryMode::Auto))
     throw InputError("--interleave: auto plans again whenever it is set; time it on its own with --memory-mode auto");
   if (parts.empty() || a.mode != "train")
     throw InputError("bench --interleave needs a model with a reversible backbone and --mode train");
-  auto use = [&](reversible::MemoryMode mode) {
-    for (auto* part : parts) part->column_options().memory_mode(mode);
+  auto use = [&](size_t k) {
+    for (auto* part : parts) part->column_options().memory_mode(modes[k]).keep_matmuls(matmuls[k]);
   };
   // A first step in each mode: full mode reads the drift monitor on its first training forward.
-  for (auto mode : modes) {
-    use(mode);
+  for (size_t k = 0; k < modes.size(); ++k) {
+    use(k);
     step(x);
   }
   const size_t n = modes.size();
@@ -171,7 +180,7 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
       // Each mode first in turn, and every other round in reverse order, so that no mode always follows the same
       // one.
       const size_t k = (i + (i % 2 ? n - 1 - r : r)) % n;
-      use(modes[k]);
+      use(k);
       t[k] = timed_step_ms(step, x, device);
     }
     for (size_t k = 0; k < n; ++k) {
@@ -181,10 +190,12 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   }
   nlohmann::json rows = nlohmann::json::array();
   for (size_t k = 0; k < n; ++k) {
-    use(modes[k]);
+    use(k);
     ActivationMeter meter(device);
     step(x);
     rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
+                    {"label", labels[k]},
+                    {"keep_matmuls", std::min<int64_t>(matmuls[k], parts.front()->column_grid().columns())},
                     {"step_ms", std::round(median(times[k]) * 10) / 10},
                     {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
                     {"act_mb", rounded_mb(meter.peak_bytes())}});
@@ -200,10 +211,10 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
                            j["columns"].get<int64_t>(), a.batch, a.imgsz, a.imgsz, a.steps, at::get_num_threads());
   for (const auto& row : rows)
     std::cout << fmt::format(
-        "  {:<6} step {:.1f} ms (median), {:.3f} x {} (median of the rounds' ratios), "
+        "  {:<14} step {:.1f} ms (median), {:.3f} x {} (median of the rounds' ratios), "
         "activation memory {:.1f} MB\n",
-        row["memory_mode"].get<std::string>(), row["step_ms"].get<double>(), row["ratio"].get<double>(),
-        rows[0]["memory_mode"].get<std::string>(), row["act_mb"].get<double>());
+        row["label"].get<std::string>(), row["step_ms"].get<double>(), row["ratio"].get<double>(),
+        rows[0]["label"].get<std::string>(), row["act_mb"].get<double>());
   return 0;
 }
 
@@ -362,7 +373,8 @@ Command add_bench(CLI::App& app) {
   auto* interleave =
       cmd->add_option("--interleave", a->interleave,
                       "time these memory modes in turn, a step of each per round, in this one process (e.g. "
-                      "off,column,full): each one's median step and the median of its per-round ratios to the first");
+                      "off,column,full; column+matmuls: every recomputed column keeping its matrix products): each "
+                      "one's median step and the median of its per-round ratios to the first");
   auto* profile = cmd->add_option("--profile", a->profile,
                                   "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
                                   "bench/profile_summary.py sums it by operator");
