@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # bench_interleave.sh REVKIT: `revkit bench --interleave` times memory modes in turn in one process; each mode's row
 # comes in the order asked, the first mode's ratio to itself is 1, and the reversible modes hold less activation
-# memory than off (full no more than column).
+# memory than off (full no more than column), and column with its matrix products kept more than column.
 set -euo pipefail
 json=$("$1" bench --backbone revcol_tiny --columns 3 --imgsz 64 --batch 2 --steps 2 --threads 1 \
-  --interleave off,column,full --json)
-rows=$(grep -o '{"act_mb":[0-9.]*,"memory_mode":"[a-z]*","ratio":[0-9.]*,"step_ms":[0-9.]*}' <<<"$json")
-[ "$(grep -o '"memory_mode":"[a-z]*"' <<<"$rows" | cut -d'"' -f4 | tr '\n' ' ')" = "off column full " ] ||
-  { echo "expected rows off, column, full: $json"; exit 1; }
-field() {  # field MODE NAME
-  grep "\"memory_mode\":\"$1\"" <<<"$rows" | grep -o "\"$2\":[0-9.]*" | cut -d: -f2
+  --interleave off,column,full,column+matmuls --json)
+rows=$(grep -o '{"act_mb":[0-9.]*,"keep_matmuls":[0-9]*,"label":"[a-z+]*","memory_mode":"[a-z]*","ratio":[0-9.]*,"step_ms":[0-9.]*}' <<<"$json")
+[ "$(grep -o '"label":"[a-z+]*"' <<<"$rows" | cut -d'"' -f4 | tr '\n' ' ')" = "off column full column+matmuls " ] ||
+  { echo "expected rows off, column, full, column+matmuls: $json"; exit 1; }
+field() {  # field LABEL NAME
+  grep "\"label\":\"$1\"" <<<"$rows" | grep -o "\"$2\":[0-9.]*" | cut -d: -f2
 }
-echo "off $(field off step_ms) ms, column x$(field column ratio), full x$(field full ratio); activation MB: off" \
-  "$(field off act_mb), column $(field column act_mb), full $(field full act_mb)"
+echo "off $(field off step_ms) ms, column x$(field column ratio), full x$(field full ratio), column+matmuls" \
+  "x$(field column+matmuls ratio); activation MB: off $(field off act_mb), column $(field column act_mb), full" \
+  "$(field full act_mb), column+matmuls $(field column+matmuls act_mb)"
 [ "$(field off ratio)" = "1.0" ] || { echo "off's ratio to itself is $(field off ratio)"; exit 1; }
 awk -v o="$(field off act_mb)" -v c="$(field column act_mb)" -v f="$(field full act_mb)" \
-  -v s="$(field column step_ms)" -v r="$(field column ratio)" 'BEGIN { exit !(c < o && f <= c && s > 0 && r > 0) }' ||
-  { echo "expected full <= column < off in activation memory, and positive times"; exit 1; }
+  -v m="$(field column+matmuls act_mb)" -v s="$(field column step_ms)" -v r="$(field column ratio)" \
+  'BEGIN { exit !(c < o && f <= c && c < m && s > 0 && r > 0) }' ||
+  { echo "expected full <= column < off and column < column+matmuls in activation memory, and positive times"; exit 1; }
+[ "$(field column+matmuls keep_matmuls)" = "3" ] && [ "$(field column keep_matmuls)" = "0" ] ||
+  { echo "expected column+matmuls to keep the products of all 3 columns, column of none: $json"; exit 1; }
 grep -q '"columns":3,' <<<"$json" || { echo "expected 3 columns: $json"; exit 1; }
