@@ -34,7 +34,9 @@ print("## Kept matrix products: the time/memory curve between column and off\n")
 print(f"`bash bench/kept_matmuls.sh --rounds {rounds}`: RevCol-T training steps at 224, batch 2, 2 threads, the "
       "modes timed in turn in one process (`revkit bench --interleave`), medians of the rounds' ratios to `off`. "
       "`+matmuls`: every recomputed column keeps its matrix products' outputs (`--keep-matmuls`); "
-      "`column, last kept`: `--keep-columns 1`, from a run of its own beside `off`.\n")
+      "`column, last kept`: `--keep-columns 1`, from a run of its own beside `off`. Only contracting products are "
+      "kept (ConvNeXt's 4C -> C and the fusion's upsampling, `reversible/kept_matmuls.h`): their outputs are the "
+      "narrow ones, so each kept byte saves the most multiplication.\n")
 print("| columns | mode | step ms | x off | activation MB |")
 print("|---|---|---|---|---|")
 for r in runs:

@@ -63,11 +63,17 @@ at::Tensor replay(detail::MatmulScope& scope, const at::Tensor& x, const at::Ten
                            bias.defined() ? c10::optional<at::Tensor>(bias.to(dtype)) : c10::nullopt, out);
 }
 
+// A product is kept when its output is no wider than its input: the multiplication it saves per byte kept is its
+// input width, so a contracting product (ConvNeXt's 4C -> C) saves four times what a widening one (C -> 4C) saves
+// for the same bytes, and keeping a whole column is a better use of memory than keeping the widening ones (it also
+// skips the recompute's other operations).
+bool worth_keeping(const at::Tensor& weight) { return weight.size(0) <= weight.size(1); }
+
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   detail::MatmulScope* scope = current_scope;
-  if (scope == nullptr) return at::linear(x, weight, bias);
+  if (scope == nullptr || !worth_keeping(weight)) return at::linear(x, weight, bias);
   if (scope->replay != nullptr) return replay(*scope, x, weight, bias);
   KeptMatmuls& kept = *scope->record;
   if (scope->timed) synchronize(x.device());

@@ -4,7 +4,9 @@
 // time goes to the pointwise layers' matrix products, while their outputs are a small part of the level's
 // activations. A level that runs its linear layers through reversible::linear lets a cell keep those outputs from
 // its forward pass (ColumnOptions::keep_matmuls): the recompute then takes them back instead of multiplying again,
-// and still builds the graph that gives the input, weight and bias their gradients.
+// and still builds the graph that gives the input, weight and bias their gradients. Only contracting products are
+// kept (no more outputs than inputs, as ConvNeXt's second pointwise layer): the ones that save the most
+// multiplication per byte kept.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -13,7 +15,8 @@
 namespace revkit::reversible {
 
 // y = x W^T + b over the last dimension of x, as at::linear. Inside a cell that keeps its matrix products, the
-// forward pass keeps y and the recompute returns it again; everywhere else this is at::linear.
+// forward pass keeps y and the recompute returns it again, when W has no more rows than columns; everywhere else
+// this is at::linear.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
 // The outputs one cell's reversible::linear calls produced in its forward pass, in call order.

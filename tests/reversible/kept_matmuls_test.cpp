@@ -69,6 +69,24 @@ TEST_CASE("a replayed product returns the kept output and the linear layer's gra
   }
 }
 
+TEST_CASE("a widening product is not kept: the recompute multiplies it again") {
+  at::manual_seed(4);
+  const at::Tensor x = at::randn({3, 6}), wide = at::randn({7, 6}), narrow = at::randn({6, 6});
+  at::NoGradGuard no_grad;  // the kept tensor itself comes back
+  KeptMatmuls kept;
+  {
+    reversible::RecordMatmulsGuard record(kept);
+    reversible::linear(x, wide);
+    reversible::linear(x, narrow);  // as many outputs as inputs: kept
+  }
+  REQUIRE(kept.outputs.size() == 1);
+  CHECK(kept.outputs[0].size(1) == 6);
+  reversible::ReplayMatmulsGuard replay(kept);
+  CHECK(at::equal(reversible::linear(x, wide), at::linear(x, wide)));
+  CHECK(reversible::linear(x, narrow).is_same(kept.outputs[0]));
+  replay.finish(0, 0);
+}
+
 TEST_CASE("a replay without grad hands the kept output on as it is") {
   const Layer l = make_layer();
   KeptMatmuls kept;

@@ -154,9 +154,9 @@ TEST_CASE("measured costs of RevCol: exact state sizes, internals above them, no
     CHECK(costs.kept_bytes[j] > 3 * states);  // each ConvNeXt block keeps several tensors of its level's size
     CHECK(costs.forward_ms[j] > 0);
   }
-  // Each ConvNeXt block's two pointwise products (4C and C wide) at its level's cells; from the second column on,
-  // the fusion's upsampling product of each of levels 0..2 too, at the cells of the level above.
-  const int64_t block_products = 4 * 5 * (8 * 256 + 16 * 64 + 2 * 24 * 16 + 32 * 4);
+  // Each ConvNeXt block's contracting pointwise product (4C -> C) at its level's cells; from the second column on,
+  // the fusion's upsampling product of each of levels 0..2 too (C_k+1 -> C_k), at the cells of the level above.
+  const int64_t block_products = 4 * (8 * 256 + 16 * 64 + 2 * 24 * 16 + 32 * 4);
   const int64_t fusion_products = 4 * (8 * 64 + 16 * 16 + 24 * 4);
   CHECK(costs.matmul_bytes[0] == block_products);
   CHECK(costs.matmul_bytes[1] == block_products + fusion_products);
