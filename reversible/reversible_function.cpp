@@ -201,10 +201,11 @@ struct GridTape : torch::CustomClassHolder {
   // F_k[j] on the states it saw in the forward pass, under the same RNG state. The caller keeps the buffers
   // from moving until it is done with the result: batch norm's backward checks the running statistics it saved.
   at::Tensor recompute(int64_t j, int64_t k, const at::Tensor& lower = {}, const at::Tensor& upper = {}) {
-    if (options.preserve_rng_state()) rng[j][k].restore();
     const at::Tensor low = lower.defined() ? lower : (k == 0 ? x : value(j, k - 1));
     at::Tensor up = upper;
     if (!up.defined() && j > 0 && k + 1 < levels()) up = value(j - 1, k + 1);
+    // After the inputs: rebuilding them on demand recomputes other cells, which restore their own RNG states.
+    if (options.preserve_rng_state()) rng[j][k].restore();
     if (!keeps_matmuls[j]) return grid.levels[j][k]->forward(low, up);
     ReplayMatmulsGuard replay(matmuls[j][k]);
     at::Tensor f = grid.levels[j][k]->forward(low, up);
