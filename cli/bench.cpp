@@ -156,6 +156,8 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     } catch (const InputError& e) {
       throw InputError(std::string("--interleave: ") + e.what());
     }
+    if (keeps && modes.back() == reversible::MemoryMode::Off)
+      throw InputError("--interleave: off keeps every activation; +matmuls needs column or full");
     matmuls.push_back(keeps ? std::numeric_limits<int64_t>::max() : a.keep_matmuls);
     labels.push_back(item);
   }
@@ -193,13 +195,16 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     use(k);
     ActivationMeter meter(device);
     step(x);
+    const auto keeping = reversible::matmul_columns(parts.front()->column_options(),
+                                                    parts.front()->column_grid().columns());
     rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
                     {"label", labels[k]},
-                    {"keep_matmuls", std::min<int64_t>(matmuls[k], parts.front()->column_grid().columns())},
+                    {"keep_matmuls", std::count(keeping.begin(), keeping.end(), true)},
                     {"step_ms", std::round(median(times[k]) * 10) / 10},
                     {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
                     {"act_mb", rounded_mb(meter.peak_bytes())}});
   }
+  for (auto* part : parts) part->column_options().keep_matmuls(a.keep_matmuls);  // as asked, for the run's fields
   nlohmann::json j = run_fields(a, name, parts, device);
   j["interleaved"] = rows;
   j["steps"] = a.steps;

@@ -48,14 +48,15 @@ at::Tensor replay(detail::MatmulScope& scope, const at::Tensor& x, const at::Ten
               "); a level must run the same computation in both");
   const at::Tensor& out = kept.outputs[n];
   TORCH_CHECK(out._version() == kept.versions[n],
-              "revkit: the output of a linear layer in a reversible level was modified in place after the forward "
-              "pass; the recompute takes it back as it was (clone it before changing it)");
+              "revkit: the output of reversible::linear was modified in place in or after a reversible level's "
+              "forward; a kept product is taken back by the recompute as it was computed (clone it before changing "
+              "it in place)");
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);
   TORCH_CHECK(out.sizes() == at::IntArrayRef(shape), "revkit: matrix product ", n, " of a level's recompute has shape ",
               at::IntArrayRef(shape), " but its forward kept ", out.sizes(),
               "; a level must run the same computation in both");
-  if (!at::GradMode::is_enabled()) return out;
+  if (!at::GradMode::is_enabled()) return at::alias(out);  // a view: whatever history it gets stays off the tape
   // Under autocast the forward multiplied in the cast dtype: the same casts here, differentiable, so that the
   // weights' gradients come back through them in their own dtype.
   const auto dtype = out.scalar_type();
@@ -73,7 +74,8 @@ bool worth_keeping(const at::Tensor& weight) { return weight.size(0) <= weight.s
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   detail::MatmulScope* scope = current_scope;
-  if (scope == nullptr || !worth_keeping(weight)) return at::linear(x, weight, bias);
+  if (scope == nullptr || (scope->record == nullptr && scope->replay == nullptr) || !worth_keeping(weight))
+    return at::linear(x, weight, bias);
   if (scope->replay != nullptr) return replay(*scope, x, weight, bias);
   KeptMatmuls& kept = *scope->record;
   if (scope->timed) synchronize(x.device());
@@ -100,6 +102,9 @@ RecordMatmulsGuard::RecordMatmulsGuard(KeptMatmuls& into, bool timed) : previous
   current_scope = &scope_;
 }
 RecordMatmulsGuard::~RecordMatmulsGuard() { current_scope = previous_; }
+
+NoMatmulScopeGuard::NoMatmulScopeGuard() : previous_(current_scope) { current_scope = &scope_; }
+NoMatmulScopeGuard::~NoMatmulScopeGuard() { current_scope = previous_; }
 
 ReplayMatmulsGuard::ReplayMatmulsGuard(const KeptMatmuls& from) : previous_(current_scope) {
   scope_.replay = &from;

@@ -68,4 +68,17 @@ class ReplayMatmulsGuard {
   detail::MatmulScope* previous_;
 };
 
+// Within its scope on this thread, reversible::linear neither records nor replays, whatever scope is outside.
+class NoMatmulScopeGuard {
+ public:
+  NoMatmulScopeGuard();
+  ~NoMatmulScopeGuard();
+  NoMatmulScopeGuard(const NoMatmulScopeGuard&) = delete;
+  NoMatmulScopeGuard& operator=(const NoMatmulScopeGuard&) = delete;
+
+ private:
+  detail::MatmulScope scope_;
+  detail::MatmulScope* previous_;
+};
+
 }  // namespace revkit::reversible

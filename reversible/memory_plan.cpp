@@ -73,12 +73,10 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
       const int64_t before = allocated_bytes(device);
       auto start = std::chrono::steady_clock::now();
       at::Tensor f;
+      KeptMatmuls matmuls;  // what the cell would keep: counted, then let go
       {
-        KeptMatmuls matmuls;  // counted, and let go with the cell's graph
-        RecordMatmulsGuard record(matmuls, /*timed=*/true);
+        RecordMatmulsGuard record(matmuls);
         f = grid.levels[j][k]->forward(lower, upper);
-        matmul_bytes += matmuls.bytes();
-        matmul_ms += matmuls.ms;
       }
       at::Tensor out = detail::combine(f, alpha, previous);
       synchronize(device);
@@ -108,6 +106,17 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
       costs.cell_peak_bytes = std::max(costs.cell_peak_bytes, peak);
       costs.backward_peak_bytes = std::max(costs.backward_peak_bytes, std::max<int64_t>(peak - cell_kept, 0));
       costs.gradient_bytes = std::max(costs.gradient_bytes, gradients);
+      if (matmuls.bytes() > 0 && options.recompute_chunks() <= 1) {
+        // The products' time from a forward of their own, synchronized around each product, so that the
+        // synchronizations stay out of forward_ms (and its memory out of the cell's peak).
+        at::NoGradGuard no_grad;
+        KeptMatmuls timed;
+        RecordMatmulsGuard record(timed, /*timed=*/true);
+        grid.levels[j][k]->forward(lower, upper);
+        matmul_bytes += matmuls.bytes();
+        matmul_ms += timed.ms;
+      }
+      matmuls.clear();
       next[k] = out.detach();
       states += static_cast<int64_t>(next[k].nbytes());
     }
@@ -162,7 +171,7 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
         break;
     }
     // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
-    if (matmuls[j] && j < static_cast<int64_t>(costs.matmul_bytes.size())) {
+    if (matmuls[j] && j < static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size()))) {
       states += costs.matmul_bytes[j];
       plan.recompute_ms -= costs.matmul_ms[j];
     }

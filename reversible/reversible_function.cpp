@@ -83,8 +83,9 @@ std::vector<ColumnRole> column_roles(const ColumnOptions& options, int64_t colum
 }
 
 std::vector<bool> matmul_columns(const ColumnOptions& options, int64_t columns) {
-  const auto roles = column_roles(options, columns);
   std::vector<bool> keeps(columns, false);
+  if (options.recompute_chunks() > 1) return keeps;
+  const auto roles = column_roles(options, columns);
   int64_t left = std::max<int64_t>(options.keep_matmuls(), 0);
   for (int64_t j = columns - 1; j >= 0 && left > 0; --j)
     if (roles[j] != ColumnRole::Kept) {
@@ -378,6 +379,9 @@ void check_grid(const ColumnGrid& grid) {
 
 std::vector<at::Tensor> run_columns(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
   check_grid(grid);
+  // A grid inside another grid's level keeps none of its products for the outer cell: the outer forward (without
+  // grad) would run it plain and its recompute reversibly, with different calls.
+  NoMatmulScopeGuard own_scope;
   clamp_alphas(grid, options.alpha_floor());
   if (options.memory_mode() == MemoryMode::Off || !at::GradMode::is_enabled()) return run_plain(grid, x);
   // The kept columns are plain autograd after the reversible ones: the graph they record saves the states of the

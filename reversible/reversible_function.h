@@ -49,10 +49,11 @@ struct ColumnOptions {
   // ones to keep: their recompute would run right after their own forward. Column, Full and Auto modes (Auto's
   // memory plan sets it).
   TORCH_ARG(int64_t, keep_columns) = 0;
-  // In the last this many recomputed columns, each cell keeps the outputs of its level's matrix products (its
-  // reversible::linear calls, reversible/kept_matmuls.h) from the forward pass, and the recompute takes them back
-  // instead of multiplying again: most of a recompute's time, for a small part of the internals' memory. Column,
-  // Full and Auto modes (Auto's memory plan sets it).
+  // In the last this many recomputed columns, each cell keeps the outputs of its level's contracting matrix
+  // products (its reversible::linear calls, reversible/kept_matmuls.h) from the forward pass, and the recompute
+  // takes them back instead of multiplying again: a third of a RevCol recompute's time for a tenth of the
+  // internals' memory. Column, Full and Auto modes (Auto's memory plan sets it); not with recompute_chunks > 1,
+  // whose pieces run their blocks again in backward.
   TORCH_ARG(int64_t, keep_matmuls) = 0;
   // Auto: the activation memory the grid may take in a training step, in MiB; 0: half of what the device has
   // available when the plan is made (reversible/memory_plan.h).

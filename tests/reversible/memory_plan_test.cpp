@@ -165,6 +165,10 @@ TEST_CASE("measured costs of RevCol: exact state sizes, internals above them, no
     CHECK(costs.matmul_ms[j] > 0);
     CHECK(costs.matmul_ms[j] <= costs.forward_ms[j]);
   }
+  // With chunked recompute, products are not kept (reversible::matmul_columns), so none are offered to the plan.
+  const auto chunked = reversible::measure_column_costs(
+      model->column_grid(), x, reversible::ColumnOptions(model->column_options()).recompute_chunks(2));
+  CHECK(chunked.matmul_bytes == std::vector<int64_t>{0, 0, 0});
   CHECK(costs.inverse_ms[0] == 0);  // the first column has no previous one
   CHECK(costs.inverse_ms[1] > 0);
   CHECK(costs.cell_peak_bytes > 0);

@@ -81,6 +81,8 @@ TEST_CASE("column roles: column stores all, full the last recomputed and every k
   CHECK(matmuls(ColumnOptions(MemoryMode::Column).keep_columns(1).keep_matmuls(2), 4) == ".MM.");
   CHECK(matmuls(ColumnOptions(MemoryMode::Full).keep_matmuls(9), 3) == "MMM");
   CHECK(matmuls(ColumnOptions(MemoryMode::Off).keep_matmuls(2), 2) == "..");
+  // Chunked recompute runs its pieces' blocks again in backward, outside the cell's replay: nothing to gain.
+  CHECK(matmuls(ColumnOptions(MemoryMode::Column).keep_matmuls(2).recompute_chunks(2), 2) == "..");
 }
 
 TEST_CASE("alpha clamp keeps the sign and lifts zero to the floor") {
