@@ -350,12 +350,12 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
   auto* memory_mode =
       cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
-  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(zero_or_more());
   cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   cmd->add_option("--keep-matmuls", a->keep_matmuls,
                   "column and full modes: the last M recomputed columns keep their matrix products' outputs")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   cmd->add_option("--memory-budget", a->memory_budget_mb,
                   "auto mode: MB of activation memory the columns may take (default: half of what is available)")
       ->check(CLI::PositiveNumber);
@@ -373,7 +373,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (activation memory from the CUDA caching allocator)")
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(zero_or_more());
   cmd->add_flag("--json", a->json, "print one JSON line");
   auto* interleave =
       cmd->add_option("--interleave", a->interleave,

@@ -186,12 +186,12 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
   cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(CLI::Range(0.0, 0.99))->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
-  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(zero_or_more());
   cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   cmd->add_option("--keep-matmuls", a->keep_matmuls,
                   "column and full modes: the last M recomputed columns keep their matrix products' outputs")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   cmd->add_option("--memory-budget", a->memory_budget_mb,
                   "auto mode: MB of activation memory the columns may take (default: half of what is available)")
       ->check(CLI::PositiveNumber);

@@ -14,6 +14,10 @@ using Command = std::function<int()>;
 // The command line as given (without the program name), for commands that start copies of themselves.
 std::vector<std::string>& command_line();
 
+// An integer option's check: 0 or more, said in those words ("--keep-columns: must be 0 or more, got -1";
+// CLI::NonNegativeNumber names the largest double as the range's end).
+const CLI::Validator& zero_or_more();
+
 Command add_check(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_bench(CLI::App& app);

@@ -19,6 +19,17 @@ std::vector<std::string>& command_line() {
   static std::vector<std::string> args;
   return args;
 }
+
+const CLI::Validator& zero_or_more() {
+  static const CLI::Validator check(
+      [](std::string& text) -> std::string {
+        double value = 0.0;
+        if (!CLI::detail::lexical_cast(text, value)) return "must be a number, got '" + text + "'";
+        return value >= 0 ? std::string() : "must be 0 or more, got " + text;
+      },
+      "NONNEGATIVE");
+  return check;
+}
 }  // namespace revkit::cli
 
 int main(int argc, char** argv) {

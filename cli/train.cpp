@@ -29,11 +29,11 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--store-every", o->backbone.store_every, "full mode: keep every k-th column");
   cmd->add_option("--keep-columns", o->backbone.keep_columns,
                   "column and full modes: keep the internals of the last K backbone columns (no recompute)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   cmd->add_option("--keep-matmuls", o->backbone.keep_matmuls,
                   "column and full modes: the last M recomputed backbone columns keep their matrix products' outputs "
                   "(their recompute skips them)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   cmd->add_option("--memory-budget", o->backbone.memory_budget_mb,
                   "auto mode: MB of activation memory the backbone's columns may take (default: half of what the "
                   "device has available); implies --memory-mode auto")
