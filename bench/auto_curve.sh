@@ -28,8 +28,8 @@ for n in $columns; do
   for budget in $(/usr/bin/python3 bench/frontier.py "$work/plans_$n.jsonl" "$max"); do
     echo "auto curve: $n columns, budget $budget MB" >&2
     chosen=$("$revkit" bench "${backbone[@]}" --memory-mode auto --memory-budget "$budget" --steps 1 --json)
-    settings=$(/usr/bin/python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(r["keep_columns"], r["store_every"], r["keep_matmuls"])' "$chosen")
-    read -r keep every matmuls <<<"$settings"
+    read -r keep every matmuls <<<"$(/usr/bin/python3 -c 'import json, sys; r = json.loads(sys.argv[1])
+print(r["keep_columns"], r["store_every"], r["keep_matmuls"])' "$chosen")"
     timed=$("$revkit" bench "${backbone[@]}" --steps "$rounds" --json --interleave off,full \
       --keep-columns "$keep" --store-every "$every" --keep-matmuls "$matmuls")
     printf '{"budget_mb": %s, "chosen": %s, "timed": %s}\n' "$budget" "$chosen" "$timed" >> "$work/curve_$n.jsonl"

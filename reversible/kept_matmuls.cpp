@@ -96,21 +96,12 @@ int64_t KeptMatmuls::bytes() const {
   return total;
 }
 
-RecordMatmulsGuard::RecordMatmulsGuard(KeptMatmuls& into, bool timed) : previous_(current_scope) {
-  scope_.record = &into;
-  scope_.timed = timed;
+namespace detail {
+MatmulScopeGuard::MatmulScopeGuard(const MatmulScope& scope) : scope_(scope), previous_(current_scope) {
   current_scope = &scope_;
 }
-RecordMatmulsGuard::~RecordMatmulsGuard() { current_scope = previous_; }
-
-NoMatmulScopeGuard::NoMatmulScopeGuard() : previous_(current_scope) { current_scope = &scope_; }
-NoMatmulScopeGuard::~NoMatmulScopeGuard() { current_scope = previous_; }
-
-ReplayMatmulsGuard::ReplayMatmulsGuard(const KeptMatmuls& from) : previous_(current_scope) {
-  scope_.replay = &from;
-  current_scope = &scope_;
-}
-ReplayMatmulsGuard::~ReplayMatmulsGuard() { current_scope = previous_; }
+MatmulScopeGuard::~MatmulScopeGuard() { current_scope = previous_; }
+}  // namespace detail
 
 void ReplayMatmulsGuard::finish(int64_t column, int64_t level) const {
   TORCH_CHECK(scope_.next == scope_.replay->outputs.size(), "revkit: level ", level, " of column ", column,

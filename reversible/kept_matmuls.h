@@ -29,56 +29,52 @@ struct KeptMatmuls {
   void clear() { *this = KeptMatmuls(); }
 };
 
-// Within its scope on this thread, reversible::linear computes as usual and appends each output to `into`. With
-// `timed`, each product is timed (synchronizing `device` around it) into into.ms.
 namespace detail {
+// What reversible::linear does on this thread: record, replay, or neither (both null).
 struct MatmulScope {
   KeptMatmuls* record = nullptr;        // recording into this, or
   const KeptMatmuls* replay = nullptr;  // replaying from this
   size_t next = 0;                      // the next output to replay
   bool timed = false;
 };
-}  // namespace detail
 
-class RecordMatmulsGuard {
+// Puts a scope on this thread for the guard's lifetime and the previous one back on exit: the guards below.
+class MatmulScopeGuard {
  public:
-  explicit RecordMatmulsGuard(KeptMatmuls& into, bool timed = false);
-  ~RecordMatmulsGuard();
-  RecordMatmulsGuard(const RecordMatmulsGuard&) = delete;
-  RecordMatmulsGuard& operator=(const RecordMatmulsGuard&) = delete;
+  MatmulScopeGuard(const MatmulScopeGuard&) = delete;
+  MatmulScopeGuard& operator=(const MatmulScopeGuard&) = delete;
+
+ protected:
+  explicit MatmulScopeGuard(const MatmulScope& scope);
+  ~MatmulScopeGuard();
+  MatmulScope scope_;
 
  private:
-  detail::MatmulScope scope_;
-  detail::MatmulScope* previous_;
+  MatmulScope* previous_;
+};
+}  // namespace detail
+
+// Within its scope on this thread, reversible::linear computes as usual and appends each output to `into`. With
+// `timed`, each product is timed (synchronizing its device around it) into into.ms.
+class RecordMatmulsGuard : detail::MatmulScopeGuard {
+ public:
+  explicit RecordMatmulsGuard(KeptMatmuls& into, bool timed = false)
+      : MatmulScopeGuard({&into, nullptr, 0, timed}) {}
 };
 
 // Within its scope on this thread, the n-th reversible::linear call returns the n-th kept output instead of
 // computing it (with autograd on, through a node whose backward is the linear layer's). finish() checks that the
 // level asked for every kept output: a level must run the same computation in its recompute as in its forward.
-class ReplayMatmulsGuard {
+class ReplayMatmulsGuard : detail::MatmulScopeGuard {
  public:
-  explicit ReplayMatmulsGuard(const KeptMatmuls& from);
-  ~ReplayMatmulsGuard();
-  ReplayMatmulsGuard(const ReplayMatmulsGuard&) = delete;
-  ReplayMatmulsGuard& operator=(const ReplayMatmulsGuard&) = delete;
+  explicit ReplayMatmulsGuard(const KeptMatmuls& from) : MatmulScopeGuard({nullptr, &from, 0, false}) {}
   void finish(int64_t column, int64_t level) const;
-
- private:
-  detail::MatmulScope scope_;
-  detail::MatmulScope* previous_;
 };
 
 // Within its scope on this thread, reversible::linear neither records nor replays, whatever scope is outside.
-class NoMatmulScopeGuard {
+class NoMatmulScopeGuard : detail::MatmulScopeGuard {
  public:
-  NoMatmulScopeGuard();
-  ~NoMatmulScopeGuard();
-  NoMatmulScopeGuard(const NoMatmulScopeGuard&) = delete;
-  NoMatmulScopeGuard& operator=(const NoMatmulScopeGuard&) = delete;
-
- private:
-  detail::MatmulScope scope_;
-  detail::MatmulScope* previous_;
+  NoMatmulScopeGuard() : MatmulScopeGuard({}) {}
 };
 
 }  // namespace revkit::reversible

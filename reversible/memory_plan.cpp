@@ -155,6 +155,8 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
       ColumnOptions(MemoryMode::Full).keep_columns(keep_columns).store_every(store_every).keep_matmuls(keep_matmuls);
   const auto roles = column_roles(options, N);
   const auto matmuls = matmul_columns(options, N);
+  // Costs built by hand may leave the products out.
+  const int64_t measured = static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size()));
   int64_t states = costs.input_bytes, kept = 0;
   bool recomputes = false;
   for (int64_t j = 0; j < N; ++j) {
@@ -171,7 +173,7 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
         break;
     }
     // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
-    if (matmuls[j] && j < static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size()))) {
+    if (matmuls[j] && j < measured) {
       states += costs.matmul_bytes[j];
       plan.recompute_ms -= costs.matmul_ms[j];
     }
@@ -199,7 +201,8 @@ std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_st
     // inverses; s >= the recomputed count stores only that last one, as 0 does.
     const int64_t largest = max_store_every == 0 ? recomputed : std::min(max_store_every, recomputed);
     for (int64_t s = 1; s <= largest; ++s)
-      for (int64_t m = 0; m <= (has_matmuls ? recomputed : 0); ++m) plans.push_back(predict(costs, keep, s == recomputed ? 0 : s, m));
+      for (int64_t m = 0; m <= (has_matmuls ? recomputed : 0); ++m)
+        plans.push_back(predict(costs, keep, s == recomputed ? 0 : s, m));
   }
   std::stable_sort(plans.begin(), plans.end(),
                    [](const MemoryPlan& a, const MemoryPlan& b) { return a.activation_bytes > b.activation_bytes; });

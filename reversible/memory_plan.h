@@ -1,7 +1,8 @@
 #pragma once
 // Auto mode's memory plan: for each column, store its states, keep its internals (no recompute) or rebuild its
-// states by the inverse, and whether it keeps its matrix products' outputs (a cheaper recompute), so that the grid's activation memory stays under a budget with the least recompute. The
-// costs it weighs are measured on the model itself, one sample of the real input, and scale with the input's size.
+// states by the inverse, and whether it keeps its matrix products' outputs (a cheaper recompute), so that the
+// grid's activation memory stays under a budget with the least recompute. The costs it weighs are measured on the
+// model itself, one sample of the real input, and scale with the input's size.
 #include <c10/core/Device.h>
 
 #include <cstdint>

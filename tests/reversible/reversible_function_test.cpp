@@ -45,6 +45,19 @@ RevCol small_revcol(int64_t columns, double drop_path, double alpha_init = 0.5) 
   return RevCol(RevColOptions({8, 16, 24, 32}, {1, 1, 2, 1}, columns).drop_path(drop_path).alpha_init(alpha_init));
 }
 
+// A float64 RevCol in `cmp`'s mode, kept columns, store-every and kept products against plain autograd: the RNG
+// stream untouched, every output and gradient compared, all within the mode's tolerance.
+void check_against_plain(RevCol& model, const at::Tensor& x, const reversible::ModeComparison& cmp) {
+  const auto report = reversible::compare_memory_modes(
+      *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
+  INFO("mode ", reversible::to_string(cmp.mode), ", keep ", cmp.keep_columns, ", store every ", cmp.store_every,
+       ", matmuls ", cmp.keep_matmuls, ": worst ", report.worst_overall(), " at ",
+       report.worst("parameter gradients").name);
+  CHECK(report.rng_stream_equal);
+  CHECK(report.differences.size() > 8);
+  CHECK(report.within(reversible::default_tolerance(cmp.mode, at::kDouble)));
+}
+
 }  // namespace
 
 TEST_CASE("memory modes parse and print") {
@@ -200,13 +213,7 @@ TEST_CASE("kept columns: every mode and number of kept columns equals plain auto
         cmp.keep_columns = keep;
         cmp.store_every = every;
         cmp.seed = 7;
-        const auto report = reversible::compare_memory_modes(
-            *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
-        INFO("mode ", reversible::to_string(mode), ", keep ", keep, ", store every ", every, ": worst ",
-             report.worst_overall(), " at ", report.worst("parameter gradients").name);
-        CHECK(report.rng_stream_equal);
-        CHECK(report.differences.size() > 8);
-        CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
+        check_against_plain(model, x, cmp);
       }
 }
 
@@ -223,13 +230,7 @@ TEST_CASE("kept matrix products: every mode, with kept columns and drop path, eq
         cmp.keep_columns = keep;
         cmp.keep_matmuls = matmuls;
         cmp.seed = 9;
-        const auto report = reversible::compare_memory_modes(
-            *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
-        INFO("mode ", reversible::to_string(mode), ", keep ", keep, ", matmuls ", matmuls, ": worst ",
-             report.worst_overall(), " at ", report.worst("parameter gradients").name);
-        CHECK(report.rng_stream_equal);
-        CHECK(report.differences.size() > 8);
-        CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
+        check_against_plain(model, x, cmp);
       }
 }
 
