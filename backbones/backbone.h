@@ -31,6 +31,7 @@ struct BackboneSettings {
   std::optional<int64_t> store_every;
   std::optional<int64_t> keep_columns;
   std::optional<int64_t> keep_matmuls;
+  std::optional<int64_t> keep_levels;
   std::optional<double> memory_budget_mb;
   std::optional<int64_t> recompute_chunks;
   std::optional<double> alpha_floor;

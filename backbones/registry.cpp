@@ -44,6 +44,7 @@ reversible::ColumnOptions BackboneSettings::column_options(reversible::ColumnOpt
   if (store_every) o.store_every(*store_every);
   if (keep_columns) o.keep_columns(*keep_columns);
   if (keep_matmuls) o.keep_matmuls(*keep_matmuls);
+  if (keep_levels) o.keep_levels(*keep_levels);
   if (memory_budget_mb) o.memory_budget_mb(*memory_budget_mb);
   if (recompute_chunks) o.recompute_chunks(*recompute_chunks);
   if (alpha_floor) o.alpha_floor(*alpha_floor);

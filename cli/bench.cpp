@@ -30,7 +30,7 @@ namespace {
 struct BenchArgs {
   std::string backbone = "revcol_tiny", model, memory_mode = "column", mode = "train";
   int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, keep_columns = 0,
-          keep_matmuls = 0, recompute_chunks = 1;
+          keep_matmuls = 0, keep_levels = 0, recompute_chunks = 1;
   double alpha_init = 0.5, memory_budget_mb = 0.0;
   bool json = false, plans = false;
   std::string device = "cpu", channels_last = "auto";
@@ -54,6 +54,7 @@ BackboneSettings settings_of(const BenchArgs& a) {
   s.store_every = a.store_every;
   s.keep_columns = a.keep_columns;
   s.keep_matmuls = a.keep_matmuls;
+  s.keep_levels = a.keep_levels;
   if (a.memory_budget_mb > 0) s.memory_budget_mb = a.memory_budget_mb;
   s.recompute_chunks = a.recompute_chunks;
   s.drop_path = 0.0;
@@ -355,6 +356,9 @@ Command add_bench(CLI::App& app) {
       ->check(zero_or_more());
   cmd->add_option("--keep-matmuls", a->keep_matmuls,
                   "column and full modes: the last M recomputed columns keep their matrix products' outputs")
+      ->check(zero_or_more());
+  cmd->add_option("--keep-levels", a->keep_levels,
+                  "column and full modes: every recomputed column keeps the internals of its last L levels")
       ->check(zero_or_more());
   cmd->add_option("--memory-budget", a->memory_budget_mb,
                   "auto mode: MB of activation memory the columns may take (default: half of what is available)")

@@ -121,6 +121,7 @@ struct GridTape : torch::CustomClassHolder {
   ColumnOptions options;
   std::vector<bool> stored;
   std::vector<bool> keeps_matmuls;                // [column]
+  int64_t first_kept_level = 0;                   // levels from here up are plain autograd in every column
   std::vector<std::vector<KeptMatmuls>> matmuls;  // [column][level]: until the cell's backward has run
   at::Tensor x;
   std::vector<std::vector<at::Tensor>> state;    // [column][level]: c_k[j] while backward still needs it
@@ -139,6 +140,8 @@ struct GridTape : torch::CustomClassHolder {
 
   int64_t columns() const { return grid.columns(); }
   int64_t levels() const { return grid.num_levels(); }
+  // The cells that run backward through this tape (a kept level's cells are plain autograd).
+  int64_t recomputed_cells() const { return columns() * first_kept_level; }
 
   // The states the backward of cell (j, k) reads: its lower input, its upper input, and in a column after the
   // first its previous state (rebuilt by its inverse) and its own output (which the inverse reads). The one
@@ -155,7 +158,8 @@ struct GridTape : torch::CustomClassHolder {
   void count_reads() {
     reads_left.assign(columns(), std::vector<int>(levels(), 0));
     for (int64_t j = 0; j < columns(); ++j)
-      for (int64_t k = 0; k < levels(); ++k) for_each_read(j, k, [&](int64_t a, int64_t b) { ++reads_left[a][b]; });
+      for (int64_t k = 0; k < first_kept_level; ++k)
+        for_each_read(j, k, [&](int64_t a, int64_t b) { ++reads_left[a][b]; });
   }
   // After the backward of cell (j, k): each state it read has one reader less, and goes once none is left.
   void release_reads(int64_t j, int64_t k) {
@@ -165,7 +169,7 @@ struct GridTape : torch::CustomClassHolder {
       version[a][b] = -1;
     });
     matmuls[j][k].clear();
-    if (++cells_done < columns() * levels()) return;
+    if (++cells_done < recomputed_cells()) return;
     // The whole grid is done: every counted read happened, and nothing is kept (a one-column grid's top state
     // has no reader at all).
     for (int64_t a = 0; a < columns(); ++a)
@@ -327,6 +331,7 @@ c10::intrusive_ptr<GridTape> make_tape(const ColumnGrid& grid, const ColumnOptio
   const int64_t N = grid.columns(), L = grid.num_levels();
   for (ColumnRole role : column_roles(options, N)) tape->stored.push_back(role == ColumnRole::Stored);
   tape->keeps_matmuls = matmul_columns(options, N);
+  tape->first_kept_level = L - std::clamp<int64_t>(options.keep_levels(), 0, L);
   tape->matmuls.assign(N, std::vector<KeptMatmuls>(L));
   tape->x = x.detach();
   tape->state.assign(N, std::vector<at::Tensor>(L));
@@ -353,9 +358,16 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
   auto maybe = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
   return sweep(grid, x,
                [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-                 return CellFunction::apply(tape, j, k, lower, maybe(upper), maybe(previous),
-                                            maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()),
-                                            at::TensorList(tape->params[j][k]))[0];
+                 if (k < tape->first_kept_level)
+                   return CellFunction::apply(tape, j, k, lower, maybe(upper), maybe(previous),
+                                              maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()),
+                                              at::TensorList(tape->params[j][k]))[0];
+                 // A kept level: plain autograd between the grid's nodes. Its state is stored for the recomputed
+                 // cells that read it, since no cell of its own rebuilds the state before it by the inverse.
+                 at::Tensor out = combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+                 tape->state[j][k] = out.detach();
+                 tape->version[j][k] = out._version();
+                 return out;
                });
 }
 
@@ -388,7 +400,7 @@ std::vector<at::Tensor> run_columns(const ColumnGrid& grid, const at::Tensor& x,
   // last reversible column they read (which that column stores in any case), and its gradients flow into that
   // column's cells as into any other node.
   const int64_t reversed = grid.columns() - std::clamp<int64_t>(options.keep_columns(), 0, grid.columns());
-  if (reversed == 0) return run_plain(grid, x);
+  if (reversed == 0 || options.keep_levels() >= grid.num_levels()) return run_plain(grid, x);
   if (reversed == grid.columns()) return run_reversible(grid, x, options);
   ColumnOptions recomputed = options;  // the first columns on their own: the last of them is stored
   recomputed.keep_columns(0);

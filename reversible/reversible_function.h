@@ -55,6 +55,11 @@ struct ColumnOptions {
   // internals' memory. Column, Full and Auto modes (Auto's memory plan sets it); not with recompute_chunks > 1,
   // whose pieces run their blocks again in backward.
   TORCH_ARG(int64_t, keep_matmuls) = 0;
+  // In every recomputed column, keep the internals of the last this many levels, as plain autograd does: their
+  // cells are not recomputed in backward. In RevCol the upper levels are the cheap ones to keep: they take as many
+  // operations as the lower ones at a fraction of the activations. A kept level's states are kept in every column
+  // (no inverse rebuilds them). Column, Full and Auto modes; as many as the grid has levels is plain autograd.
+  TORCH_ARG(int64_t, keep_levels) = 0;
   // Auto: the activation memory the grid may take in a training step, in MiB; 0: half of what the device has
   // available when the plan is made (reversible/memory_plan.h).
   TORCH_ARG(double, memory_budget_mb) = 0.0;

@@ -20,11 +20,15 @@ std::vector<ReversibleModule*> reversible_modules(torch::nn::Module& root) {
 }
 
 int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every, int64_t keep_columns,
-                    int64_t keep_matmuls) {
+                    int64_t keep_matmuls, int64_t keep_levels) {
   auto found = reversible_modules(root);
   for (auto* r : found) {
-    r->column_options().memory_mode(mode).store_every(store_every).keep_columns(keep_columns).keep_matmuls(
-        keep_matmuls);
+    r->column_options()
+        .memory_mode(mode)
+        .store_every(store_every)
+        .keep_columns(keep_columns)
+        .keep_matmuls(keep_matmuls)
+        .keep_levels(keep_levels);
     r->recheck_drift();
   }
   return static_cast<int>(found.size());

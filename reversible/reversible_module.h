@@ -61,11 +61,11 @@ class ReversibleModule {
 // rebuilt from the last column N - 1 by N - 1 - j inverses). Returned as store_every (k = N becomes 0: any chain).
 int64_t choose_store_every(const std::vector<double>& drift, double tolerance);
 
-// Sets the memory mode, store-every, kept columns and columns keeping their matrix products of every
+// Sets the memory mode, store-every, kept columns, columns keeping their matrix products and kept levels of every
 // ReversibleModule in root's tree, each to read the drift monitor (and in Auto mode to plan) on its next training
 // forward; returns how many it found.
 int set_memory_mode(torch::nn::Module& root, MemoryMode mode, int64_t store_every = 0, int64_t keep_columns = 0,
-                    int64_t keep_matmuls = 0);
+                    int64_t keep_matmuls = 0, int64_t keep_levels = 0);
 // The drift monitor (reversible/drift.h) on one reversible part, for the input of that part.
 std::vector<double> measure_drift(ReversibleModule& module, const at::Tensor& part_input);
 // The drift monitor on every reversible part of a model, each on the column input it receives when `forward`

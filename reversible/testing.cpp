@@ -115,8 +115,8 @@ EquivalenceReport compare_memory_modes(torch::nn::Module& model, const ForwardFn
   set_memory_mode(model, comparison.reference);
   RunResult ref = run_once(model, forward, input, probes, comparison.seed, cuda_devices);
   buffers.restore();
-  set_memory_mode(model, comparison.mode, comparison.store_every, comparison.keep_columns,
-                  comparison.keep_matmuls);
+  set_memory_mode(model, comparison.mode, comparison.store_every, comparison.keep_columns, comparison.keep_matmuls,
+                  comparison.keep_levels);
   for (auto* p : parts)
     p->column_options().recompute_chunks(comparison.recompute_chunks).memory_budget_mb(comparison.memory_budget_mb);
   RunResult got = run_once(model, forward, input, probes, comparison.seed, cuda_devices);

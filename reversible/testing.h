@@ -47,6 +47,7 @@ struct ModeComparison {
   int64_t store_every = 0;
   int64_t keep_columns = 0;
   int64_t keep_matmuls = 0;
+  int64_t keep_levels = 0;
   double memory_budget_mb = 0.0;  // Auto: as ColumnOptions (0: half of what the device has available)
   int64_t recompute_chunks = 1;   // for `mode`'s run
   MemoryMode reference = MemoryMode::Off;

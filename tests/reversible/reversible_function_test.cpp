@@ -234,6 +234,45 @@ TEST_CASE("kept matrix products: every mode, with kept columns and drop path, eq
       }
 }
 
+TEST_CASE("kept levels: every mode, with kept columns, kept products and drop path, equals plain autograd") {
+  at::manual_seed(25);
+  RevCol model = small_revcol(4, /*drop_path=*/0.2);
+  model->to(at::kDouble);
+  at::Tensor x = at::randn({2, 3, 32, 32}, at::kDouble);
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+    for (int64_t levels : {1, 2, 3})
+      for (int64_t keep : {0, 1}) {
+        reversible::ModeComparison cmp;
+        cmp.mode = mode;
+        cmp.keep_levels = levels;
+        cmp.keep_columns = keep;
+        cmp.keep_matmuls = keep ? 4 : 0;
+        cmp.store_every = mode == MemoryMode::Full ? 2 : 0;
+        cmp.seed = 10;
+        check_against_plain(model, x, cmp);
+      }
+}
+
+TEST_CASE("kept levels with a loss on the lowest level only: the states below them are rebuilt on demand") {
+  for (uint64_t seed : {14, 15}) {
+    at::manual_seed(seed);
+    RevCol model = small_revcol(5, 0.9, 1.0);
+    model->to(at::kDouble);
+    at::Tensor x = at::randn({2, 3, 32, 32}, at::kDouble);
+    auto first_only = [&](const at::Tensor& in) { return std::vector<at::Tensor>{model->forward(in)[0]}; };
+    for (int64_t levels : {1, 2}) {
+      reversible::ModeComparison cmp;
+      cmp.mode = MemoryMode::Full;
+      cmp.keep_levels = levels;
+      cmp.seed = seed;
+      const auto report = reversible::compare_memory_modes(*model, first_only, x, cmp);
+      INFO("seed ", seed, ", kept levels ", levels);
+      CHECK(report.rng_stream_equal);
+      CHECK(report.worst_overall() <= 1e-8);
+    }
+  }
+}
+
 TEST_CASE("kept matrix products are not multiplied again: a step runs the contracting ones once, not twice") {
   // Counts the forward products (addmm; the backward's are mm) of one training step.
   static thread_local int64_t addmm_calls = 0;
@@ -284,6 +323,47 @@ TEST_CASE("kept columns are not recomputed: each of their levels runs once per s
           CHECK(toy->all_levels[j * 2 + k]->calls == (j >= 4 - keep ? 1 : 2));
         }
     }
+}
+
+TEST_CASE("kept levels are not recomputed: in every column they run once per step, the levels below twice") {
+  at::manual_seed(26);
+  ToyStack toy(ToyOptions{3, 3, 4, 0.5, 0.1});
+  const at::Tensor x = at::randn({2, 3, 6, 6});
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+    for (int64_t levels : {0, 1, 2, 3}) {
+      reversible::set_memory_mode(*toy, mode, 0, /*keep_columns=*/1, 0, levels);
+      toy->column_options().drift_check_every(0);
+      for (auto& level : toy->all_levels) level->calls = 0;
+      auto outs = toy->forward(x);
+      (outs[0].sum() + outs[1].sum() + outs[2].sum()).backward();
+      for (int64_t j = 0; j < 4; ++j)
+        for (int64_t k = 0; k < 3; ++k) {
+          INFO("mode ", reversible::to_string(mode), ", kept levels ", levels, ", column ", j, ", level ", k);
+          CHECK(toy->all_levels[j * 3 + k]->calls == (j == 3 || k >= 3 - levels ? 1 : 2));
+        }
+    }
+}
+
+TEST_CASE("kept levels trade activation memory for recompute: the upper levels are the cheap ones, all is plain") {
+  auto activation_bytes = [](int64_t levels, MemoryMode mode) {
+    at::manual_seed(12);
+    RevCol model(RevColOptions({16, 32, 48, 64}, {1, 1, 1, 1}, 4).alpha_init(1.0));
+    reversible::set_memory_mode(*model, mode, 0, 0, 0, levels);
+    at::Tensor x = at::randn({2, 3, 128, 128});
+    return testing::step_activation_bytes([&] { return model->forward(x); });
+  };
+  const int64_t none = activation_bytes(0, MemoryMode::Column), top = activation_bytes(1, MemoryMode::Column);
+  const int64_t three = activation_bytes(3, MemoryMode::Column), all = activation_bytes(4, MemoryMode::Column);
+  const int64_t off = activation_bytes(0, MemoryMode::Off), full_top = activation_bytes(1, MemoryMode::Full);
+  INFO("kept levels 0: ", none, ", 1: ", top, ", 3: ", three, ", 4: ", all, ", off: ", off, ", full 1: ", full_top);
+  CHECK(none < top);
+  CHECK(top < three);
+  CHECK(three < off);
+  // The top level (4x4 here) holds a small part of what plain autograd keeps: at 4x the channels of level 0 and
+  // 1/64 of its pixels, about 4% of a column's internals.
+  CHECK(top - none < 0.05 * off);
+  CHECK(full_top < top);
+  CHECK(all == off);
 }
 
 TEST_CASE("kept columns trade activation memory for recompute: more kept, more memory, all kept is plain") {
