@@ -116,6 +116,7 @@ nlohmann::json run_fields(const BenchArgs& a, const std::string& name,
           {"store_every", reversible ? parts.front()->column_options().store_every() : a.store_every},
           {"keep_columns", reversible ? parts.front()->column_options().keep_columns() : a.keep_columns},
           {"keep_matmuls", reversible ? parts.front()->column_options().keep_matmuls() : a.keep_matmuls},
+          {"keep_levels", reversible ? parts.front()->column_options().keep_levels() : a.keep_levels},
           {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
           {"threads", at::get_num_threads()},
           {"device", device.str()}};
@@ -132,6 +133,7 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
                                 {"keep_columns", plan.keep_columns},
                                 {"store_every", plan.store_every},
                                 {"keep_matmuls", plan.keep_matmuls},
+                                {"keep_levels", plan.keep_levels},
                                 {"predicted_mb", rounded_mb(plan.activation_bytes)},
                                 {"recompute_ms", std::round(plan.recompute_ms * 10) / 10},
                                 {"plan", plan.describe(scaled.columns())}}

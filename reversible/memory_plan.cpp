@@ -33,12 +33,12 @@ ColumnCosts ColumnCosts::scaled(int64_t numel) const {
   c.input_bytes = bytes(input_bytes);
   c.cell_peak_bytes = bytes(cell_peak_bytes);
   c.backward_peak_bytes = bytes(backward_peak_bytes);
-  for (auto& b : c.state_bytes) b = bytes(b);
-  for (auto& b : c.kept_bytes) b = bytes(b);
-  for (auto& t : c.forward_ms) t *= r;
-  for (auto& t : c.inverse_ms) t *= r;
-  for (auto& b : c.matmul_bytes) b = bytes(b);
-  for (auto& t : c.matmul_ms) t *= r;
+  for (auto* cells : {&c.state_bytes, &c.kept_bytes, &c.matmul_bytes})
+    for (auto& column : *cells)
+      for (auto& b : column) b = bytes(b);
+  for (auto* cells : {&c.forward_ms, &c.inverse_ms, &c.matmul_ms})
+    for (auto& column : *cells)
+      for (auto& t : column) t *= r;
   return c;
 }
 
@@ -58,11 +58,11 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
   // cell is done, so the probe holds one cell's activations at a time.
   auto input = [](const at::Tensor& t) { return t.defined() ? t.detach().requires_grad_(true) : at::Tensor(); };
   std::vector<at::Tensor> state;
+  for (auto* cells : {&costs.state_bytes, &costs.kept_bytes, &costs.matmul_bytes})
+    cells->assign(N, std::vector<int64_t>(L, 0));
+  for (auto* cells : {&costs.forward_ms, &costs.inverse_ms, &costs.matmul_ms}) cells->assign(N, std::vector<double>(L, 0));
   for (int64_t j = 0; j < N; ++j) {
     std::vector<at::Tensor> next(L);
-    int64_t kept = 0, states = 0;
-    double forward_ms = 0.0, inverse_ms = 0.0, matmul_ms = 0.0;
-    int64_t matmul_bytes = 0;  // what the column's cells would keep, over all its levels
     for (int64_t k = 0; k < L; ++k) {
       const at::Tensor lower = input(k == 0 ? x : next[k - 1]);
       const at::Tensor upper = input(j > 0 && k + 1 < L ? state[k + 1] : at::Tensor());
@@ -80,17 +80,17 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
       }
       at::Tensor out = detail::combine(f, alpha, previous);
       synchronize(device);
-      forward_ms += milliseconds_since(start);
+      costs.forward_ms[j][k] = milliseconds_since(start);
       if (previous.defined()) {
         at::NoGradGuard no_grad;
         start = std::chrono::steady_clock::now();
         at::Tensor rebuilt = (out.detach() - f.detach()) / alpha;
         synchronize(device);
-        inverse_ms += milliseconds_since(start);
+        costs.inverse_ms[j][k] = milliseconds_since(start);
       }
       f = at::Tensor();
       const int64_t cell_kept = allocated_bytes(device) - before;  // the cell's graph and its output
-      kept += cell_kept;
+      costs.kept_bytes[j][k] = cell_kept;
       std::vector<at::Tensor> wrt = {lower};
       for (const auto& t : {upper, previous, alpha})
         if (t.defined() && t.requires_grad()) wrt.push_back(t);
@@ -113,20 +113,14 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
         KeptMatmuls timed;
         RecordMatmulsGuard record(timed, /*timed=*/true);
         grid.levels[j][k]->forward(lower, upper);
-        matmul_bytes += matmuls.bytes();
-        matmul_ms += timed.ms;
+        costs.matmul_bytes[j][k] = matmuls.bytes();
+        costs.matmul_ms[j][k] = std::min(timed.ms, costs.forward_ms[j][k]);
       }
       matmuls.clear();
       next[k] = out.detach();
-      states += static_cast<int64_t>(next[k].nbytes());
+      costs.state_bytes[j][k] = static_cast<int64_t>(next[k].nbytes());
     }
     state = std::move(next);
-    costs.state_bytes.push_back(states);
-    costs.kept_bytes.push_back(kept);
-    costs.forward_ms.push_back(forward_ms);
-    costs.inverse_ms.push_back(inverse_ms);
-    costs.matmul_bytes.push_back(matmul_bytes);
-    costs.matmul_ms.push_back(std::min(matmul_ms, forward_ms));
   }
   return costs;
 }
@@ -139,57 +133,70 @@ std::string MemoryPlan::describe(int64_t columns) const {
     (role == ColumnRole::Kept ? kept : role == ColumnRole::Stored ? stored : rebuilt) += 1;
   const auto matmuls = matmul_columns(o, columns);
   return fmt::format(
-      "{} kept, {} stored, {} rebuilt by the inverse, {} keeping their matrix products (predicted {:.1f} MB, {:.0f} "
-      "ms of recompute)",
-      kept, stored, rebuilt, std::count(matmuls.begin(), matmuls.end(), true), activation_bytes / 1048576.0,
-      recompute_ms);
+      "{} kept, {} stored, {} rebuilt by the inverse, {} keeping their matrix products, {} upper levels kept in "
+      "each recomputed column (predicted {:.1f} MB, {:.0f} ms of recompute)",
+      kept, stored, rebuilt, std::count(matmuls.begin(), matmuls.end(), true), keep_levels,
+      activation_bytes / 1048576.0, recompute_ms);
 }
 
-MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every, int64_t keep_matmuls) {
-  const int64_t N = costs.columns();
+MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store_every, int64_t keep_matmuls,
+                   int64_t keep_levels) {
+  const int64_t N = costs.columns(), L = costs.levels();
   MemoryPlan plan;
   plan.keep_columns = keep_columns;
   plan.store_every = store_every;
   plan.keep_matmuls = keep_matmuls;
+  plan.keep_levels = keep_levels;
+  const int64_t first_kept_level = L - std::clamp<int64_t>(keep_levels, 0, L);
   const ColumnOptions options =
       ColumnOptions(MemoryMode::Full).keep_columns(keep_columns).store_every(store_every).keep_matmuls(keep_matmuls);
   const auto roles = column_roles(options, N);
   const auto matmuls = matmul_columns(options, N);
   // Costs built by hand may leave the products out.
   const int64_t measured = static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size()));
-  int64_t states = costs.input_bytes, kept = 0;
+  // `kept`: the kept columns' internals; `held`: the kept levels' in the recomputed columns.
+  int64_t states = costs.input_bytes, kept = 0, held = 0;
   bool recomputes = false;
-  for (int64_t j = 0; j < N; ++j) {
-    switch (roles[j]) {
-      case ColumnRole::Kept: kept += costs.kept_bytes[j]; break;
-      case ColumnRole::Stored:
-        states += costs.state_bytes[j];
-        plan.recompute_ms += costs.forward_ms[j];
-        recomputes = true;
-        break;
-      case ColumnRole::Reversed:
-        plan.recompute_ms += costs.forward_ms[j] + costs.inverse_ms[j + 1];  // rebuilt by column j + 1's inverse
-        recomputes = true;
-        break;
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t k = 0; k < L; ++k) {
+      // Every level kept is plain autograd.
+      if (roles[j] == ColumnRole::Kept || first_kept_level == 0) {
+        kept += costs.kept_bytes[j][k];
+        continue;
+      }
+      if (k >= first_kept_level) {
+        held += costs.kept_bytes[j][k];  // its state included, and no recompute
+        continue;
+      }
+      recomputes = true;
+      plan.recompute_ms += costs.forward_ms[j][k];
+      if (roles[j] == ColumnRole::Stored) {
+        states += costs.state_bytes[j][k];
+      } else {
+        plan.recompute_ms += costs.inverse_ms[j + 1][k];  // rebuilt by column j + 1's inverse
+        // The first kept level above takes this state as its lower input, and its graph holds it all the same.
+        if (k + 1 == first_kept_level && first_kept_level < L) states += costs.state_bytes[j][k];
+      }
+      // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
+      if (matmuls[j] && j < measured) {
+        states += costs.matmul_bytes[j][k];
+        plan.recompute_ms -= costs.matmul_ms[j][k];
+      }
     }
-    // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
-    if (matmuls[j] && j < measured) {
-      states += costs.matmul_bytes[j];
-      plan.recompute_ms -= costs.matmul_ms[j];
-    }
-  }
   // The kept columns' backward runs first, with everything held and a cell's backward on top; it frees their
-  // internals as it goes, so each recompute later finds only the stored states.
-  plan.activation_bytes = costs.gradient_bytes + std::max(states + kept + costs.backward_peak_bytes,
-                                                          recomputes ? states + costs.cell_peak_bytes : int64_t{0});
+  // internals as it goes, so each recompute later finds the stored states and the kept levels' internals.
+  plan.activation_bytes =
+      costs.gradient_bytes + std::max(states + kept + held + costs.backward_peak_bytes,
+                                      recomputes ? states + held + costs.cell_peak_bytes : int64_t{0});
   return plan;
 }
 
 std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_store_every) {
   const int64_t N = costs.columns();
   // Only a grid whose levels run reversible::linear has matrix products to keep.
-  const bool has_matmuls =
-      std::any_of(costs.matmul_bytes.begin(), costs.matmul_bytes.end(), [](int64_t b) { return b > 0; });
+  bool has_matmuls = false;
+  for (const auto& column : costs.matmul_bytes)
+    for (int64_t b : column) has_matmuls |= b > 0;
   std::vector<MemoryPlan> plans;
   for (int64_t keep = 0; keep <= N; ++keep) {
     const int64_t recomputed = N - keep;
@@ -202,7 +209,8 @@ std::vector<MemoryPlan> candidate_plans(const ColumnCosts& costs, int64_t max_st
     const int64_t largest = max_store_every == 0 ? recomputed : std::min(max_store_every, recomputed);
     for (int64_t s = 1; s <= largest; ++s)
       for (int64_t m = 0; m <= (has_matmuls ? recomputed : 0); ++m)
-        plans.push_back(predict(costs, keep, s == recomputed ? 0 : s, m));
+        for (int64_t levels = 0; levels < costs.levels(); ++levels)
+          plans.push_back(predict(costs, keep, s == recomputed ? 0 : s, m, levels));
   }
   std::stable_sort(plans.begin(), plans.end(),
                    [](const MemoryPlan& a, const MemoryPlan& b) { return a.activation_bytes > b.activation_bytes; });

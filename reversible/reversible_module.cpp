@@ -77,12 +77,15 @@ void ReversibleModule::plan_memory(const at::Tensor& x) {
   // The first plan is said once; later changes (another batch shape, a new drift reading) only in the debug log.
   const bool first = plan_.activation_bytes == 0;
   if (first || plan.keep_columns != plan_.keep_columns || plan.store_every != plan_.store_every ||
-      plan.keep_matmuls != plan_.keep_matmuls)
+      plan.keep_matmuls != plan_.keep_matmuls || plan.keep_levels != plan_.keep_levels)
     logger()->log(first ? LogLevel::Info : LogLevel::Debug, "memory mode auto at input {}, budget {:.0f} MB: {}",
                   fmt::join(x.sizes(), "x"), budget / 1048576.0, plan.describe(grid_.columns()));
   plan_ = plan;
   planned_numel_ = x.numel();
-  options_.keep_columns(plan.keep_columns).store_every(plan.store_every).keep_matmuls(plan.keep_matmuls);
+  options_.keep_columns(plan.keep_columns)
+      .store_every(plan.store_every)
+      .keep_matmuls(plan.keep_matmuls)
+      .keep_levels(plan.keep_levels);
 }
 
 void ReversibleModule::check_drift(const at::Tensor& x) {
