@@ -145,23 +145,37 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
 // round of steps, so that the machine's drift between processes, 20% and more on a shared machine, stays out of it.
 int bench_interleaved(const BenchArgs& a, const std::vector<reversible::ReversibleModule*>& parts, const Step& step,
                       const at::Tensor& x, const c10::Device& device, const std::string& name) {
-  // MODE, or MODE+matmuls: every recomputed column keeping its matrix products (otherwise --keep-matmuls).
-  const std::string with_matmuls = "+matmuls";
+  // MODE, then optionally +matmuls (every recomputed column keeping its matrix products; otherwise --keep-matmuls)
+  // and +levels=N (N kept levels; otherwise --keep-levels).
   std::vector<reversible::MemoryMode> modes;
-  std::vector<int64_t> matmuls;
+  std::vector<int64_t> matmuls, levels;
   std::vector<std::string> labels;
   std::stringstream list(a.interleave);
   for (std::string item; std::getline(list, item, ',');) {
-    const bool keeps = item.size() > with_matmuls.size() &&
-                       item.compare(item.size() - with_matmuls.size(), with_matmuls.size(), with_matmuls) == 0;
+    std::stringstream parts_of(item);
+    std::string part;
+    std::getline(parts_of, part, '+');
     try {
-      modes.push_back(reversible::parse_memory_mode(keeps ? item.substr(0, item.size() - with_matmuls.size()) : item));
+      modes.push_back(reversible::parse_memory_mode(part));
     } catch (const InputError& e) {
       throw InputError(std::string("--interleave: ") + e.what());
     }
-    if (keeps && modes.back() == reversible::MemoryMode::Off)
-      throw InputError("--interleave: off keeps every activation; +matmuls needs column or full");
-    matmuls.push_back(keeps ? std::numeric_limits<int64_t>::max() : a.keep_matmuls);
+    matmuls.push_back(a.keep_matmuls);
+    levels.push_back(a.keep_levels);
+    const std::string levels_key = "levels=";
+    while (std::getline(parts_of, part, '+')) {
+      if (modes.back() == reversible::MemoryMode::Off)
+        throw InputError("--interleave: off keeps every activation; +" + part + " needs column or full");
+      if (part == "matmuls") {
+        matmuls.back() = std::numeric_limits<int64_t>::max();
+      } else if (part.rfind(levels_key, 0) == 0 && part.size() > levels_key.size() &&
+                 part.find_first_not_of("0123456789", levels_key.size()) == std::string::npos &&
+                 part.size() - levels_key.size() < 10) {
+        levels.back() = std::stoll(part.substr(levels_key.size()));
+      } else {
+        throw InputError("--interleave: '" + item + "': expected MODE[+matmuls][+levels=N], not '+" + part + "'");
+      }
+    }
     labels.push_back(item);
   }
   if (modes.size() < 2) throw InputError("--interleave needs two or more memory modes, got '" + a.interleave + "'");
@@ -170,7 +184,7 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   if (parts.empty() || a.mode != "train")
     throw InputError("bench --interleave needs a model with a reversible backbone and --mode train");
   auto use = [&](size_t k) {
-    for (auto* part : parts) part->column_options().memory_mode(modes[k]).keep_matmuls(matmuls[k]);
+    for (auto* part : parts) part->column_options().memory_mode(modes[k]).keep_matmuls(matmuls[k]).keep_levels(levels[k]);
   };
   // A first step in each mode: full mode reads the drift monitor on its first training forward.
   for (size_t k = 0; k < modes.size(); ++k) {
@@ -203,11 +217,13 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
                     {"label", labels[k]},
                     {"keep_matmuls", std::count(keeping.begin(), keeping.end(), true)},
+                    {"keep_levels", levels[k]},
                     {"step_ms", std::round(median(times[k]) * 10) / 10},
                     {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
                     {"act_mb", rounded_mb(meter.peak_bytes())}});
   }
-  for (auto* part : parts) part->column_options().keep_matmuls(a.keep_matmuls);  // as asked, for the run's fields
+  for (auto* part : parts)  // as asked, for the run's fields
+    part->column_options().keep_matmuls(a.keep_matmuls).keep_levels(a.keep_levels);
   nlohmann::json j = run_fields(a, name, parts, device);
   j["interleaved"] = rows;
   j["steps"] = a.steps;
@@ -384,8 +400,9 @@ Command add_bench(CLI::App& app) {
   auto* interleave =
       cmd->add_option("--interleave", a->interleave,
                       "time these memory modes in turn, a step of each per round, in this one process (e.g. "
-                      "off,column,full; column+matmuls: every recomputed column keeping its matrix products): each "
-                      "one's median step and the median of its per-round ratios to the first");
+                      "off,column,full; column+matmuls: every recomputed column keeping its matrix products; "
+                      "column+levels=N: N upper levels kept in every recomputed column): each one's median step and "
+                      "the median of its per-round ratios to the first");
   auto* profile = cmd->add_option("--profile", a->profile,
                                   "write a Chrome trace of one more step (LibTorch's profiler) to this file; "
                                   "bench/profile_summary.py sums it by operator");

@@ -20,7 +20,8 @@ using reversible::MemoryMode;
 struct CheckArgs {
   std::string fixture, backbone, memory_mode = "all", dtype = "float64", weights, reference;
   double tolerance = 1e-5, floor = 1e-6;
-  int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0, keep_columns = 0, keep_matmuls = 0;
+  int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0, keep_columns = 0, keep_matmuls = 0,
+          keep_levels = 0;
   double memory_budget_mb = 0.0;
   double drop_path = 0.1, alpha_init = 0.5;
   uint64_t seed = 0;
@@ -102,6 +103,7 @@ int check_backbone(const CheckArgs& a) {
     cmp.store_every = a.store_every;
     cmp.keep_columns = a.keep_columns;
     cmp.keep_matmuls = a.keep_matmuls;
+    cmp.keep_levels = a.keep_levels;
     cmp.memory_budget_mb = a.memory_budget_mb;
     cmp.seed = a.seed;
     const auto report = reversible::compare_memory_modes(*model, forward, input, cmp);
@@ -191,6 +193,9 @@ Command add_check(CLI::App& app) {
       ->check(zero_or_more());
   cmd->add_option("--keep-matmuls", a->keep_matmuls,
                   "column and full modes: the last M recomputed columns keep their matrix products' outputs")
+      ->check(zero_or_more());
+  cmd->add_option("--keep-levels", a->keep_levels,
+                  "column and full modes: every recomputed column keeps the internals of its last L levels")
       ->check(zero_or_more());
   cmd->add_option("--memory-budget", a->memory_budget_mb,
                   "auto mode: MB of activation memory the columns may take (default: half of what is available)")

@@ -34,6 +34,10 @@ Command add_train(CLI::App& app) {
                   "column and full modes: the last M recomputed backbone columns keep their matrix products' outputs "
                   "(their recompute skips them)")
       ->check(zero_or_more());
+  cmd->add_option("--keep-levels", o->backbone.keep_levels,
+                  "column and full modes: every recomputed backbone column keeps the internals of its last L levels "
+                  "(no recompute of those; RevCol's upper levels cost little memory)")
+      ->check(zero_or_more());
   cmd->add_option("--memory-budget", o->backbone.memory_budget_mb,
                   "auto mode: MB of activation memory the backbone's columns may take (default: half of what the "
                   "device has available); implies --memory-mode auto")

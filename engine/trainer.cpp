@@ -113,6 +113,8 @@ void Trainer::check_options() const {
     throw InputError(fmt::format("--keep-columns must be 0 or more, got {}", *o_.backbone.keep_columns));
   if (o_.backbone.keep_matmuls && *o_.backbone.keep_matmuls < 0)
     throw InputError(fmt::format("--keep-matmuls must be 0 or more, got {}", *o_.backbone.keep_matmuls));
+  if (o_.backbone.keep_levels && *o_.backbone.keep_levels < 0)
+    throw InputError(fmt::format("--keep-levels must be 0 or more, got {}", *o_.backbone.keep_levels));
   if (o_.backbone.memory_budget_mb) {
     if (!(*o_.backbone.memory_budget_mb > 0))
       throw InputError(fmt::format("--memory-budget must be positive, got {}", *o_.backbone.memory_budget_mb));
