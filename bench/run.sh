@@ -118,8 +118,8 @@ for alpha in 0.5 1 2; do
 done
 
 # Keep the sections this script does not write, in their order: every marked one (bench/train_peers.py's,
-# process_pairs.sh's, channels_last.sh's, train.sh's, kept_matmuls.sh's, auto_curve.sh's, training_gap.py's summary and
-# the earlier LibTorch's numbers).
+# process_pairs.sh's, channels_last.sh's, train.sh's, kept_internals.sh's, auto_curve.sh's, training_gap.py's
+# summary and the earlier LibTorch's numbers).
 kept=$'\n'$(awk '/^<!-- [a-z_]+:begin -->/ { on = 1 } on { print } /^<!-- [a-z_]+:end -->/ { if (on) print ""; on = 0 }' \
   BENCHMARKS.md 2>/dev/null || true)$'\n'
 REVKIT="$revkit" "$python" bench/report.py "$out" "$steps" "$rounds" "$threads" "$have_python" "$model_imgsz" "$model_batch" \
