@@ -65,11 +65,19 @@ def python_measure(seedref, what, save_memory, batch, size, steps, device):
     return {"step_ms": statistics.median(times), "act_mb": act, "held_mb": held}
 
 
-# A row's memory mode and its extra options: MODE+matmuls keeps every recomputed column's contracting products.
+# A row's memory mode and its extra options, as revkit bench --interleave names them: +matmuls keeps every
+# recomputed column's contracting products, +levels=N the internals of its top N levels.
 def mode_args(mode):
-    if mode.endswith("+matmuls"):
-        return ["--memory-mode", mode[:-len("+matmuls")], "--keep-matmuls", "1000"]
-    return ["--memory-mode", mode]
+    name, *options = mode.split("+")
+    args = ["--memory-mode", name]
+    for option in options:
+        if option == "matmuls":
+            args += ["--keep-matmuls", "1000"]
+        elif option.startswith("levels="):
+            args += ["--keep-levels", option[len("levels="):]]
+        else:
+            raise ValueError(f"unknown mode option +{option} in {mode}")
+    return args
 
 
 def revkit_measure(revkit, device, what, mode, batch, size, steps):
@@ -139,7 +147,10 @@ def main():
                   "| mode | revkit ms | Python ms | ratio | revkit act MB | Python act MB | step / off step |",
                   "|---|---|---|---|---|---|---|"]
         off_ms = None
-        for mode in ("off", "column", "full", "full+matmuls", "auto"):
+        # Kept levels on the backbone alone: the detector's rows come before the largest-batch search, within the
+        # check's time.
+        kept_levels = ("full+levels=1", "full+matmuls+levels=1") if what == "RevCol-T" else ()
+        for mode in ("off", "column", "full", "full+matmuls", *kept_levels, "auto"):
             c = revkit_measure(a.revkit, device, what, mode, batch, size, a.steps)
             p = python_measure(seedref, what, seed_modes[mode], batch, size, a.steps, device) if mode in seed_modes else {}
             if "error" in c:
@@ -154,7 +165,8 @@ def main():
     lines += [f"## RevCol-T at {a.size}: the largest batch within {a.budget_mb:.0f} MB", "",
               "| implementation | mode | batch | MB used | ms per image |", "|---|---|---|---|---|"]
     found = {}
-    for impl, mode in (("revkit", "off"), ("revkit", "full"), ("revkit", "full+matmuls"), ("Python", "off"),
+    full_modes = ("full", "full+matmuls", "full+matmuls+levels=1")
+    for impl, mode in (("revkit", "off"), *(("revkit", m) for m in full_modes), ("Python", "off"),
                        ("Python", "column")):
         if impl == "revkit":
             measure = lambda b, m=mode: revkit_measure(a.revkit, device, "RevCol-T", m, b, a.size, 2)
@@ -165,7 +177,7 @@ def main():
         emit(f"| {impl} | {mode} | " + (f"{r['batch']} | {r['total_mb']:.0f} | {r['ms_per_image']:.2f} |" if r
                                          else "- | - | - |"))
     off = found.get(("revkit", "off"))
-    for mode in ("full", "full+matmuls"):
+    for mode in full_modes:
         r = found.get(("revkit", mode))
         if off and r:
             emit("")

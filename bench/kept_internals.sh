@@ -20,8 +20,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for c in $columns; do
   "$revkit" bench --backbone revcol_tiny --columns "$c" --imgsz 224 --batch 2 --steps "$rounds" --json \
-    --interleave off,column,column+matmuls,column+levels=1,column+matmuls+levels=1,column+levels=2,full,full+matmuls,full+levels=1,full+matmuls+levels=1 \
-    >> "$work/runs.jsonl"
+    --interleave "off,column,column+matmuls,column+levels=1,column+matmuls+levels=1,column+levels=2,full,\
+full+matmuls,full+levels=1,full+matmuls+levels=1" >> "$work/runs.jsonl"
   "$revkit" bench --backbone revcol_tiny --columns "$c" --imgsz 224 --batch 2 --steps "$rounds" --json \
     --interleave off,column --keep-columns 1 >> "$work/kept.jsonl"
 done

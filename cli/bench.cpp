@@ -152,6 +152,12 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   std::vector<std::string> labels;
   std::stringstream list(a.interleave);
   for (std::string item; std::getline(list, item, ',');) {
+    const std::string levels_key = "levels=";
+    auto bad = [&](const std::string& why) {
+      return InputError("--interleave: '" + item + "': expected MODE[+matmuls][+levels=N], " + why);
+    };
+    if (item.empty() || item.front() == '+' || item.back() == '+' || item.find("++") != std::string::npos)
+      throw bad("not an empty part");
     std::stringstream parts_of(item);
     std::string part;
     std::getline(parts_of, part, '+');
@@ -162,10 +168,7 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     }
     matmuls.push_back(a.keep_matmuls);
     levels.push_back(a.keep_levels);
-    const std::string levels_key = "levels=";
     while (std::getline(parts_of, part, '+')) {
-      if (modes.back() == reversible::MemoryMode::Off)
-        throw InputError("--interleave: off keeps every activation; +" + part + " needs column or full");
       if (part == "matmuls") {
         matmuls.back() = std::numeric_limits<int64_t>::max();
       } else if (part.rfind(levels_key, 0) == 0 && part.size() > levels_key.size() &&
@@ -173,8 +176,10 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
                  part.size() - levels_key.size() < 10) {
         levels.back() = std::stoll(part.substr(levels_key.size()));
       } else {
-        throw InputError("--interleave: '" + item + "': expected MODE[+matmuls][+levels=N], not '+" + part + "'");
+        throw bad("not '+" + part + "'");
       }
+      if (modes.back() == reversible::MemoryMode::Off)
+        throw InputError("--interleave: off keeps every activation; +" + part + " needs column or full");
     }
     labels.push_back(item);
   }
@@ -184,7 +189,8 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   if (parts.empty() || a.mode != "train")
     throw InputError("bench --interleave needs a model with a reversible backbone and --mode train");
   auto use = [&](size_t k) {
-    for (auto* part : parts) part->column_options().memory_mode(modes[k]).keep_matmuls(matmuls[k]).keep_levels(levels[k]);
+    for (auto* part : parts)
+      part->column_options().memory_mode(modes[k]).keep_matmuls(matmuls[k]).keep_levels(levels[k]);
   };
   // A first step in each mode: full mode reads the drift monitor on its first training forward.
   for (size_t k = 0; k < modes.size(); ++k) {
@@ -212,12 +218,14 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     use(k);
     ActivationMeter meter(device);
     step(x);
-    const auto keeping = reversible::matmul_columns(parts.front()->column_options(),
-                                                    parts.front()->column_grid().columns());
+    // What ran: every level kept is plain autograd, with no products kept.
+    const auto& grid = parts.front()->column_grid();
+    const auto keeping = reversible::matmul_columns(parts.front()->column_options(), grid.columns());
+    const bool off = modes[k] == reversible::MemoryMode::Off, plain = off || levels[k] >= grid.num_levels();
     rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
                     {"label", labels[k]},
-                    {"keep_matmuls", std::count(keeping.begin(), keeping.end(), true)},
-                    {"keep_levels", levels[k]},
+                    {"keep_matmuls", plain ? 0 : std::count(keeping.begin(), keeping.end(), true)},
+                    {"keep_levels", off ? 0 : std::min(levels[k], grid.num_levels())},
                     {"step_ms", std::round(median(times[k]) * 10) / 10},
                     {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
                     {"act_mb", rounded_mb(meter.peak_bytes())}});

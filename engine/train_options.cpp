@@ -28,8 +28,8 @@ void from_json(const nlohmann::json& j, MemoryMode& m) { m = parse_memory_mode(j
 
 // The field lists, once each.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackboneSettings, memory_mode, store_every, keep_columns,
-                                                keep_matmuls, keep_levels, memory_budget_mb, recompute_chunks, alpha_floor, columns, kernel_size,
-                                                drop_path, alpha_init)
+                                                keep_matmuls, keep_levels, memory_budget_mb, recompute_chunks,
+                                                alpha_floor, columns, kernel_size, drop_path, alpha_init)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ScheduleOptions, lr0, lrf, momentum, weight_decay, warmup_epochs,
                                                 warmup_momentum, warmup_bias_lr, min_warmup_iterations, cosine,
                                                 nominal_batch)

@@ -60,7 +60,8 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
   std::vector<at::Tensor> state;
   for (auto* cells : {&costs.state_bytes, &costs.kept_bytes, &costs.matmul_bytes})
     cells->assign(N, std::vector<int64_t>(L, 0));
-  for (auto* cells : {&costs.forward_ms, &costs.inverse_ms, &costs.matmul_ms}) cells->assign(N, std::vector<double>(L, 0));
+  for (auto* cells : {&costs.forward_ms, &costs.inverse_ms, &costs.matmul_ms})
+    cells->assign(N, std::vector<double>(L, 0.0));
   for (int64_t j = 0; j < N; ++j) {
     std::vector<at::Tensor> next(L);
     for (int64_t k = 0; k < L; ++k) {
@@ -153,7 +154,10 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
   const auto roles = column_roles(options, N);
   const auto matmuls = matmul_columns(options, N);
   // Costs built by hand may leave the products out.
-  const int64_t measured = static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size()));
+  auto measured = [&](int64_t j, int64_t k) {
+    return j < static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size())) &&
+           k < static_cast<int64_t>(std::min(costs.matmul_bytes[j].size(), costs.matmul_ms[j].size()));
+  };
   // `kept`: the kept columns' internals; `held`: the kept levels' in the recomputed columns.
   int64_t states = costs.input_bytes, kept = 0, held = 0;
   bool recomputes = false;
@@ -178,7 +182,7 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
         if (k + 1 == first_kept_level && first_kept_level < L) states += costs.state_bytes[j][k];
       }
       // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
-      if (matmuls[j] && j < measured) {
+      if (matmuls[j] && measured(j, k)) {
         states += costs.matmul_bytes[j][k];
         plan.recompute_ms -= costs.matmul_ms[j][k];
       }

@@ -43,8 +43,9 @@ struct ColumnCosts {
   ColumnCosts scaled(int64_t numel) const;
 };
 
-// Runs one plain forward and backward of each cell, one cell's graph at a time, on x, and times and counts them. The caller's RNG stream and the levels' buffers are left as they were; no gradient is
-// accumulated into any parameter.
+// Runs one plain forward and backward of each cell, one cell's graph at a time, on x, and times and counts them.
+// The caller's RNG stream and the levels' buffers are left as they were; no gradient is accumulated into any
+// parameter.
 ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options);
 
 struct MemoryPlan {

@@ -362,11 +362,14 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
                    return CellFunction::apply(tape, j, k, lower, maybe(upper), maybe(previous),
                                               maybe(j > 0 ? grid.alphas[j][k] : at::Tensor()),
                                               at::TensorList(tape->params[j][k]))[0];
-                 // A kept level: plain autograd between the grid's nodes. Its state is stored for the recomputed
-                 // cells that read it, since no cell of its own rebuilds the state before it by the inverse.
+                 // A kept level: plain autograd between the grid's nodes. The lowest one's state is the upper input
+                 // of the next column's recomputed cell below it, and no cell rebuilds it by the inverse: stored.
+                 // The others are read by kept cells only, whose graphs hold them as long as they are needed.
                  at::Tensor out = combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
-                 tape->state[j][k] = out.detach();
-                 tape->version[j][k] = out._version();
+                 if (k == tape->first_kept_level && j + 1 < grid.columns()) {
+                   tape->state[j][k] = out.detach();
+                   tape->version[j][k] = out._version();
+                 }
                  return out;
                });
 }

@@ -21,6 +21,7 @@ TEST_CASE("training options round-trip through JSON, backbone settings and hyper
   o.backbone.recompute_chunks = 2;
   o.backbone.memory_budget_mb = 512.5;
   o.backbone.keep_columns = 1;
+  o.backbone.keep_levels = 2;
   o.backbone.drop_path = 0.25;
   o.schedule.lr0 = 0.02;
   o.schedule.cosine = true;
@@ -37,6 +38,7 @@ TEST_CASE("training options round-trip through JSON, backbone settings and hyper
   CHECK(r.backbone.recompute_chunks == 2);
   CHECK(r.backbone.memory_budget_mb == 512.5);
   CHECK(r.backbone.keep_columns == 1);
+  CHECK(r.backbone.keep_levels == 2);
   CHECK_FALSE(r.backbone.store_every.has_value());
   CHECK(r.schedule.cosine);
   CHECK(r.augment_options.mosaic == 0.5);

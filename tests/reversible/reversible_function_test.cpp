@@ -51,7 +51,7 @@ void check_against_plain(RevCol& model, const at::Tensor& x, const reversible::M
   const auto report = reversible::compare_memory_modes(
       *model, [&](const at::Tensor& in) { return model->forward(in); }, x, cmp);
   INFO("mode ", reversible::to_string(cmp.mode), ", keep ", cmp.keep_columns, ", store every ", cmp.store_every,
-       ", matmuls ", cmp.keep_matmuls, ": worst ", report.worst_overall(), " at ",
+       ", matmuls ", cmp.keep_matmuls, ", levels ", cmp.keep_levels, ": worst ", report.worst_overall(), " at ",
        report.worst("parameter gradients").name);
   CHECK(report.rng_stream_equal);
   CHECK(report.differences.size() > 8);
@@ -251,6 +251,25 @@ TEST_CASE("kept levels: every mode, with kept columns, kept products and drop pa
         cmp.seed = 10;
         check_against_plain(model, x, cmp);
       }
+}
+
+TEST_CASE("kept levels in a one-column grid, and every level kept, equal plain autograd") {
+  at::manual_seed(27);
+  for (int64_t columns : {1, 3}) {
+    RevCol model = small_revcol(columns, /*drop_path=*/0.2);
+    model->to(at::kDouble);
+    at::Tensor x = at::randn({2, 3, 32, 32}, at::kDouble);
+    for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full})
+      for (int64_t levels : {1, 3, 4, 9}) {
+        reversible::ModeComparison cmp;
+        cmp.mode = mode;
+        cmp.keep_levels = levels;
+        cmp.keep_matmuls = 1;
+        cmp.seed = 11;
+        INFO("columns ", columns);
+        check_against_plain(model, x, cmp);
+      }
+  }
 }
 
 TEST_CASE("kept levels with a loss on the lowest level only: the states below them are rebuilt on demand") {
