@@ -92,8 +92,10 @@ void ReversibleModule::check_drift(const at::Tensor& x) {
   // One sample reads the drift as well as the batch, and keeps the reading's memory a fraction of the step's: a
   // first step is then no more expensive than the others.
   if (options_.memory_mode() == MemoryMode::Auto) {
-    // Over the whole grid: the plan, which decides how many columns are recomputed, is made from this reading.
-    last_drift_ = reversible::measure_drift(grid_, x.detach().narrow(0, 0, 1), options_);
+    // Over the whole grid and every level: the plan, which decides how many columns are recomputed and how many
+    // levels are kept, is made from this reading, which must hold for any plan.
+    last_drift_ =
+        reversible::measure_drift(grid_, x.detach().narrow(0, 0, 1), ColumnOptions(options_).keep_levels(0));
     const int64_t k = choose_store_every(last_drift_, options_.drift_tolerance());
     if (k != max_store_every_)
       logger()->debug("memory mode auto: chains of at most {} inverses (0: any), drift per column {:.1e}",

@@ -31,6 +31,28 @@ TEST_CASE("drift at the seed's alpha 0.5 grows from the last column to the first
   for (double e : one) CHECK(e < 1e-4);
 }
 
+TEST_CASE("kept levels are not rebuilt: no error of their own, and the levels below them rebuilt from exact states") {
+  at::manual_seed(0);
+  RevCol model(revcol_variant("tiny").columns(6).drop_path(0.0).alpha_init(0.5));
+  at::Tensor x;
+  {
+    at::NoGradGuard no_grad;
+    x = model->column_input(at::randn({1, 3, 64, 64}));
+  }
+  auto drift = [&](int64_t levels) {
+    return reversible::measure_drift(model->column_grid(), x, reversible::ColumnOptions().keep_levels(levels));
+  };
+  const auto none = drift(0), top = drift(1), three = drift(3), all = drift(4);
+  INFO("column 0: none ", none[0], ", top ", top[0], ", three ", three[0]);
+  for (size_t j = 0; j < none.size(); ++j) {
+    CHECK(top[j] <= none[j]);
+    CHECK(three[j] <= top[j]);
+    CHECK(all[j] == 0.0);
+  }
+  CHECK(three[0] < none[0]);
+  CHECK(three[0] > 0.0);  // level 0 is still rebuilt
+}
+
 TEST_CASE("drift in float64 is tiny, and the check run leaves the RNG stream and buffers alone") {
   at::manual_seed(1);
   testing::ToyStack toy(testing::ToyOptions{3, 2, 4, 0.5, 0.3, true});
