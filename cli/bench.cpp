@@ -29,9 +29,9 @@ namespace {
 
 struct BenchArgs {
   std::string backbone = "revcol_tiny", model, memory_mode = "column", mode = "train";
-  int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, store_every = 0, keep_columns = 0,
-          keep_matmuls = 0, keep_levels = 0, recompute_chunks = 1;
-  double alpha_init = 0.5, memory_budget_mb = 0.0;
+  int64_t columns = 0, imgsz = 224, batch = 2, steps = 3, threads = 0, recompute_chunks = 1;
+  ColumnArgs memory;  // the column grid's memory settings
+  double alpha_init = 0.5;
   bool json = false, plans = false;
   std::string device = "cpu", channels_last = "auto";
   std::string profile;     // a Chrome trace of one more step
@@ -51,11 +51,11 @@ struct Subject {
 BackboneSettings settings_of(const BenchArgs& a) {
   BackboneSettings s;
   s.memory_mode = reversible::parse_memory_mode(a.memory_mode);
-  s.store_every = a.store_every;
-  s.keep_columns = a.keep_columns;
-  s.keep_matmuls = a.keep_matmuls;
-  s.keep_levels = a.keep_levels;
-  if (a.memory_budget_mb > 0) s.memory_budget_mb = a.memory_budget_mb;
+  s.store_every = a.memory.store_every;
+  s.keep_columns = a.memory.keep_columns;
+  s.keep_matmuls = a.memory.keep_matmuls;
+  s.keep_levels = a.memory.keep_levels;
+  if (a.memory.memory_budget_mb > 0) s.memory_budget_mb = a.memory.memory_budget_mb;
   s.recompute_chunks = a.recompute_chunks;
   s.drop_path = 0.0;
   return s;
@@ -113,10 +113,10 @@ nlohmann::json run_fields(const BenchArgs& a, const std::string& name,
           {"columns", reversible ? parts.front()->column_grid().columns() : 0},
           {"batch", a.batch},
           {"size", a.imgsz},
-          {"store_every", reversible ? parts.front()->column_options().store_every() : a.store_every},
-          {"keep_columns", reversible ? parts.front()->column_options().keep_columns() : a.keep_columns},
-          {"keep_matmuls", reversible ? parts.front()->column_options().keep_matmuls() : a.keep_matmuls},
-          {"keep_levels", reversible ? parts.front()->column_options().keep_levels() : a.keep_levels},
+          {"store_every", reversible ? parts.front()->column_options().store_every() : a.memory.store_every},
+          {"keep_columns", reversible ? parts.front()->column_options().keep_columns() : a.memory.keep_columns},
+          {"keep_matmuls", reversible ? parts.front()->column_options().keep_matmuls() : a.memory.keep_matmuls},
+          {"keep_levels", reversible ? parts.front()->column_options().keep_levels() : a.memory.keep_levels},
           {"alpha_init", a.model.empty() ? nlohmann::json(a.alpha_init) : nlohmann::json("config")},
           {"threads", at::get_num_threads()},
           {"device", device.str()}};
@@ -166,8 +166,8 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     } catch (const InputError& e) {
       throw InputError(std::string("--interleave: ") + e.what());
     }
-    matmuls.push_back(a.keep_matmuls);
-    levels.push_back(a.keep_levels);
+    matmuls.push_back(a.memory.keep_matmuls);
+    levels.push_back(a.memory.keep_levels);
     while (std::getline(parts_of, part, '+')) {
       if (part == "matmuls") {
         matmuls.back() = std::numeric_limits<int64_t>::max();
@@ -231,7 +231,7 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
                     {"act_mb", rounded_mb(meter.peak_bytes())}});
   }
   for (auto* part : parts)  // as asked, for the run's fields
-    part->column_options().keep_matmuls(a.keep_matmuls).keep_levels(a.keep_levels);
+    part->column_options().keep_matmuls(a.memory.keep_matmuls).keep_levels(a.memory.keep_levels);
   nlohmann::json j = run_fields(a, name, parts, device);
   j["interleaved"] = rows;
   j["steps"] = a.steps;
@@ -345,7 +345,7 @@ int bench(const BenchArgs& a) {
   if (a.memory_mode == "auto" && !parts.empty()) {
     const auto& plan = parts.front()->memory_plan();
     j["predicted_mb"] = rounded_mb(plan.activation_bytes);
-    if (a.memory_budget_mb > 0) j["budget_mb"] = a.memory_budget_mb;
+    if (a.memory.memory_budget_mb > 0) j["budget_mb"] = a.memory.memory_budget_mb;
   }
   if (a.json) {
     std::cout << j.dump() << "\n";
@@ -377,18 +377,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
   auto* memory_mode =
       cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
-  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(zero_or_more());
-  cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
-      ->check(zero_or_more());
-  cmd->add_option("--keep-matmuls", a->keep_matmuls,
-                  "column and full modes: the last M recomputed columns keep their matrix products' outputs")
-      ->check(zero_or_more());
-  cmd->add_option("--keep-levels", a->keep_levels,
-                  "column and full modes: every recomputed column keeps the internals of its last L levels")
-      ->check(zero_or_more());
-  cmd->add_option("--memory-budget", a->memory_budget_mb,
-                  "auto mode: MB of activation memory the columns may take (default: half of what is available)")
-      ->check(CLI::PositiveNumber);
+  add_column_args(*cmd, a->memory);
   auto* plans = cmd->add_flag(
       "--plans", a->plans,
       "auto mode: print every plan it weighs for this input (kept and stored columns, predicted memory and "

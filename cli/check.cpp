@@ -20,9 +20,8 @@ using reversible::MemoryMode;
 struct CheckArgs {
   std::string fixture, backbone, memory_mode = "all", dtype = "float64", weights, reference;
   double tolerance = 1e-5, floor = 1e-6;
-  int64_t columns = 0, imgsz = 64, batch = 2, store_every = 0, keep_columns = 0, keep_matmuls = 0,
-          keep_levels = 0;
-  double memory_budget_mb = 0.0;
+  int64_t columns = 0, imgsz = 64, batch = 2;
+  ColumnArgs memory;  // the column grid's memory settings
   double drop_path = 0.1, alpha_init = 0.5;
   uint64_t seed = 0;
 };
@@ -100,11 +99,11 @@ int check_backbone(const CheckArgs& a) {
     if (mode == MemoryMode::Off) continue;
     reversible::ModeComparison cmp;
     cmp.mode = mode;
-    cmp.store_every = a.store_every;
-    cmp.keep_columns = a.keep_columns;
-    cmp.keep_matmuls = a.keep_matmuls;
-    cmp.keep_levels = a.keep_levels;
-    cmp.memory_budget_mb = a.memory_budget_mb;
+    cmp.store_every = a.memory.store_every;
+    cmp.keep_columns = a.memory.keep_columns;
+    cmp.keep_matmuls = a.memory.keep_matmuls;
+    cmp.keep_levels = a.memory.keep_levels;
+    cmp.memory_budget_mb = a.memory.memory_budget_mb;
     cmp.seed = a.seed;
     const auto report = reversible::compare_memory_modes(*model, forward, input, cmp);
     ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, dtype)) && ok;
@@ -188,18 +187,7 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
   cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(CLI::Range(0.0, 0.99))->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
-  cmd->add_option("--store-every", a->store_every, "full mode: keep every k-th column")->check(zero_or_more());
-  cmd->add_option("--keep-columns", a->keep_columns, "column and full modes: keep the last K columns' internals")
-      ->check(zero_or_more());
-  cmd->add_option("--keep-matmuls", a->keep_matmuls,
-                  "column and full modes: the last M recomputed columns keep their matrix products' outputs")
-      ->check(zero_or_more());
-  cmd->add_option("--keep-levels", a->keep_levels,
-                  "column and full modes: every recomputed column keeps the internals of its last L levels")
-      ->check(zero_or_more());
-  cmd->add_option("--memory-budget", a->memory_budget_mb,
-                  "auto mode: MB of activation memory the columns may take (default: half of what is available)")
-      ->check(CLI::PositiveNumber);
+  add_column_args(*cmd, a->memory);
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
   return [a] {
     if (!a->weights.empty()) {

@@ -18,6 +18,14 @@ std::vector<std::string>& command_line();
 // CLI::NonNegativeNumber names the largest double as the range's end).
 const CLI::Validator& zero_or_more();
 
+// The reversible engine's settings (reversible::ColumnOptions) that bench and check take as they are given.
+struct ColumnArgs {
+  int64_t store_every = 0, keep_columns = 0, keep_matmuls = 0, keep_levels = 0;
+  double memory_budget_mb = 0.0;  // 0: auto mode's default budget
+};
+// --store-every, --keep-columns, --keep-matmuls, --keep-levels and --memory-budget, into `args`.
+void add_column_args(CLI::App& cmd, ColumnArgs& args);
+
 Command add_check(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_bench(CLI::App& app);

@@ -30,6 +30,21 @@ const CLI::Validator& zero_or_more() {
       "NONNEGATIVE");
   return check;
 }
+
+void add_column_args(CLI::App& cmd, ColumnArgs& args) {
+  cmd.add_option("--store-every", args.store_every, "full mode: keep every k-th column")->check(zero_or_more());
+  cmd.add_option("--keep-columns", args.keep_columns, "column and full modes: keep the last K columns' internals")
+      ->check(zero_or_more());
+  cmd.add_option("--keep-matmuls", args.keep_matmuls,
+                 "column and full modes: the last M recomputed columns keep their matrix products' outputs")
+      ->check(zero_or_more());
+  cmd.add_option("--keep-levels", args.keep_levels,
+                 "column and full modes: every recomputed column keeps the internals of its last L levels")
+      ->check(zero_or_more());
+  cmd.add_option("--memory-budget", args.memory_budget_mb,
+                 "auto mode: MB of activation memory the columns may take (default: half of what is available)")
+      ->check(CLI::PositiveNumber);
+}
 }  // namespace revkit::cli
 
 int main(int argc, char** argv) {
