@@ -262,6 +262,10 @@ int bench(const BenchArgs& a) {
   model.to(device);
   if (a.imgsz <= 0 || a.imgsz % subject.size_divisor != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {}, got {}", subject.size_divisor, a.imgsz));
+  if (training && a.batch < min_training_batch(model, a.imgsz, subject.size_divisor))
+    throw InputError(fmt::format("--batch {} at --imgsz {}: the deepest feature maps are 1x1, where training "
+                                 "BatchNorm needs two or more images in a batch",
+                                 a.batch, a.imgsz));
   model.train(training);
   const int64_t params = count_parameters(model);
   const auto parts = reversible::reversible_modules(model);

@@ -79,10 +79,16 @@ DetectionLoader::DetectionLoader(DatasetIndex index, LoaderOptions options)
 
 DetectionLoader::~DetectionLoader() { stop_workers(); }
 
-int64_t DetectionLoader::batches() const {
+int64_t DetectionLoader::images_per_rank() const {
   const int64_t n = static_cast<int64_t>(index_.images.size()), world = options_.world_size;
-  const int64_t per_rank = options_.pad_shards ? (n + world - 1) / world : (n - options_.rank + world - 1) / world;
-  return (per_rank + options_.batch - 1) / options_.batch;
+  return options_.pad_shards ? (n + world - 1) / world : (n - options_.rank + world - 1) / world;
+}
+
+int64_t DetectionLoader::batches() const { return (images_per_rank() + options_.batch - 1) / options_.batch; }
+
+int64_t DetectionLoader::smallest_batch() const {
+  const int64_t n = images_per_rank();
+  return n == 0 ? 0 : n - (batches() - 1) * options_.batch;
 }
 
 std::pair<at::Tensor, at::Tensor> DetectionLoader::sample(int64_t i, int64_t epoch, ImageShape* shape, int64_t height,

@@ -62,6 +62,7 @@ class DetectionLoader {
   const DatasetIndex& index() const { return index_; }
   const LoaderOptions& options() const { return options_; }
   int64_t batches() const;  // per epoch, for this rank
+  int64_t smallest_batch() const;  // images in the epoch's smallest batch (its last), for this rank
 
   // Begins an epoch (stopping any unfinished one); next() then returns its batches in order.
   void start_epoch(int64_t epoch);
@@ -73,6 +74,7 @@ class DetectionLoader {
                                            int64_t height = 0, int64_t width = 0) const;
 
  private:
+  int64_t images_per_rank() const;
   Batch make_batch(int64_t b) const;
   // The letterbox of batch b's images in rect mode (height, width); an imgsz square otherwise.
   std::array<int64_t, 2> batch_shape(int64_t begin, int64_t end) const;

@@ -1,6 +1,7 @@
 #include "models/detection_model.h"
 
 #include <ATen/ATen.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -288,6 +289,13 @@ std::vector<at::Tensor> DetectionModelImpl::forward_raw(const at::Tensor& images
 
 at::Tensor DetectionModelImpl::in_layout(const at::Tensor& images) const {
   return channels_last_ ? images.contiguous(at::MemoryFormat::ChannelsLast) : images;
+}
+
+int64_t min_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor) {
+  if (imgsz > size_divisor) return 1;
+  for (const auto& m : network.modules())
+    if (m->as<torch::nn::BatchNorm2dImpl>() != nullptr) return 2;
+  return 1;
 }
 
 int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {

@@ -28,6 +28,11 @@ struct ModelOverrides {
   std::optional<bool> channels_last;
 };
 
+// The fewest images a training batch may hold at `imgsz`: two where the deepest maps (imgsz / size_divisor) are
+// 1x1 and the network has BatchNorm, which normalizes each channel over the batch and the map (one value has no
+// variance); one otherwise.
+int64_t min_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor);
+
 // "auto" (nullopt), "on" or "off", as --channels-last takes it; InputError otherwise.
 std::optional<bool> parse_channels_last(const std::string& value);
 

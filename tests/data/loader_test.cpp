@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "core/error.h"
@@ -171,6 +172,28 @@ TEST_CASE("data-parallel shards: equal sizes, every image read by some rank") {
     while (auto batch = loader.next()) total += batch->images.size(0);
   }
   CHECK(total == 4);
+}
+
+TEST_CASE("the smallest batch of an epoch: the last, whatever is left of the shard") {
+  auto smallest = [](int64_t batch, int64_t world, bool pad) {
+    LoaderOptions o = training_options(0);
+    o.batch = batch;
+    o.world_size = world;
+    o.rank = world - 1;
+    o.pad_shards = pad;
+    DetectionLoader loader(coco8_train(), o);
+    // What the epoch hands out, batch by batch.
+    int64_t least = std::numeric_limits<int64_t>::max();
+    loader.start_epoch(0);
+    while (auto b = loader.next()) least = std::min<int64_t>(least, b->images.size(0));
+    CHECK(loader.smallest_batch() == least);
+    return loader.smallest_batch();
+  };
+  CHECK(smallest(3, 1, true) == 1);   // 4 images: 3 + 1
+  CHECK(smallest(2, 1, true) == 2);   // 2 + 2
+  CHECK(smallest(8, 1, true) == 4);   // one batch of all four
+  CHECK(smallest(1, 3, true) == 1);   // 2 images a rank, padded
+  CHECK(smallest(8, 3, false) == 1);  // the last rank's unpadded shard: image 3 alone
 }
 
 TEST_CASE("unreadable images are dropped with their labels and named, or are an error under strict") {

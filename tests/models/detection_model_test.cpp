@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 
+#include "backbones/backbone.h"
 #include "core/autocast_state.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -313,6 +314,21 @@ TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img
   CHECK(model->checked_image_size(300) == 320);
   CHECK(model->checked_image_size(1) == 32);
   CHECK_THROWS_WITH_AS(model->checked_image_size(0), "--imgsz must be positive, got 0", InputError);
+}
+
+TEST_CASE("a training batch needs two images where BatchNorm meets 1x1 maps, and one elsewhere") {
+  DetectionModel model = build_model("yolov5n");
+  CHECK(min_training_batch(*model, 32, model->size_divisor()) == 2);
+  CHECK(min_training_batch(*model, 64, model->size_divisor()) == 1);
+  // What the rule stands for: one image at 32x32 is LibTorch's error, two are not.
+  model->train();
+  CHECK_THROWS_WITH(model->forward(at::zeros({1, 3, 32, 32})),
+                    doctest::Contains("Expected more than 1 value per channel when training"));
+  CHECK(model->forward(at::zeros({2, 3, 32, 32})).size() == 3);
+  // The seed's model: BatchNorm in its neck and head, none in RevCol; the backbone alone needs one image.
+  DetectionModel seed = build_model("yolov5-revcol-tiny");
+  CHECK(min_training_batch(*seed, 32, seed->size_divisor()) == 2);
+  CHECK(min_training_batch(*make_backbone("revcol_tiny", BackboneSettings{}), 32, 32) == 1);
 }
 
 namespace {
