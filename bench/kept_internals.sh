@@ -39,7 +39,9 @@ print(f"`bash bench/kept_internals.sh --rounds {rounds}`: RevCol-T training step
       "`column, last kept`: `--keep-columns 1`, from a run of its own beside `off`. Only contracting products are "
       "kept (ConvNeXt's 4C -> C and the fusion's upsampling, `reversible/kept_matmuls.h`): their outputs are the "
       "narrow ones, so each kept byte saves the most multiplication. RevCol's upper levels take about as many "
-      "operations as its lower ones at a fraction of the activations, so they are the cheap ones to keep.\n")
+      "operations as its lower ones at a fraction of the activations, so they are the cheap ones to keep. "
+      "`recompute bound`: 1 + the ratio to `off` of a forward without autograd, timed in the same rounds: a step "
+      "that recomputes every cell once (`column`, `full`) costs `off`'s step plus that forward, and no less.\n")
 print("| columns | mode | step ms | x off | activation MB |")
 print("|---|---|---|---|---|")
 for r in runs:
@@ -47,5 +49,6 @@ for r in runs:
         print(f"| {r['columns']} | {row['label']} | {row['step_ms']:.0f} | {row['ratio']:.3f} | {row['act_mb']:.1f} |")
     k = kept[r["columns"]]["interleaved"][1]
     print(f"| {r['columns']} | column, last kept | {k['step_ms']:.0f} | {k['ratio']:.3f} | {k['act_mb']:.1f} |")
+    print(f"| {r['columns']} | recompute bound: off + a forward alone | | {1 + r['forward_ratio']:.3f} | |")
 print("<!-- kept_internals:end -->")
 PY

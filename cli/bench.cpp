@@ -144,7 +144,7 @@ void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
 // Memory modes timed in turn, step by step, in this one process: the ratio of two modes' steps is taken within each
 // round of steps, so that the machine's drift between processes, 20% and more on a shared machine, stays out of it.
 int bench_interleaved(const BenchArgs& a, const std::vector<reversible::ReversibleModule*>& parts, const Step& step,
-                      const at::Tensor& x, const c10::Device& device, const std::string& name) {
+                      const Step& forward, const at::Tensor& x, const c10::Device& device, const std::string& name) {
   // MODE, then optionally +matmuls (every recomputed column keeping its matrix products; otherwise --keep-matmuls)
   // and +levels=N (N kept levels; otherwise --keep-levels).
   std::vector<reversible::MemoryMode> modes;
@@ -198,13 +198,20 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     step(x);
   }
   const size_t n = modes.size();
+  // And in each round a forward without autograd, which a reversible step adds to a plain one (its backward
+  // recomputes with grad what off's forward computed): 1 + its ratio to off is the recompute bound of that step.
+  forward(x);
   std::vector<std::vector<double>> times(n), ratios(n);
+  std::vector<double> forward_ratios;
   for (int64_t i = 0; i < a.steps; ++i) {
-    std::vector<double> t(n);
-    for (size_t r = 0; r < n; ++r) {
-      // Each mode first in turn, and every other round in reverse order, so that no mode always follows the same
-      // one.
-      const size_t k = (i + (i % 2 ? n - 1 - r : r)) % n;
+    std::vector<double> t(n + 1);
+    for (size_t r = 0; r <= n; ++r) {
+      // Each first in turn, and every other round in reverse order, so that none always follows the same one.
+      const size_t k = (i + (i % 2 ? n - r : r)) % (n + 1);
+      if (k == n) {
+        t[k] = timed_step_ms(forward, x, device);
+        continue;
+      }
       use(k);
       t[k] = timed_step_ms(step, x, device);
     }
@@ -212,6 +219,7 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
       times[k].push_back(t[k]);
       ratios[k].push_back(t[k] / t[0]);
     }
+    forward_ratios.push_back(t[n] / t[0]);
   }
   nlohmann::json rows = nlohmann::json::array();
   for (size_t k = 0; k < n; ++k) {
@@ -234,6 +242,7 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     part->column_options().keep_matmuls(a.memory.keep_matmuls).keep_levels(a.memory.keep_levels);
   nlohmann::json j = run_fields(a, name, parts, device);
   j["interleaved"] = rows;
+  j["forward_ratio"] = std::round(median(forward_ratios) * 1000) / 1000;
   j["steps"] = a.steps;
   if (a.json) {
     std::cout << j.dump() << "\n";
@@ -247,6 +256,12 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
         "activation memory {:.1f} MB\n",
         row["label"].get<std::string>(), row["step_ms"].get<double>(), row["ratio"].get<double>(),
         rows[0]["label"].get<std::string>(), row["act_mb"].get<double>());
+  const double forward_ratio = j["forward_ratio"].get<double>();
+  std::cout << fmt::format("  {:<14} {:.3f} x {}", "forward alone", forward_ratio, rows[0]["label"].get<std::string>());
+  if (modes[0] == reversible::MemoryMode::Off)
+    std::cout << fmt::format(" (without autograd): a step that recomputes every cell once is at least {:.3f} x off",
+                             1 + forward_ratio);
+  std::cout << "\n";
   return 0;
 }
 
@@ -270,12 +285,12 @@ int bench(const BenchArgs& a) {
   const int64_t params = count_parameters(model);
   const auto parts = reversible::reversible_modules(model);
 
+  auto forward = [&](const at::Tensor& x) {
+    at::NoGradGuard no_grad;
+    subject.forward(x);
+  };
   auto step = [&](const at::Tensor& x) {
-    if (!training) {
-      at::NoGradGuard no_grad;
-      subject.forward(x);
-      return;
-    }
+    if (!training) return forward(x);
     auto outs = subject.forward(x);
     at::Tensor loss = at::zeros({});
     for (const auto& o : outs) loss = loss + o.pow(2).mean();
@@ -290,7 +305,7 @@ int bench(const BenchArgs& a) {
   }
   if (!a.interleave.empty()) {
     at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
-    return bench_interleaved(a, parts, step, x, device, subject.name);
+    return bench_interleaved(a, parts, step, forward, x, device, subject.name);
   }
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
   step(at::randn({2, 3, 32, 32}, device));  // two samples whatever the batch: BatchNorm needs two at 1x1
