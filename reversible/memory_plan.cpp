@@ -158,10 +158,12 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
     return j < static_cast<int64_t>(std::min(costs.matmul_bytes.size(), costs.matmul_ms.size())) &&
            k < static_cast<int64_t>(std::min(costs.matmul_bytes[j].size(), costs.matmul_ms[j].size()));
   };
-  // `kept`: the kept columns' internals; `held`: the kept levels' in the recomputed columns.
-  int64_t states = costs.input_bytes, kept = 0, held = 0;
+  // `kept`: the kept columns' internals; `held`: the kept levels' in the recomputed columns; `held_before_last`:
+  // those of the recomputed columns before the last.
+  int64_t states = costs.input_bytes, kept = 0, held = 0, held_before_last = 0;
   bool recomputes = false;
-  for (int64_t j = 0; j < N; ++j)
+  for (int64_t j = 0; j < N; ++j) {
+    if (roles[j] != ColumnRole::Kept) held_before_last = held;
     for (int64_t k = 0; k < L; ++k) {
       // Every level kept is plain autograd.
       if (roles[j] == ColumnRole::Kept || first_kept_level == 0) {
@@ -187,11 +189,14 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
         plan.recompute_ms -= costs.matmul_ms[j][k];
       }
     }
+  }
   // The kept columns' backward runs first, with everything held and a cell's backward on top; it frees their
-  // internals as it goes, so each recompute later finds the stored states and the kept levels' internals.
+  // internals as it goes. Then each recomputed column in turn from the last, its kept levels first (the engine runs
+  // the latest node that is ready): a recompute finds every stored state, and the kept levels' internals of the
+  // columns before its own. The last recomputed column's recompute comes first and finds the most.
   plan.activation_bytes =
       costs.gradient_bytes + std::max(states + kept + held + costs.backward_peak_bytes,
-                                      recomputes ? states + held + costs.cell_peak_bytes : int64_t{0});
+                                      recomputes ? states + held_before_last + costs.cell_peak_bytes : int64_t{0});
   return plan;
 }
 

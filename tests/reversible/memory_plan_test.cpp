@@ -134,23 +134,30 @@ TEST_CASE("kept levels: held in every recomputed column, their recompute and inv
   const MemoryPlan column = reversible::predict(c, 0, 1);
   CHECK(column.activation_bytes == 5 + 30 + 30);
   CHECK(column.recompute_ms == doctest::Approx(21));
-  // With level 1 kept: its three cells' internals (states included) held, only level 0 recomputed.
+  // With level 1 kept: its three cells' internals (states included) held, only level 0 recomputed. The peak is
+  // the larger of the last column's kept level's backward (everything held, a backward on top: 5 + 24 + 36 + 20)
+  // and that column's recompute, which comes after it and finds the kept levels of columns 0 and 1 only
+  // (5 + 24 + 24 + 30).
   const MemoryPlan top = reversible::predict(c, 0, 1, 0, 1);
-  CHECK(top.activation_bytes == 5 + 24 + 36 + 30);
+  CHECK(top.activation_bytes == 5 + 24 + 36 + 20);
   CHECK(top.recompute_ms == doctest::Approx(12));
+  ColumnCosts light = c;  // backward with no working memory of its own: the recompute makes the peak
+  light.backward_peak_bytes = 0;
+  CHECK(reversible::predict(light, 0, 1, 0, 1).activation_bytes == 5 + 24 + 24 + 30);
   // Full mode, level 1 kept: columns 0 and 1 rebuilt at level 0 (two inverses), but held all the same as the
   // kept level's lower input; the states of the last column stored.
   const MemoryPlan full = reversible::predict(c, 0, 0, 0, 1);
-  CHECK(full.activation_bytes == 5 + 8 + 16 + 36 + 30);
+  CHECK(full.activation_bytes == 5 + 8 + 16 + 36 + 20);
   CHECK(full.recompute_ms == doctest::Approx(12 + 2));
+  CHECK(reversible::predict(light, 0, 0, 0, 1).activation_bytes == 5 + 8 + 16 + 24 + 30);
   // Every level kept is plain autograd.
   CHECK(reversible::predict(c, 0, 1, 0, 2).recompute_ms == 0);
   CHECK(reversible::predict(c, 0, 1, 0, 2).activation_bytes == reversible::predict(c, 3, 1).activation_bytes);
-  // At 95 bytes the top level kept (9 ms less) beats a kept column (7 ms less, 5 + 20 + 92 + 20 = 137 bytes).
-  const MemoryPlan at95 = reversible::choose_plan(c, 95, 0);
-  CHECK(at95.keep_levels == 1);
-  CHECK(at95.keep_columns == 0);
-  CHECK(at95.recompute_ms == doctest::Approx(12));
+  // At 85 bytes the top level kept (9 ms less) beats a kept column (7 ms less, 5 + 20 + 92 + 20 = 137 bytes).
+  const MemoryPlan at85 = reversible::choose_plan(c, 85, 0);
+  CHECK(at85.keep_levels == 1);
+  CHECK(at85.keep_columns == 0);
+  CHECK(at85.recompute_ms == doctest::Approx(12));
   // The candidates: every plan without kept levels, once more with level 1 kept (kept columns 0..2 each with store
   // every 1..r: 3 + 2 + 1, and keep 3 once).
   CHECK(reversible::candidate_plans(c, 0).size() == 2 * (3 + 2 + 1) + 1);
@@ -251,8 +258,9 @@ TEST_CASE("the predicted activation memory of a plan is close to a measured step
     const int64_t predicted = reversible::predict(costs, keep, every, matmuls, levels).activation_bytes;
     INFO("keep ", keep, ", store every ", every, ", matmuls ", matmuls, ", levels ", levels, ": predicted ", predicted,
          ", measured ", measured);
-    // Measured here: 1.02 to 1.17 (a plan counts every kept level's internals through the whole recompute).
-    CHECK(predicted > 0.9 * measured);
-    CHECK(predicted < 1.25 * measured);
+    // Never under, or auto could pass its budget. Measured here: 1.02 to 1.10 (1.04 to 1.07 with kept levels,
+    // which counted every column's kept internals through the whole recompute: up to 1.18).
+    CHECK(predicted >= measured);
+    CHECK(predicted < 1.15 * measured);
   }
 }
