@@ -41,7 +41,8 @@ print(f"`bash bench/kept_internals.sh --rounds {rounds}`: RevCol-T training step
       "narrow ones, so each kept byte saves the most multiplication. RevCol's upper levels take about as many "
       "operations as its lower ones at a fraction of the activations, so they are the cheap ones to keep. "
       "`recompute bound`: 1 + the ratio to `off` of a forward without autograd, timed in the same rounds: a step "
-      "that recomputes every cell once (`column`, `full`) costs `off`'s step plus that forward, and no less.\n")
+      "that recomputes every cell once (`column`, `full`) costs about `off`'s step plus that forward (the stem's "
+      "forward is in it too, and is not recomputed).\n")
 print("| columns | mode | step ms | x off | activation MB |")
 print("|---|---|---|---|---|")
 for r in runs:

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "models/detection_model.h"
 #include "reversible/reversible_module.h"
 
 namespace revkit::cli {
@@ -85,6 +86,8 @@ int check_backbone(const CheckArgs& a) {
   if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {} for {}, got {}", model->size_divisor(),
                                  a.backbone, a.imgsz));
+  check_training_batch(*model, a.imgsz, model->size_divisor(), a.batch,
+                       fmt::format("--batch {} ({})", a.batch, a.backbone));
   model->to(dtype);
   model->train();
   at::Tensor input = at::randn({a.batch, 3, a.imgsz, a.imgsz}, at::TensorOptions().dtype(dtype));

@@ -190,6 +190,8 @@ void DetectionLoader::start_epoch(int64_t epoch) {
   order_.clear();
   for (int64_t k = options_.rank; k < (options_.pad_shards ? per_rank * world : n); k += world)
     order_.push_back(all[k % n]);
+  TORCH_INTERNAL_ASSERT(static_cast<int64_t>(order_.size()) == images_per_rank(), "a shard of ", order_.size(),
+                        " images where batches() counts ", images_per_rank());
   next_batch_ = 0;
   claimed_ = 0;
   ready_.clear();

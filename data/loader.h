@@ -62,7 +62,9 @@ class DetectionLoader {
   const DatasetIndex& index() const { return index_; }
   const LoaderOptions& options() const { return options_; }
   int64_t batches() const;  // per epoch, for this rank
-  int64_t smallest_batch() const;  // images in the epoch's smallest batch (its last), for this rank
+  // Images in the epoch's smallest batch (its last) for this rank; 0 for an empty shard (unpadded, fewer images
+  // than ranks).
+  int64_t smallest_batch() const;
 
   // Begins an epoch (stopping any unfinished one); next() then returns its batches in order.
   void start_epoch(int64_t epoch);

@@ -176,12 +176,11 @@ void Trainer::setup_optimization() {
   if (close_mosaic > 0) train.no_mosaic_from_epoch = std::max<int64_t>(0, o_.epochs - close_mosaic);
   train_loader_ = std::make_unique<DetectionLoader>(std::move(*train_index_), train);
   // Here, before the run folder is written: a batch that BatchNorm cannot normalize would stop training partway.
-  const int64_t fewest = min_training_batch(*model_, o_.imgsz, model_->size_divisor());
-  if (train_loader_->smallest_batch() < fewest)
-    throw InputError(fmt::format(
-        "{}: at --imgsz {} the deepest feature maps are 1x1, where training BatchNorm needs {} or more images in "
-        "a batch, but --batch {} leaves {} in the epoch's last; use a larger --imgsz or another --batch",
-        data_.source, o_.imgsz, fewest, o_.batch, train_loader_->smallest_batch()));
+  // SyncBatchNorm normalizes over every rank's share of the batch.
+  const int64_t last = train_loader_->smallest_batch() * (dist_ && o_.sync_bn ? world_ : 1);
+  check_training_batch(*model_, o_.imgsz, model_->size_divisor(), last,
+                       world_ > 1 ? fmt::format("{}: --batch {} over {} ranks, the epoch's last", data_.source, o_.batch, world_)
+                                  : fmt::format("{}: --batch {}, the epoch's last", data_.source, o_.batch));
   LoaderOptions val;
   val.imgsz = o_.imgsz;
   val.letterbox = head_defaults_.ultralytics8_letterbox ? LetterboxRule::Ultralytics8 : LetterboxRule::Yolov5;

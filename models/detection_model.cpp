@@ -1,9 +1,9 @@
 #include "models/detection_model.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/nn/modules/batchnorm.h>
 
 #include <algorithm>
 #include <cmath>
@@ -296,6 +296,15 @@ int64_t min_training_batch(const torch::nn::Module& network, int64_t imgsz, int6
   for (const auto& m : network.modules())
     if (m->as<torch::nn::BatchNorm2dImpl>() != nullptr) return 2;
   return 1;
+}
+
+void check_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor, int64_t images,
+                          const std::string& what) {
+  const int64_t fewest = min_training_batch(network, imgsz, size_divisor);
+  if (images >= fewest) return;
+  throw InputError(fmt::format("{}: a training batch of {} image{} at --imgsz {}, where the deepest feature maps are "
+                               "1x1 and BatchNorm needs {} or more; train at a larger --imgsz",
+                               what, images, images == 1 ? "" : "s", imgsz, fewest));
 }
 
 int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {

@@ -29,9 +29,12 @@ struct ModelOverrides {
 };
 
 // The fewest images a training batch may hold at `imgsz`: two where the deepest maps (imgsz / size_divisor) are
-// 1x1 and the network has BatchNorm, which normalizes each channel over the batch and the map (one value has no
-// variance); one otherwise.
+// 1x1 and the network has BatchNorm2d, which normalizes each channel over the batch and the map (one value has no
+// variance); one otherwise. It takes the deepest maps to be those at the largest stride, as in YOLO's heads.
 int64_t min_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor);
+// InputError, naming `what` (the option or the batch), when a training batch of `images` is below that.
+void check_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor, int64_t images,
+                          const std::string& what);
 
 // "auto" (nullopt), "on" or "off", as --channels-last takes it; InputError otherwise.
 std::optional<bool> parse_channels_last(const std::string& value);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 
 #include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
@@ -159,11 +160,15 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
            k < static_cast<int64_t>(std::min(costs.matmul_bytes[j].size(), costs.matmul_ms[j].size()));
   };
   // `kept`: the kept columns' internals; `held`: the kept levels' in the recomputed columns; `held_before_last`:
-  // those of the recomputed columns before the last.
-  int64_t states = costs.input_bytes, kept = 0, held = 0, held_before_last = 0;
+  // those of the recomputed columns before the last. `top_states` and `top_states_before`: the kept levels' states
+  // of the last recomputed column and of the one before it.
+  int64_t states = costs.input_bytes, kept = 0, held = 0, held_before_last = 0, top_states = 0, top_states_before = 0;
   bool recomputes = false;
   for (int64_t j = 0; j < N; ++j) {
-    if (roles[j] != ColumnRole::Kept) held_before_last = held;
+    if (roles[j] != ColumnRole::Kept) {
+      held_before_last = held;
+      top_states_before = std::exchange(top_states, 0);
+    }
     for (int64_t k = 0; k < L; ++k) {
       // Every level kept is plain autograd.
       if (roles[j] == ColumnRole::Kept || first_kept_level == 0) {
@@ -172,6 +177,7 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
       }
       if (k >= first_kept_level) {
         held += costs.kept_bytes[j][k];  // its state included, and no recompute
+        top_states += costs.state_bytes[j][k];
         continue;
       }
       recomputes = true;
@@ -193,10 +199,12 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
   // The kept columns' backward runs first, with everything held and a cell's backward on top; it frees their
   // internals as it goes. Then each recomputed column in turn from the last, its kept levels first (the engine runs
   // the latest node that is ready): a recompute finds every stored state, and the kept levels' internals of the
-  // columns before its own. The last recomputed column's recompute comes first and finds the most.
-  plan.activation_bytes =
-      costs.gradient_bytes + std::max(states + kept + held + costs.backward_peak_bytes,
-                                      recomputes ? states + held_before_last + costs.cell_peak_bytes : int64_t{0});
+  // columns before its own. The last recomputed column's recompute comes first and finds the most, and with them
+  // its own kept levels' outputs (the grid's outputs, which a caller may hold through backward) and the gradients
+  // that wait for the previous column's (they come from this column's cells, and go when those kept cells run).
+  const int64_t recompute_peak = states + held_before_last + top_states + top_states_before + costs.cell_peak_bytes;
+  plan.activation_bytes = costs.gradient_bytes + std::max(states + kept + held + costs.backward_peak_bytes,
+                                                          recomputes ? recompute_peak : int64_t{0});
   return plan;
 }
 

@@ -192,8 +192,9 @@ TEST_CASE("the smallest batch of an epoch: the last, whatever is left of the sha
   CHECK(smallest(3, 1, true) == 1);   // 4 images: 3 + 1
   CHECK(smallest(2, 1, true) == 2);   // 2 + 2
   CHECK(smallest(8, 1, true) == 4);   // one batch of all four
-  CHECK(smallest(1, 3, true) == 1);   // 2 images a rank, padded
-  CHECK(smallest(8, 3, false) == 1);  // the last rank's unpadded shard: image 3 alone
+  CHECK(smallest(2, 3, true) == 2);   // 2 images a rank, padded with one of another rank
+  CHECK(smallest(2, 3, false) == 1);  // the last rank's unpadded shard: the order's third image alone
+  CHECK(smallest(8, 3, false) == 1);
 }
 
 TEST_CASE("unreadable images are dropped with their labels and named, or are an error under strict") {
