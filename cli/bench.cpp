@@ -206,10 +206,9 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   std::vector<double> forward_ratios;
   for (int64_t i = 0; i < a.steps; ++i) {
     std::vector<double> t(n + 1);
+    // Each first in turn, and every other round in reverse order, so that none always follows the same one.
+    const size_t first = static_cast<size_t>(i) % (n + 1);
     for (size_t r = 0; r <= n; ++r) {
-      // Each first in turn (slot i), and every other round in reverse order, so that none always follows the same
-      // one.
-      const size_t first = static_cast<size_t>(i) % (n + 1);
       const size_t k = (i % 2 ? first + (n + 1) - r : first + r) % (n + 1);
       if (k == n) {
         t[k] = timed_step_ms(forward, x, device);
@@ -231,12 +230,14 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
     step(x);
     // What ran: every level kept is plain autograd, with no products kept.
     const auto& grid = parts.front()->column_grid();
-    const auto keeping = reversible::matmul_columns(parts.front()->column_options(), grid.columns());
-    const bool off = modes[k] == reversible::MemoryMode::Off, plain = off || levels[k] >= grid.num_levels();
+    const auto& options = parts.front()->column_options();
+    const auto keeping = reversible::matmul_columns(options, grid.columns());
+    const int64_t first_kept = reversible::first_kept_level(options, grid.num_levels());
+    const bool off = modes[k] == reversible::MemoryMode::Off, plain = off || first_kept == 0;
     rows.push_back({{"memory_mode", reversible::to_string(modes[k])},
                     {"label", labels[k]},
                     {"keep_matmuls", plain ? 0 : std::count(keeping.begin(), keeping.end(), true)},
-                    {"keep_levels", off ? 0 : std::min(levels[k], grid.num_levels())},
+                    {"keep_levels", off ? 0 : grid.num_levels() - first_kept},
                     {"step_ms", std::round(median(times[k]) * 10) / 10},
                     {"ratio", std::round(median(ratios[k]) * 1000) / 1000},
                     {"act_mb", rounded_mb(meter.peak_bytes())}});

@@ -185,13 +185,11 @@ void DetectionLoader::start_epoch(int64_t epoch) {
     std::mt19937_64 rng(seq);
     std::shuffle(all.begin(), all.end(), rng);
   }
-  // Every rank gets the same number of images (the first ones repeat), as torch's DistributedSampler does.
-  const int64_t world = options_.world_size, per_rank = (n + world - 1) / world;
+  // Every rank's i-th image is the order's (rank + i * world)-th; padded shards all have as many images (the first
+  // ones repeat), as torch's DistributedSampler does.
   order_.clear();
-  for (int64_t k = options_.rank; k < (options_.pad_shards ? per_rank * world : n); k += world)
-    order_.push_back(all[k % n]);
-  TORCH_INTERNAL_ASSERT(static_cast<int64_t>(order_.size()) == images_per_rank(), "a shard of ", order_.size(),
-                        " images where batches() counts ", images_per_rank());
+  for (int64_t i = 0; i < images_per_rank(); ++i)
+    order_.push_back(all[(options_.rank + i * options_.world_size) % n]);
   next_batch_ = 0;
   claimed_ = 0;
   ready_.clear();

@@ -76,7 +76,7 @@ class DetectionLoader {
                                            int64_t height = 0, int64_t width = 0) const;
 
  private:
-  int64_t images_per_rank() const;
+  int64_t images_per_rank() const;  // this rank's shard of an epoch, padded or not: what start_epoch deals
   Batch make_batch(int64_t b) const;
   // The letterbox of batch b's images in rect mode (height, width); an imgsz square otherwise.
   std::array<int64_t, 2> batch_shape(int64_t begin, int64_t end) const;

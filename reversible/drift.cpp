@@ -30,12 +30,12 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
       });
 
   std::vector<double> error(std::max<int64_t>(N - 1, 0), 0.0);
-  const int64_t first_kept_level = L - std::clamp<int64_t>(options.keep_levels(), 0, L);
+  const int64_t first_kept = first_kept_level(options, L);
   std::vector<at::Tensor> current = states[N - 1];
   for (int64_t j = N - 1; j >= 1; --j) {
     std::vector<at::Tensor> previous(L);
     for (int64_t k = L - 1; k >= 0; --k) {
-      if (k >= first_kept_level) {
+      if (k >= first_kept) {
         previous[k] = states[j - 1][k];
         continue;
       }

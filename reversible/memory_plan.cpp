@@ -149,9 +149,12 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
   plan.store_every = store_every;
   plan.keep_matmuls = keep_matmuls;
   plan.keep_levels = keep_levels;
-  const int64_t first_kept_level = L - std::clamp<int64_t>(keep_levels, 0, L);
-  const ColumnOptions options =
-      ColumnOptions(MemoryMode::Full).keep_columns(keep_columns).store_every(store_every).keep_matmuls(keep_matmuls);
+  const ColumnOptions options = ColumnOptions(MemoryMode::Full)
+                                    .keep_columns(keep_columns)
+                                    .store_every(store_every)
+                                    .keep_matmuls(keep_matmuls)
+                                    .keep_levels(keep_levels);
+  const int64_t first_kept = first_kept_level(options, L);
   const auto roles = column_roles(options, N);
   const auto matmuls = matmul_columns(options, N);
   // Costs built by hand may leave the products out.
@@ -171,11 +174,11 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
     }
     for (int64_t k = 0; k < L; ++k) {
       // Every level kept is plain autograd.
-      if (roles[j] == ColumnRole::Kept || first_kept_level == 0) {
+      if (roles[j] == ColumnRole::Kept || first_kept == 0) {
         kept += costs.kept_bytes[j][k];
         continue;
       }
-      if (k >= first_kept_level) {
+      if (k >= first_kept) {
         held += costs.kept_bytes[j][k];  // its state included, and no recompute
         top_states += costs.state_bytes[j][k];
         continue;
@@ -187,7 +190,7 @@ MemoryPlan predict(const ColumnCosts& costs, int64_t keep_columns, int64_t store
       } else {
         plan.recompute_ms += costs.inverse_ms[j + 1][k];  // rebuilt by column j + 1's inverse
         // The first kept level above takes this state as its lower input, and its graph holds it all the same.
-        if (k + 1 == first_kept_level && first_kept_level < L) states += costs.state_bytes[j][k];
+        if (k + 1 == first_kept && first_kept < L) states += costs.state_bytes[j][k];
       }
       // Held from the column's forward to its cells' backward, as the states are; its recompute skips them.
       if (matmuls[j] && measured(j, k)) {

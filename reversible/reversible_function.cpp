@@ -95,6 +95,10 @@ std::vector<bool> matmul_columns(const ColumnOptions& options, int64_t columns) 
   return keeps;
 }
 
+int64_t first_kept_level(const ColumnOptions& options, int64_t levels) {
+  return levels - std::clamp<int64_t>(options.keep_levels(), 0, levels);
+}
+
 namespace {
 
 using detail::combine;
@@ -331,7 +335,7 @@ c10::intrusive_ptr<GridTape> make_tape(const ColumnGrid& grid, const ColumnOptio
   const int64_t N = grid.columns(), L = grid.num_levels();
   for (ColumnRole role : column_roles(options, N)) tape->stored.push_back(role == ColumnRole::Stored);
   tape->keeps_matmuls = matmul_columns(options, N);
-  tape->first_kept_level = L - std::clamp<int64_t>(options.keep_levels(), 0, L);
+  tape->first_kept_level = reversible::first_kept_level(options, L);
   tape->matmuls.assign(N, std::vector<KeptMatmuls>(L));
   tape->x = x.detach();
   tape->state.assign(N, std::vector<at::Tensor>(L));
@@ -403,7 +407,7 @@ std::vector<at::Tensor> run_columns(const ColumnGrid& grid, const at::Tensor& x,
   // last reversible column they read (which that column stores in any case), and its gradients flow into that
   // column's cells as into any other node.
   const int64_t reversed = grid.columns() - std::clamp<int64_t>(options.keep_columns(), 0, grid.columns());
-  if (reversed == 0 || options.keep_levels() >= grid.num_levels()) return run_plain(grid, x);
+  if (reversed == 0 || first_kept_level(options, grid.num_levels()) == 0) return run_plain(grid, x);
   if (reversed == grid.columns()) return run_reversible(grid, x, options);
   ColumnOptions recomputed = options;  // the first columns on their own: the last of them is stored
   recomputed.keep_columns(0);

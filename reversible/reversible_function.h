@@ -122,5 +122,8 @@ enum class ColumnRole { Reversed, Stored, Kept };
 std::vector<ColumnRole> column_roles(const ColumnOptions& options, int64_t columns);
 // Whether each column keeps its matrix products' outputs: the last keep_matmuls() of the columns that are not Kept.
 std::vector<bool> matmul_columns(const ColumnOptions& options, int64_t columns);
+// The lowest of a grid's `levels` levels that every recomputed column keeps (keep_levels()): levels from it up are
+// plain autograd, the ones below recomputed; 0 when every level is kept.
+int64_t first_kept_level(const ColumnOptions& options, int64_t levels);
 
 }  // namespace revkit::reversible
