@@ -6,12 +6,14 @@
 
 #include <iostream>
 #include <map>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "core/build_info.h"
 #include "core/cpu_allocator.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "engine/launcher.h"
 #include "plugins/loader.h"
 
 namespace revkit::cli {
@@ -92,7 +94,9 @@ int main(int argc, char** argv) {
     std::cerr << "revkit: error: " << e.what() << "\n";
     return revkit::kExitBadInput;
   }
-  return revkit::run_reporting_errors(
+  // In a rank of `train --nproc`, the launcher prints the error line: once, however many ranks find it.
+  std::ostringstream error_line;
+  const int code = revkit::run_reporting_errors(
       [&] {
         // Use every core unless the user chose (OMP_NUM_THREADS); some OpenMP runtimes start with one thread.
         if (!std::getenv("OMP_NUM_THREADS"))
@@ -104,5 +108,7 @@ int main(int argc, char** argv) {
           if (sub->parsed()) return command();
         return static_cast<int>(revkit::kExitBadInput);
       },
-      std::cerr);
+      error_line);
+  revkit::print_error_line(error_line.str());
+  return code;
 }

@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "engine/distributed.h"
+#include "engine/launcher.h"
 #include "engine/trainer.h"
 
 namespace revkit::cli {

@@ -2,17 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <unistd.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
-#include <thread>
 
 #include "core/cuda_runtime.h"
 #include "core/error.h"
@@ -262,21 +256,6 @@ void set_sync(torch::nn::Module& module, const std::shared_ptr<BatchNormSync>& s
   for (auto& child : module.children()) set_sync(*child, sync, count);
 }
 
-int free_local_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw RunStoppedError("cannot find a free local port for the rendezvous");
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
 }  // namespace
 
 std::shared_ptr<BatchNormSync> make_batch_norm_sync(Distributed* dist) {
@@ -287,50 +266,6 @@ int64_t enable_sync_batch_norm(torch::nn::Module& module, Distributed& dist) {
   int64_t count = 0;
   set_sync(module, make_batch_norm_sync(&dist), count);
   return count;
-}
-
-int launch_local_workers(int nproc, const std::vector<std::string>& args) {
-  if (nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", nproc));
-  const int port = free_local_port();
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  std::vector<pid_t> children;
-  for (int rank = 0; rank < nproc; ++rank) {
-    const pid_t pid = ::fork();
-    if (pid < 0) throw RunStoppedError("cannot start a worker process");
-    if (pid == 0) {
-      ::setenv("RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      // The cores shared out between the workers, unless the user chose.
-      ::setenv("OMP_NUM_THREADS", std::to_string(std::max(1u, cores / nproc)).c_str(), 0);
-      std::vector<std::string> argv_strings = {"revkit"};
-      argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& s : argv_strings) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      ::execv("/proc/self/exe", argv.data());
-      std::_Exit(127);
-    }
-    children.push_back(pid);
-  }
-  int result = 0;
-  size_t running = children.size();
-  while (running > 0) {
-    int status = 0;
-    const pid_t done = ::waitpid(-1, &status, 0);
-    if (done < 0) break;
-    --running;
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0 && result == 0) {
-      result = code;
-      for (pid_t c : children)
-        if (c != done) ::kill(c, SIGTERM);  // the others would only wait for the lost rank until the timeout
-    }
-  }
-  return result;
 }
 
 }  // namespace revkit

@@ -65,9 +65,4 @@ int64_t enable_sync_batch_norm(torch::nn::Module& module, Distributed& dist);
 // A BatchNormSync over `dist`; exposed for tests (with one rank it must equal BatchNorm, gradients included).
 std::shared_ptr<BatchNormSync> make_batch_norm_sync(Distributed* dist);
 
-// Starts `nproc` copies of this program with `args` (argv[0] excluded) and the environment of a local
-// torchrun, waits, and returns the first non-zero exit code (0 when all succeed). When one rank fails the others
-// are stopped.
-int launch_local_workers(int nproc, const std::vector<std::string>& args);
-
 }  // namespace revkit

@@ -4,6 +4,7 @@
 #     in every memory mode of the seed's reversible backbone.
 #  2. A distributed run stopped after 2 epochs and resumed on 2 ranks equals one run straight through.
 #  3. Two ranks started by hand (torchrun's variables): killing one ends the other with an error within the timeout.
+#  4. Under --nproc, a rank killed by a signal is named, once, and the launcher exits with the signal's code.
 set -u
 revkit=$1 root=$2
 work=$(mktemp -d)
@@ -52,4 +53,17 @@ tail -n 1 "$work/rank0.log"
 grep -q "rank 0 of 2: .*failed within the 10 s timeout" "$work/rank0.log" || fail "rank 0's error does not say what happened"
 [ "$elapsed" -le 40 ] || fail "rank 0 took $elapsed s to notice"
 echo "rank 0 stopped $elapsed s after rank 1 was killed (exit code $code)"
+
+# 4. A rank of --nproc killed mid-run: it had no chance to say why, so the launcher says it.
+"$revkit" train "${common[@]}" --epochs 200 --name launched --nproc 2 > "$work/launched.log" 2>&1 &
+launcher=$!
+for _ in $(seq 60); do grep -q "1/200" "$work/launched.log" 2>/dev/null && break; sleep 0.5; done
+for child in $(pgrep -P "$launcher"); do
+  tr '\0' '\n' < "/proc/$child/environ" | grep -qx "RANK=1" && kill -9 "$child"
+done
+wait "$launcher"
+code=$?
+tail -n 1 "$work/launched.log"
+[ "$code" -eq 137 ] || fail "the launcher exited with $code, not 137, after rank 1 was killed"
+[ "$(grep -c "rank 1 of 2 was stopped by signal 9" "$work/launched.log")" -eq 1 ] || fail "the killed rank is not named once"
 echo "PASS"

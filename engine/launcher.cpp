@@ -1,0 +1,151 @@
+#include "engine/launcher.h"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "core/error.h"
+
+namespace revkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where a rank started by launch_local_workers leaves its error line.
+constexpr const char* kRankErrorFile = "REVKIT_RANK_ERROR_FILE";
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw RunStoppedError("cannot find a free local port for the rendezvous");
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// A private folder for the ranks' error files, removed with the launcher's scope; empty when none can be made
+// (then each rank prints its own error).
+class ErrorFolder {
+ public:
+  ErrorFolder() {
+    std::error_code error;
+    const fs::path temp = fs::temp_directory_path(error);
+    if (error) return;
+    std::string path = (temp / "revkit-ranks-XXXXXX").string();
+    if (::mkdtemp(path.data())) path_ = path;
+  }
+  ~ErrorFolder() {
+    std::error_code ignored;
+    if (!path_.empty()) fs::remove_all(path_, ignored);
+  }
+  ErrorFolder(const ErrorFolder&) = delete;
+  ErrorFolder& operator=(const ErrorFolder&) = delete;
+  bool empty() const { return path_.empty(); }
+  std::string file(int rank) const { return path_ + "/rank" + std::to_string(rank); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+void print_error_line(const std::string& text) {
+  if (text.empty()) return;
+  if (const char* file = std::getenv(kRankErrorFile)) {
+    std::ofstream out(file);
+    out << text;
+    out.close();
+    if (out) return;
+    std::error_code ignored;
+    fs::remove(file, ignored);  // a part of the line would be printed again beside the whole
+  }
+  std::cerr << text << std::flush;
+}
+
+std::vector<std::string> distinct_error_lines(const std::vector<std::string>& files) {
+  std::vector<std::string> lines;
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);)
+      if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
+  }
+  return lines;
+}
+
+int launch_local_workers(int nproc, const std::vector<std::string>& args) {
+  if (nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", nproc));
+  const int port = free_local_port();
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const ErrorFolder errors;
+  std::vector<pid_t> children;
+  for (int rank = 0; rank < nproc; ++rank) {
+    const pid_t pid = ::fork();
+    if (pid < 0) throw RunStoppedError("cannot start a worker process");
+    if (pid == 0) {
+      if (!errors.empty()) ::setenv(kRankErrorFile, errors.file(rank).c_str(), 1);
+      ::setenv("RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      // The cores shared out between the workers, unless the user chose.
+      ::setenv("OMP_NUM_THREADS", std::to_string(std::max(1u, cores / nproc)).c_str(), 0);
+      std::vector<std::string> argv_strings = {"revkit"};
+      argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& s : argv_strings) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execv("/proc/self/exe", argv.data());
+      std::_Exit(127);
+    }
+    children.push_back(pid);
+  }
+  int result = 0, first_failed = -1, stopped_by = 0;
+  size_t running = children.size();
+  while (running > 0) {
+    int status = 0;
+    const pid_t done = ::waitpid(-1, &status, 0);
+    if (done < 0) break;
+    --running;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      first_failed = static_cast<int>(std::find(children.begin(), children.end(), done) - children.begin());
+      if (WIFSIGNALED(status)) stopped_by = WTERMSIG(status);
+      for (pid_t c : children)
+        if (c != done) ::kill(c, SIGTERM);  // the others would only wait for the lost rank until the timeout
+    }
+  }
+  if (!errors.empty()) {
+    // The first failing rank's line first: the others may only report that it went away.
+    std::vector<std::string> files;
+    if (first_failed >= 0) files.push_back(errors.file(first_failed));
+    for (int rank = 0; rank < nproc; ++rank)
+      if (rank != first_failed) files.push_back(errors.file(rank));
+    for (const auto& line : distinct_error_lines(files)) std::cerr << line << "\n";
+  }
+  if (stopped_by != 0)  // it had no chance to say why
+    std::cerr << fmt::format("revkit: error: rank {} of {} was stopped by signal {} ({})\n", first_failed, nproc,
+                             stopped_by, ::strsignal(stopped_by));
+  return result;
+}
+
+}  // namespace revkit
