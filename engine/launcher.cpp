@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -64,6 +67,41 @@ class ErrorFolder {
   std::string path_;
 };
 
+// The ranks, for the launcher's signal handler, and the signal that stopped the launcher.
+const std::vector<pid_t>* g_ranks = nullptr;
+volatile sig_atomic_t g_launcher_stopped_by = 0;
+
+extern "C" void forward_to_ranks(int received) {
+  g_launcher_stopped_by = received;
+  if (g_ranks)
+    for (pid_t rank : *g_ranks) ::kill(rank, received);
+}
+
+// While alive, a Ctrl-C or a kill of the launcher goes on to the ranks, and the launcher still waits for them and
+// cleans up; the previous handlers come back with the scope.
+class ForwardStopSignals {
+ public:
+  explicit ForwardStopSignals(const std::vector<pid_t>& ranks) {
+    g_launcher_stopped_by = 0;
+    g_ranks = &ranks;
+    struct sigaction forward {};
+    forward.sa_handler = forward_to_ranks;
+    forward.sa_flags = SA_RESTART;
+    sigemptyset(&forward.sa_mask);
+    for (size_t i = 0; i < kSignals.size(); ++i) ::sigaction(kSignals[i], &forward, &previous_[i]);
+  }
+  ~ForwardStopSignals() {
+    for (size_t i = 0; i < kSignals.size(); ++i) ::sigaction(kSignals[i], &previous_[i], nullptr);
+    g_ranks = nullptr;
+  }
+  ForwardStopSignals(const ForwardStopSignals&) = delete;
+  ForwardStopSignals& operator=(const ForwardStopSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
+};
+
 }  // namespace
 
 void print_error_line(const std::string& text) {
@@ -94,11 +132,15 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   const int port = free_local_port();
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const ErrorFolder errors;
+  const pid_t launcher = ::getpid();
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = ::fork();
     if (pid < 0) throw RunStoppedError("cannot start a worker process");
     if (pid == 0) {
+      // A launcher killed outright (SIGKILL, which it cannot forward) takes its ranks with it.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != launcher) std::_Exit(128 + SIGTERM);
       if (!errors.empty()) ::setenv(kRankErrorFile, errors.file(rank).c_str(), 1);
       ::setenv("RANK", std::to_string(rank).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
@@ -120,9 +162,11 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   }
   int result = 0, first_failed = -1, stopped_by = 0;
   size_t running = children.size();
+  const ForwardStopSignals forward(children);
   while (running > 0) {
     int status = 0;
     const pid_t done = ::waitpid(-1, &status, 0);
+    if (done < 0 && errno == EINTR) continue;
     if (done < 0) break;
     --running;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -142,7 +186,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
       if (rank != first_failed) files.push_back(errors.file(rank));
     for (const auto& line : distinct_error_lines(files)) std::cerr << line << "\n";
   }
-  if (stopped_by != 0)  // it had no chance to say why
+  if (stopped_by != 0 && g_launcher_stopped_by == 0)  // it had no chance to say why (and the user did not ask)
     std::cerr << fmt::format("revkit: error: rank {} of {} was stopped by signal {} ({})\n", first_failed, nproc,
                              stopped_by, ::strsignal(stopped_by));
   return result;

@@ -7,7 +7,8 @@
 namespace revkit {
 
 // Starts `nproc` copies of this program with `args` (argv[0] excluded) and the environment of a local torchrun,
-// waits, and returns the first non-zero exit code (0 when all succeed). When one rank fails the others are stopped.
+// waits, and returns the first non-zero exit code (0 when all succeed). When one rank fails the others are stopped;
+// a Ctrl-C, SIGTERM or SIGHUP to the launcher goes on to the ranks, and a launcher killed outright takes them along.
 // The ranks hand their error lines back (print_error_line) and each distinct line is printed once, the first
 // failing rank's first: every rank finds the same mistake in the same options, and the user should read it once.
 int launch_local_workers(int nproc, const std::vector<std::string>& args);
