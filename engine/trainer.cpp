@@ -178,9 +178,10 @@ void Trainer::setup_optimization() {
   // Here, before the run folder is written: a batch that BatchNorm cannot normalize would stop training partway.
   // SyncBatchNorm normalizes over every rank's share of the batch.
   const int64_t last = train_loader_->smallest_batch() * (dist_ && o_.sync_bn ? world_ : 1);
-  check_training_batch(*model_, o_.imgsz, model_->size_divisor(), last,
-                       world_ > 1 ? fmt::format("{}: --batch {} over {} ranks, the epoch's last", data_.source, o_.batch, world_)
-                                  : fmt::format("{}: --batch {}, the epoch's last", data_.source, o_.batch));
+  check_training_batch(
+      *model_, o_.imgsz, model_->size_divisor(), last,
+      world_ > 1 ? fmt::format("{}: --batch {} over {} ranks, the epoch's last", data_.source, o_.batch, world_)
+                 : fmt::format("{}: --batch {}, the epoch's last", data_.source, o_.batch));
   LoaderOptions val;
   val.imgsz = o_.imgsz;
   val.letterbox = head_defaults_.ultralytics8_letterbox ? LetterboxRule::Ultralytics8 : LetterboxRule::Yolov5;
