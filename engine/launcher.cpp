@@ -1,8 +1,10 @@
 #include "engine/launcher.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -11,11 +13,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
@@ -23,10 +25,11 @@
 namespace revkit {
 namespace {
 
-namespace fs = std::filesystem;
-
-// Where a rank started by launch_local_workers leaves its error line.
-constexpr const char* kRankErrorFile = "REVKIT_RANK_ERROR_FILE";
+// The descriptor on which a rank started by launch_local_workers hands its error line to the launcher.
+constexpr const char* kRankErrorFd = "REVKIT_RANK_ERROR_FD";
+// The name every rank's error channel carries (memfd_create): how a rank tells its channel from any other
+// descriptor a stray REVKIT_RANK_ERROR_FD might name.
+constexpr const char* kChannelName = "revkit-rank-error";
 
 int free_local_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -43,28 +46,33 @@ int free_local_port() {
   return port;
 }
 
-// A private folder for the ranks' error files, removed with the launcher's scope; empty when none can be made
-// (then each rank prints its own error).
-class ErrorFolder {
+// One in-memory file per rank for its error line (memfd_create): nothing on disk, so nothing is left behind
+// however the launcher ends, and no temp folder to fail. Empty when the kernel offers none (then each rank
+// prints its own error).
+class ErrorChannels {
  public:
-  ErrorFolder() {
-    std::error_code error;
-    const fs::path temp = fs::temp_directory_path(error);
-    if (error) return;
-    std::string path = (temp / "revkit-ranks-XXXXXX").string();
-    if (::mkdtemp(path.data())) path_ = path;
+  explicit ErrorChannels(int nproc) {
+    for (int rank = 0; rank < nproc; ++rank) {
+      const int fd = make_rank_error_channel();
+      if (fd < 0) {
+        close_all();
+        return;
+      }
+      fds_.push_back(fd);
+    }
   }
-  ~ErrorFolder() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  ErrorFolder(const ErrorFolder&) = delete;
-  ErrorFolder& operator=(const ErrorFolder&) = delete;
-  bool empty() const { return path_.empty(); }
-  std::string file(int rank) const { return path_ + "/rank" + std::to_string(rank); }
+  ~ErrorChannels() { close_all(); }
+  ErrorChannels(const ErrorChannels&) = delete;
+  ErrorChannels& operator=(const ErrorChannels&) = delete;
+  bool empty() const { return fds_.empty(); }
+  int fd(int rank) const { return fds_[rank]; }
 
  private:
-  std::string path_;
+  void close_all() {
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+  std::vector<int> fds_;
 };
 
 // The ranks, for the launcher's signal handler, and the signal that stopped the launcher.
@@ -104,23 +112,63 @@ class ForwardStopSignals {
 
 }  // namespace
 
+int make_rank_error_channel() { return ::memfd_create(kChannelName, MFD_CLOEXEC); }
+
+std::string read_rank_error_channel(int fd) {
+  std::string text;
+  std::array<char, 4096> chunk;
+  for (off_t offset = 0;;) {
+    const ssize_t n = ::pread(fd, chunk.data(), chunk.size(), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return text;
+    text.append(chunk.data(), static_cast<size_t>(n));
+    offset += n;
+  }
+}
+
+namespace {
+
+// The rank's error channel, or -1 outside a rank of launch_local_workers.
+int rank_error_channel() {
+  const char* value = std::getenv(kRankErrorFd);
+  if (!value) return -1;
+  char* end = nullptr;
+  const long fd = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || fd < 0 || fd > INT_MAX) return -1;
+  std::array<char, 64> target{};
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), target.data(), target.size() - 1);
+  if (n <= 0 || std::string(target.data(), n).rfind(std::string("/memfd:") + kChannelName, 0) != 0) return -1;
+  return static_cast<int>(fd);
+}
+
+bool write_all(int fd, const std::string& text) {
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
 void print_error_line(const std::string& text) {
   if (text.empty()) return;
-  if (const char* file = std::getenv(kRankErrorFile)) {
-    std::ofstream out(file);
-    out << text;
-    out.close();
-    if (out) return;
-    std::error_code ignored;
-    fs::remove(file, ignored);  // a part of the line would be printed again beside the whole
+  const int fd = rank_error_channel();
+  if (fd >= 0) {
+    if (write_all(fd, text)) return;
+    const int ignored = ::ftruncate(fd, 0);  // a part of the line would be printed again beside the whole
+    (void)ignored;
   }
   std::cerr << text << std::flush;
 }
 
-std::vector<std::string> distinct_error_lines(const std::vector<std::string>& files) {
+std::vector<std::string> distinct_error_lines(const std::vector<std::string>& texts) {
   std::vector<std::string> lines;
-  for (const auto& file : files) {
-    std::ifstream in(file);
+  for (const auto& text : texts) {
+    std::istringstream in(text);
     for (std::string line; std::getline(in, line);)
       if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
   }
@@ -131,7 +179,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   if (nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", nproc));
   const int port = free_local_port();
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  const ErrorFolder errors;
+  const ErrorChannels errors(nproc);
   const pid_t launcher = ::getpid();
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
@@ -141,7 +189,9 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
       // A launcher killed outright (SIGKILL, which it cannot forward) takes its ranks with it.
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != launcher) std::_Exit(128 + SIGTERM);
-      if (!errors.empty()) ::setenv(kRankErrorFile, errors.file(rank).c_str(), 1);
+      // Its own channel stays open across exec; the other ranks' close there (MFD_CLOEXEC).
+      if (!errors.empty() && ::fcntl(errors.fd(rank), F_SETFD, 0) == 0)
+        ::setenv(kRankErrorFd, std::to_string(errors.fd(rank)).c_str(), 1);
       ::setenv("RANK", std::to_string(rank).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
@@ -180,11 +230,11 @@ int launch_local_workers(int nproc, const std::vector<std::string>& args) {
   }
   if (!errors.empty()) {
     // The first failing rank's line first: the others may only report that it went away.
-    std::vector<std::string> files;
-    if (first_failed >= 0) files.push_back(errors.file(first_failed));
+    std::vector<std::string> texts;
+    if (first_failed >= 0) texts.push_back(read_rank_error_channel(errors.fd(first_failed)));
     for (int rank = 0; rank < nproc; ++rank)
-      if (rank != first_failed) files.push_back(errors.file(rank));
-    for (const auto& line : distinct_error_lines(files)) std::cerr << line << "\n";
+      if (rank != first_failed) texts.push_back(read_rank_error_channel(errors.fd(rank)));
+    for (const auto& line : distinct_error_lines(texts)) std::cerr << line << "\n";
   }
   if (stopped_by != 0 && g_launcher_stopped_by == 0)  // it had no chance to say why (and the user did not ask)
     std::cerr << fmt::format("revkit: error: rank {} of {} was stopped by signal {} ({})\n", first_failed, nproc,
