@@ -199,6 +199,12 @@ RevColImpl::RevColImpl(RevColOptions opts) : options(std::move(opts)) {
   for (int64_t j = 0; j < options.columns(); ++j)
     register_module("subnet" + std::to_string(j), std::make_shared<RevColColumnImpl>(options, j, rates, grid_));
   reset_parameters();
+  // The columns run channels last (their LayerNorms write NHWC), so their convolutions' weights are kept in that
+  // layout too: in NCHW, every call (forward, recompute and backward) would convert them first.
+  at::NoGradGuard no_grad;
+  for (const auto& item : named_modules("", /*include_self=*/false))
+    if (auto* conv = item.value()->as<torch::nn::Conv2d>(); conv && item.key().rfind("subnet", 0) == 0)
+      conv->weight.set_data(conv->weight.contiguous(at::MemoryFormat::ChannelsLast));
 }
 
 void RevColImpl::reset_parameters() {

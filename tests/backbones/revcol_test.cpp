@@ -7,8 +7,8 @@
 
 #include <set>
 
-#include "core/safetensors.h"
 #include "core/memory_meter.h"
+#include "core/safetensors.h"
 #include "gpu.h"
 #include "reversible/reversible_module.h"
 #include "reversible/testing.h"
@@ -68,6 +68,52 @@ TEST_CASE("initialisation as the seed: truncated normal 0.02 weights, zero biase
       CHECK(t.abs().max().item<double>() <= 2.0);
     }
   }
+}
+
+TEST_CASE("the columns' convolution weights are channels last, as their activations, and stay so when loaded") {
+  at::manual_seed(0);
+  RevCol model(RevColOptions({8, 16, 24, 32}, {1, 1, 1, 1}, 2));
+  int64_t convolutions = 0;
+  for (const auto& p : model->named_parameters()) {
+    if (p.value().dim() != 4 || p.key().find(".alpha") != std::string::npos) continue;
+    INFO(p.key());
+    // The stem reads the images in whatever layout they come: its weight is left as built.
+    const bool in_columns = p.key().rfind("subnet", 0) == 0;
+    CHECK(p.value().is_contiguous(at::MemoryFormat::ChannelsLast) == in_columns);
+    convolutions += in_columns;
+  }
+  CHECK(convolutions == 2 * (3 + 4));  // per column: three down-samplings and four depthwise convolutions
+
+  // The same weights in NCHW give the same features and gradients: only the layout differs.
+  RevCol nchw(RevColOptions({8, 16, 24, 32}, {1, 1, 1, 1}, 2));
+  {
+    at::NoGradGuard no_grad;
+    auto from = model->named_parameters();
+    for (auto& p : nchw->named_parameters()) {
+      p.value().set_data(from[p.key()].contiguous());
+      if (p.value().dim() == 4) REQUIRE(p.value().is_contiguous());
+    }
+  }
+  const at::Tensor x = at::randn({2, 3, 64, 64});
+  const auto a = model->forward(x), b = nchw->forward(x);
+  at::stack({a[3].sum(), a[0].sum()}).sum().backward();
+  at::stack({b[3].sum(), b[0].sum()}).sum().backward();
+  for (size_t k = 0; k < 4; ++k) CHECK(at::allclose(a[k], b[k], 1e-5, 1e-6));
+  auto nchw_params = nchw->named_parameters();
+  for (const auto& p : model->named_parameters()) {
+    INFO(p.key());
+    REQUIRE(p.value().grad().defined() == nchw_params[p.key()].grad().defined());
+    if (p.value().grad().defined()) CHECK(at::allclose(p.value().grad(), nchw_params[p.key()].grad(), 1e-4, 1e-6));
+  }
+
+  // Loading weights copies into the parameters: the layout stays.
+  std::map<std::string, at::Tensor> saved;
+  for (const auto& p : nchw->named_parameters()) saved[p.key()] = p.value().detach().contiguous();
+  for (const auto& b : nchw->named_buffers()) saved[b.key()] = b.value().detach().contiguous();
+  load_named_tensors(*model, saved, "nchw.safetensors");
+  for (const auto& p : model->named_parameters())
+    if (p.key().rfind("subnet", 0) == 0 && p.value().dim() == 4 && p.key().find(".alpha") == std::string::npos)
+      CHECK(p.value().is_contiguous(at::MemoryFormat::ChannelsLast));
 }
 
 TEST_CASE("four feature maps at strides 4 to 32, known without a forward") {
