@@ -2,8 +2,8 @@
 // Auto mode's memory plan: for each column, store its states, keep its internals (no recompute) or rebuild its
 // states by the inverse, whether it keeps its matrix products' outputs (a cheaper recompute), and how many upper
 // levels every recomputed column keeps, so that the grid's activation memory stays under a budget with the least
-// recompute. The costs it weighs are measured on the model itself, one sample of the real input, and scale with the
-// input's size.
+// recompute. The costs it weighs are measured on the model itself, the first two samples of the real input, and
+// scale with the input's size.
 #include <c10/core/Device.h>
 
 #include <cstdint>

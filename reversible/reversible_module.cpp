@@ -10,6 +10,14 @@
 #include "reversible/drift.h"
 
 namespace revkit::reversible {
+namespace {
+
+// The samples the drift monitor and auto's cost probe run on: few, which keeps them a fraction of a step, but two
+// where the batch has them: a level with BatchNorm in training mode needs more than one value per channel on its
+// 1x1 maps, as the step itself does.
+at::Tensor probe_samples(const at::Tensor& x) { return x.detach().narrow(0, 0, std::min<int64_t>(x.size(0), 2)); }
+
+}  // namespace
 
 std::vector<ReversibleModule*> reversible_modules(torch::nn::Module& root) {
   std::vector<ReversibleModule*> found;
@@ -57,11 +65,10 @@ std::vector<at::Tensor> ReversibleModule::run_columns(const at::Tensor& x) {
 
 void ReversibleModule::plan_memory(const at::Tensor& x) {
   if (x.numel() == planned_numel_) return;
-  // Measured on one sample, which keeps the probe a fraction of a step, and again only for another sample shape:
-  // the costs scale with the batch.
+  // Measured on the probe samples, and again only for another sample shape: the costs scale with the batch.
   const std::vector<int64_t> sample(x.sizes().begin() + 1, x.sizes().end());
   if (!costs_ || sample != measured_sample_) {
-    costs_ = measure_column_costs(grid_, x.detach().narrow(0, 0, 1), options_);
+    costs_ = measure_column_costs(grid_, probe_samples(x), options_);
     measured_sample_ = sample;
   }
   const int64_t budget = options_.memory_budget_mb() > 0 ? static_cast<int64_t>(options_.memory_budget_mb() * 1048576.0)
@@ -89,13 +96,12 @@ void ReversibleModule::plan_memory(const at::Tensor& x) {
 }
 
 void ReversibleModule::check_drift(const at::Tensor& x) {
-  // One sample reads the drift as well as the batch, and keeps the reading's memory a fraction of the step's: a
+  // A sample or two read the drift as well as the batch, and keep the reading's memory a fraction of the step's: a
   // first step is then no more expensive than the others.
   if (options_.memory_mode() == MemoryMode::Auto) {
     // Over the whole grid and every level: the plan, which decides how many columns are recomputed and how many
     // levels are kept, is made from this reading, which must hold for any plan.
-    last_drift_ =
-        reversible::measure_drift(grid_, x.detach().narrow(0, 0, 1), ColumnOptions(options_).keep_levels(0));
+    last_drift_ = reversible::measure_drift(grid_, probe_samples(x), ColumnOptions(options_).keep_levels(0));
     const int64_t k = choose_store_every(last_drift_, options_.drift_tolerance());
     if (k != max_store_every_)
       logger()->debug("memory mode auto: chains of at most {} inverses (0: any), drift per column {:.1e}",
@@ -110,7 +116,7 @@ void ReversibleModule::check_drift(const at::Tensor& x) {
     last_drift_.clear();  // nothing is rebuilt
     return;
   }
-  last_drift_ = reversible::measure_drift(grid_.first_columns(recomputed), x.detach().narrow(0, 0, 1), options_);
+  last_drift_ = reversible::measure_drift(grid_.first_columns(recomputed), probe_samples(x), options_);
   const int64_t inverses_bound = options_.store_every() > 0 ? options_.store_every() - 1 : recomputed - 1;
   for (size_t j = 0; j < last_drift_.size(); ++j) {
     // Columns this plan stores are not rebuilt; the reading from the last column overstates the rest when

@@ -167,7 +167,7 @@ TEST_CASE("auto mode plans from the costs it measured: a budget buys kept column
   const auto& costs = toy->column_costs();
   REQUIRE(costs.has_value());
   CHECK(costs->columns() == 4);
-  CHECK(costs->input_numel == 3 * 32 * 32);  // one sample of the batch
+  CHECK(costs->input_numel == 2 * 3 * 32 * 32);  // the probe: the first two samples
   // Each plan the planner weighs is chosen when the budget is exactly its predicted memory (the curve it walks),
   // unless a plan with less recompute needs no more.
   const auto scaled = costs->scaled(x.numel());
@@ -201,4 +201,27 @@ TEST_CASE("auto mode plans from the costs it measured: a budget buys kept column
   CHECK(middle.keep_columns < 4);
   CHECK(report.rng_stream_equal);
   CHECK(report.within(1e-8));
+}
+
+TEST_CASE("full and auto modes run BatchNorm levels on 1x1 maps: the drift monitor and cost probe take two samples") {
+  // One sample has a single value per channel on a 1x1 map, which BatchNorm in training mode refuses; the step
+  // itself (batch 2) is fine, so the probes must be too.
+  for (MemoryMode mode : {MemoryMode::Full, MemoryMode::Auto}) {
+    INFO(reversible::to_string(mode));
+    at::manual_seed(8);
+    testing::ToyOptions options;
+    options.columns = 3;
+    options.alpha = 0.5;
+    options.batchnorm = true;
+    testing::ToyStack toy(options, mode);
+    toy->to(at::kDouble);
+    const at::Tensor x = at::randn({2, 3, 1, 1}, at::kDouble);
+    reversible::ModeComparison cmp;
+    cmp.mode = mode;
+    const auto report = reversible::compare_memory_modes(
+        *toy, [&](const at::Tensor& in) { return toy->forward(in); }, x, cmp);
+    CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
+    CHECK(toy->last_drift().size() == 2);
+    if (mode == MemoryMode::Auto) CHECK(toy->column_costs()->input_numel == 2 * 3);
+  }
 }
