@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
@@ -26,7 +27,7 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
   detail::sweep(
       grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
         rng[j][k] = RngState::capture(devices);
-        return states[j][k] = detail::combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+        return states[j][k] = detail::combine(j, k, grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
       });
 
   std::vector<double> error(std::max<int64_t>(N - 1, 0), 0.0);
@@ -45,7 +46,9 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
       previous[k] = (current[k] - grid.levels[j][k]->forward(lower, upper)) / grid.alphas[j][k];
       const at::Tensor& truth = states[j - 1][k];
       const double denom = std::max(truth.norm().item<double>(), 1e-30);
-      error[j - 1] = std::max(error[j - 1], (previous[k] - truth).norm().item<double>() / denom);
+      // A diverged rebuild (NaN) is the worst of all, and stays: std::max would drop it.
+      const double e = (previous[k] - truth).norm().item<double>() / denom;
+      if (std::isnan(e) || e > error[j - 1]) error[j - 1] = e;
     }
     current = std::move(previous);
     states[j].clear();  // column j's truth is no longer needed

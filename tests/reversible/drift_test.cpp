@@ -71,3 +71,31 @@ TEST_CASE("drift in float64 is tiny, and the check run leaves the RNG stream and
   size_t i = 0;
   for (const auto& b : toy->buffers()) CHECK(at::equal(b, before[i++]));
 }
+
+namespace {
+// Passes its input on in the forward sweep, then returns NaN: an inverse that diverges.
+class DivergingLevel : public reversible::ReversibleLevel {
+ public:
+  explicit DivergingLevel(int64_t good_calls) : good_calls_(good_calls) {}
+  at::Tensor forward(const at::Tensor& lower, const at::Tensor&) override {
+    return calls_++ < good_calls_ ? lower * 1.0 : at::full_like(lower, NAN);
+  }
+
+ private:
+  int64_t good_calls_, calls_ = 0;
+};
+}  // namespace
+
+TEST_CASE("a rebuild that diverges reads NaN, not 0: the monitor's maximum keeps it") {
+  reversible::ColumnGrid grid;
+  torch::nn::Module owner;
+  const int64_t columns = 3;
+  auto level = std::make_shared<DivergingLevel>(columns);  // one level shared by every column: it counts all calls
+  for (int64_t j = 0; j < columns; ++j)
+    grid.add_level(owner, "level" + std::to_string(j), level, j, at::full({1}, 0.5));
+  const auto drift =
+      reversible::measure_drift(grid, at::ones({1, 2}), reversible::ColumnOptions(reversible::MemoryMode::Full));
+  REQUIRE(drift.size() == 2);
+  CHECK(std::isnan(drift[0]));
+  CHECK(std::isnan(drift[1]));
+}
