@@ -2,9 +2,12 @@
 // The forward sweep over a column grid, shared by the plain and reversible forwards and the drift monitor. An
 // internal header of reversible/: not installed.
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <vector>
 
+#include "core/error.h"
 #include "reversible/reversible_function.h"
 
 namespace revkit::reversible::detail {
@@ -18,9 +21,28 @@ inline std::vector<at::Tensor> grid_buffers(const ColumnGrid& grid) {
   return buffers;
 }
 
-// c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j](...), or F alone in the first column.
-inline at::Tensor combine(const at::Tensor& f, const at::Tensor& alpha, const at::Tensor& previous) {
-  return previous.defined() ? alpha * previous + f : f;
+// c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j](...), or F alone in the first column. A level's output that cannot be
+// that (none, or not the shape of the state it updates) or an alpha that would change the state's shape is the
+// backbone's mistake: named here, not left to a broadcasting error deep in the sweep.
+inline at::Tensor combine(int64_t j, int64_t k, const at::Tensor& f, const at::Tensor& alpha,
+                          const at::Tensor& previous) {
+  if (!f.defined()) throw InputError(fmt::format("column grid: level {} of column {} returned no tensor", k, j));
+  if (!previous.defined()) return f;
+  if (f.sizes() != previous.sizes())
+    throw InputError(
+        fmt::format("column grid: level {} of column {} returned a tensor of shape [{}], but the state "
+                    "it updates has shape [{}] (a level's output must have its state's shape)",
+                    k, j, fmt::join(f.sizes(), ", "), fmt::join(previous.sizes(), ", ")));
+  const int64_t extra = previous.dim() - alpha.dim();
+  bool broadcasts = extra >= 0;
+  for (int64_t d = 0; broadcasts && d < alpha.dim(); ++d)
+    broadcasts = alpha.size(d) == 1 || alpha.size(d) == previous.size(d + extra);
+  if (!broadcasts)
+    throw InputError(
+        fmt::format("column grid: alpha {} of column {} has shape [{}], which does not broadcast to "
+                    "its state's shape [{}]",
+                    k, j, fmt::join(alpha.sizes(), ", "), fmt::join(previous.sizes(), ", ")));
+  return alpha * previous + f;
 }
 
 // Column by column, level by level; `cell(j, k, lower, upper, previous)` gives c_k[j] (upper and previous are

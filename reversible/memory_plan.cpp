@@ -80,7 +80,7 @@ ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, co
         RecordMatmulsGuard record(matmuls);
         f = grid.levels[j][k]->forward(lower, upper);
       }
-      at::Tensor out = detail::combine(f, alpha, previous);
+      at::Tensor out = detail::combine(j, k, f, alpha, previous);
       synchronize(device);
       costs.forward_ms[j][k] = milliseconds_since(start);
       if (previous.defined()) {

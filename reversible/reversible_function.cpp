@@ -1,6 +1,7 @@
 #include "reversible/reversible_function.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <torch/autograd.h>
 #include <torch/custom_class.h>
 
@@ -108,7 +109,7 @@ using torch::autograd::variable_list;
 
 auto plain_cell(const ColumnGrid& grid) {
   return [&grid](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
-    return combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+    return combine(j, k, grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
   };
 }
 
@@ -248,7 +249,7 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
       if (tape->keeps_matmuls[j]) record.emplace(tape->matmuls[j][k]);
       out = tape->grid.levels[j][k]->forward(lower, upper.value_or(at::Tensor()));
     }
-    if (previous) out = combine(out, *alpha, *previous);
+    out = combine(j, k, out, alpha.value_or(at::Tensor()), previous.value_or(at::Tensor()));
     if (tape->stored[j]) {
       tape->state[j][k] = out.detach();  // shares out's version counter: in-place changes are caught
       tape->version[j][k] = out._version();
@@ -369,7 +370,7 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
                  // A kept level: plain autograd between the grid's nodes. The lowest one's state is the upper input
                  // of the next column's recomputed cell below it, and no cell rebuilds it by the inverse: stored.
                  // The others are read by kept cells only, whose graphs hold them as long as they are needed.
-                 at::Tensor out = combine(grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+                 at::Tensor out = combine(j, k, grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
                  if (k == tape->first_kept_level && j + 1 < grid.columns()) {
                    tape->state[j][k] = out.detach();
                    tape->version[j][k] = out._version();
@@ -378,18 +379,22 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
                });
 }
 
+// The grid a backbone built: its mistakes are named as the user's (a plugin's author is one), not as revkit's.
 void check_grid(const ColumnGrid& grid) {
-  TORCH_CHECK(grid.columns() > 0 && grid.num_levels() > 0,
-              "revkit: a column grid needs at least one column and one level");
-  TORCH_CHECK(grid.alphas.size() == grid.levels.size(), "revkit: the column grid has ", grid.levels.size(),
-              " columns of levels but ", grid.alphas.size(), " columns of alphas");
+  if (grid.columns() == 0 || grid.num_levels() == 0)
+    throw InputError("column grid: a grid needs at least one column and one level");
+  if (grid.alphas.size() != grid.levels.size())
+    throw InputError(fmt::format("column grid: {} columns of levels but {} columns of alphas", grid.levels.size(),
+                                 grid.alphas.size()));
   for (int64_t j = 0; j < grid.columns(); ++j) {
-    TORCH_CHECK(static_cast<int64_t>(grid.levels[j].size()) == grid.num_levels() &&
-                    grid.alphas[j].size() == grid.levels[j].size(),
-                "revkit: column ", j, " of the grid does not have ", grid.num_levels(), " levels and alphas");
+    if (static_cast<int64_t>(grid.levels[j].size()) != grid.num_levels() ||
+        grid.alphas[j].size() != grid.levels[j].size())
+      throw InputError(fmt::format("column grid: column {} has {} levels and {} alphas, where column 0 has {}", j,
+                                   grid.levels[j].size(), grid.alphas[j].size(), grid.num_levels()));
     for (int64_t k = 0; k < grid.num_levels(); ++k) {
-      TORCH_CHECK(grid.levels[j][k], "revkit: level ", k, " of column ", j, " is null");
-      TORCH_CHECK(j == 0 || grid.alphas[j][k].defined(), "revkit: alpha ", k, " of column ", j, " is undefined");
+      if (!grid.levels[j][k]) throw InputError(fmt::format("column grid: level {} of column {} is null", k, j));
+      if (j > 0 && !grid.alphas[j][k].defined())
+        throw InputError(fmt::format("column grid: alpha {} of column {} is undefined", k, j));
     }
   }
 }

@@ -1,12 +1,13 @@
 #include "reversible/reversible_function.h"
 
 #include <ATen/ATen.h>
-#include <doctest/doctest.h>
 #include <ATen/record_function.h>
+#include <doctest/doctest.h>
 #include <torch/autograd.h>
 
 #include "backbones/revcol.h"
 #include "core/autocast_state.h"
+#include "core/error.h"
 #include "gpu.h"
 #include "reversible/testing.h"
 #include "step_memory.h"
@@ -295,8 +296,8 @@ TEST_CASE("kept levels with a loss on the lowest level only: the states below th
 TEST_CASE("kept matrix products are not multiplied again: a step runs the contracting ones once, not twice") {
   // Counts the forward products (addmm; the backward's are mm) of one training step.
   static thread_local int64_t addmm_calls = 0;
-  const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(
-      [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+  const auto handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
         if (std::string(fn.name()) == "aten::addmm") ++addmm_calls;
         return nullptr;
       }));
@@ -639,4 +640,61 @@ REVKIT_GPU_TEST_CASE("GPU: fp16 and bf16 CUDA autocast: every mode's gradients a
     // The convolutions ran in the low precision, so the outputs are in it.
     CHECK((toy->forward(x)[0].scalar_type() == dtype));
   }
+}
+
+namespace {
+// A level that halves its input's width when told to (a shape the state cannot take), or returns nothing.
+class MisbehavingLevel : public reversible::ReversibleLevel {
+ public:
+  enum Fault { kNone, kWrongShape, kNoTensor };
+  explicit MisbehavingLevel(Fault fault) : fault_(fault) {}
+  at::Tensor forward(const at::Tensor& lower, const at::Tensor&) override {
+    if (fault_ == kNoTensor) return at::Tensor();
+    return fault_ == kWrongShape ? lower.narrow(-1, 0, lower.size(-1) / 2) * 2.0 : lower * 2.0;
+  }
+
+ private:
+  Fault fault_;
+};
+
+// Two columns of one level, the second with `fault`, and alpha of `alpha_shape`.
+reversible::ColumnGrid faulty_grid(torch::nn::Module& owner, MisbehavingLevel::Fault fault,
+                                   std::vector<int64_t> alpha_shape = {1}) {
+  reversible::ColumnGrid grid;
+  grid.add_level(owner, "a", std::make_shared<MisbehavingLevel>(MisbehavingLevel::kNone), 0, at::Tensor());
+  grid.add_level(owner, "b", std::make_shared<MisbehavingLevel>(fault), 1, at::ones(alpha_shape));
+  return grid;
+}
+}  // namespace
+
+TEST_CASE("a backbone's malformed grid or level output is named, in every mode, not left to a broadcasting error") {
+  const at::Tensor x = at::randn({2, 3, 4, 4});
+  for (MemoryMode mode : {MemoryMode::Off, MemoryMode::Column, MemoryMode::Full}) {
+    INFO(reversible::to_string(mode));
+    torch::nn::Module owner;
+    CHECK_THROWS_WITH_AS(reversible::run_columns(faulty_grid(owner, MisbehavingLevel::kWrongShape), x, mode),
+                         "column grid: level 0 of column 1 returned a tensor of shape [2, 3, 4, 2], but the state it "
+                         "updates has shape [2, 3, 4, 4] (a level's output must have its state's shape)",
+                         InputError);
+    torch::nn::Module owner2;
+    CHECK_THROWS_WITH_AS(reversible::run_columns(faulty_grid(owner2, MisbehavingLevel::kNoTensor), x, mode),
+                         "column grid: level 0 of column 1 returned no tensor", InputError);
+    torch::nn::Module owner3;
+    CHECK_THROWS_WITH_AS(reversible::run_columns(faulty_grid(owner3, MisbehavingLevel::kNone, {1, 5, 1, 1}), x, mode),
+                         "column grid: alpha 0 of column 1 has shape [1, 5, 1, 1], which does not broadcast to its "
+                         "state's shape [2, 3, 4, 4]",
+                         InputError);
+    torch::nn::Module owner4;
+    // A per-channel alpha broadcasts, and the grid runs.
+    CHECK(reversible::run_columns(faulty_grid(owner4, MisbehavingLevel::kNone, {1, 3, 1, 1}), x, mode)[0].equal(
+        x * 2.0 + x * 2.0));
+  }
+  torch::nn::Module owner;
+  reversible::ColumnGrid empty;
+  CHECK_THROWS_WITH_AS(reversible::run_columns(empty, x, MemoryMode::Column),
+                       "column grid: a grid needs at least one column and one level", InputError);
+  reversible::ColumnGrid ragged = faulty_grid(owner, MisbehavingLevel::kNone);
+  ragged.add_level(owner, "c", std::make_shared<MisbehavingLevel>(MisbehavingLevel::kNone), 1, at::ones({1}));
+  CHECK_THROWS_WITH_AS(reversible::run_columns(ragged, x, MemoryMode::Column),
+                       "column grid: column 1 has 2 levels and 2 alphas, where column 0 has 1", InputError);
 }
