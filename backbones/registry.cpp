@@ -61,7 +61,9 @@ void PluginRegistrar::add_backbone(const std::string& name, const std::string& d
   added_.push_back(name);
 }
 
-std::vector<std::string> register_plugin(const RevkitPlugin& plugin, const std::string& source) {
+namespace {
+
+std::vector<std::string> add_plugin(const RevkitPlugin& plugin, const std::string& source) {
   if (plugin.api_version != REVKIT_PLUGIN_API_VERSION)
     throw InputError(source,
                      fmt::format("plugin API version {}, but this revkit speaks version {} (rebuild the plugin)",
@@ -71,15 +73,24 @@ std::vector<std::string> register_plugin(const RevkitPlugin& plugin, const std::
   PluginRegistrar registrar(plugin.name);
   try {
     plugin.register_plugin(&registrar);
-  } catch (const InputError& e) {
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {  // a plugin's own exception is its author's mistake, named with the plugin
     throw InputError(source, std::string("plugin '") + plugin.name + "': " + e.what());
   }
   return registrar.added();
 }
 
+}  // namespace
+
+std::vector<std::string> register_plugin(const RevkitPlugin& plugin, const std::string& source) {
+  backbone_registry();  // the built-in names are taken first: a plugin that reuses one is the one named
+  return add_plugin(plugin, source);
+}
+
 Registry<BackboneFactory>& backbone_registry() {
   static bool builtins_registered = [] {
-    for (const RevkitPlugin* p : builtin_plugins()) register_plugin(*p, std::string("built-in plugin ") + p->name);
+    for (const RevkitPlugin* p : builtin_plugins()) add_plugin(*p, std::string("built-in plugin ") + p->name);
     return true;
   }();
   (void)builtins_registered;
@@ -88,12 +99,21 @@ Registry<BackboneFactory>& backbone_registry() {
 
 std::shared_ptr<Backbone> make_backbone(const std::string& name, const BackboneSettings& settings) {
   const BackboneFactory& factory = backbone_registry().factory(name);
+  std::shared_ptr<Backbone> backbone;
   try {
-    return factory(settings);
+    backbone = factory(settings);
+  } catch (const InputError&) {
+    throw;
   } catch (const c10::Error& e) {
     const std::string message = e.what_without_backtrace();
     throw InputError("backbone " + name + ": " + message.substr(0, message.find('\n')));
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw InputError("backbone " + name + ": " + e.what());
   }
+  if (!backbone) throw InputError("backbone " + name + ": its factory returned no backbone");
+  return backbone;
 }
 
 }  // namespace revkit

@@ -19,3 +19,28 @@ extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plu
   return &info;
 }
 #endif
+
+#ifdef REVKIT_TEST_FAULTY_FACTORIES
+#include <stdexcept>
+static void register_faulty(revkit::PluginRegistrar* r) {
+  r->add_backbone("null_backbone", "a factory that returns no backbone",
+                  [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> { return nullptr; });
+  r->add_backbone("throwing_backbone", "a factory that throws",
+                  [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
+                    throw std::runtime_error("failed on purpose");
+                  });
+}
+extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plugin_entry() {
+  static const RevkitPlugin info = {REVKIT_PLUGIN_API_VERSION, "faulty", "0.1", &register_faulty};
+  return &info;
+}
+#endif
+
+#ifdef REVKIT_TEST_THROWING_REGISTRATION
+#include <stdexcept>
+static void register_throwing(revkit::PluginRegistrar*) { throw std::runtime_error("registration failed on purpose"); }
+extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plugin_entry() {
+  static const RevkitPlugin info = {REVKIT_PLUGIN_API_VERSION, "thrower", "0.1", &register_throwing};
+  return &info;
+}
+#endif
