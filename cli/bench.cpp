@@ -123,11 +123,11 @@ nlohmann::json run_fields(const BenchArgs& a, const std::string& name,
 }
 
 // Every plan auto mode weighs for this input, from the costs it measured: the time/memory curve it walks.
-void print_plans(const reversible::ReversibleModule& part, int64_t batch) {
+void print_plans(const reversible::ReversibleModule& part) {
   const auto& costs = part.column_costs();
-  TORCH_INTERNAL_ASSERT(costs, "bench --plans: auto mode measured no costs");
+  TORCH_INTERNAL_ASSERT(costs && part.planned_input_numel() > 0, "bench --plans: auto mode made no plan");
   const int64_t bound = reversible::choose_store_every(part.last_drift(), part.column_options().drift_tolerance());
-  const auto scaled = costs->scaled(costs->input_numel * batch);
+  const auto scaled = costs->scaled(part.planned_input_numel());
   for (const auto& plan : reversible::candidate_plans(scaled, bound))
     std::cout << nlohmann::json{{"columns", scaled.columns()},
                                 {"keep_columns", plan.keep_columns},
@@ -302,7 +302,7 @@ int bench(const BenchArgs& a) {
     if (parts.empty() || !training || a.memory_mode != "auto")
       throw InputError("bench --plans needs a model with a reversible backbone, --mode train and --memory-mode auto");
     step(at::randn({a.batch, 3, a.imgsz, a.imgsz}, device));  // measures the costs and reads the drift
-    print_plans(*parts.front(), a.batch);
+    print_plans(*parts.front());
     return 0;
   }
   if (!a.interleave.empty()) {

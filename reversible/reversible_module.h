@@ -31,6 +31,9 @@ class ReversibleModule {
   // Auto mode's latest plan, and the costs it was made from (measured on the first training forward).
   const MemoryPlan& memory_plan() const { return plan_; }
   const std::optional<ColumnCosts>& column_costs() const { return costs_; }
+  // The number of elements of the input the latest plan was made for (-1 before the first): the size to scale
+  // column_costs() to for that plan's alternatives.
+  int64_t planned_input_numel() const { return planned_numel_; }
 
  protected:
   // Runs the grid; in Full and Auto modes, while training, reads the drift monitor first when one is due.
