@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include <filesystem>
+
 namespace revkit {
 
 int run_reporting_errors(const std::function<int()>& body, std::ostream& err) {
@@ -13,6 +15,13 @@ int run_reporting_errors(const std::function<int()>& body, std::ostream& err) {
   } catch (const RunStoppedError& e) {
     err << "revkit: error: " << e.what() << "\n";
     return kExitCheckFailed;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The file system's answer about a path the user gave (a symlink loop, a name too long, a folder without
+    // permission): the user's to fix, named with the path.
+    err << "revkit: error: " << e.path1().string();
+    if (!e.path2().empty()) err << " -> " << e.path2().string();
+    err << ": " << e.code().message() << "\n";
+    return kExitBadInput;
   } catch (const c10::Error& e) {  // what users give is checked before LibTorch sees it: this is a bug
     const std::string message = e.what_without_backtrace();
     err << "revkit: internal error: " << message.substr(0, message.find('\n')) << "\n";

@@ -27,8 +27,9 @@ class RunStoppedError : public std::runtime_error {
 enum ExitCode : int { kExitOk = 0, kExitCheckFailed = 1, kExitBadInput = 2, kExitInternalError = 3 };
 
 // Runs `body` and returns its exit code; an exception becomes one line on `err` and its exit code:
-// "revkit: error: <what>" for an InputError (2) or a RunStoppedError (1), "revkit: internal error: <what>" (3)
-// for anything else, LibTorch's errors without their backtrace.
+// "revkit: error: <what>" for an InputError (2) or a RunStoppedError (1), "revkit: error: <path>: <reason>" for a
+// file system error (2), "revkit: internal error: <what>" (3) for anything else, LibTorch's errors without their
+// backtrace.
 int run_reporting_errors(const std::function<int()>& body, std::ostream& err);
 
 // A lookup of a name that no registry entry has.

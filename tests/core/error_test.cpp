@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <stdexcept>
 
 using namespace revkit;
 
@@ -33,9 +34,12 @@ TEST_CASE("exit codes say what happened: bad input 2, a run that stopped itself 
   CHECK(std::count(line.begin(), line.end(), '\n') == 1);  // one line, no backtrace
   CHECK(run(
             []() -> int {
-              std::filesystem::create_directories("/proc/revkit/x");
+              std::filesystem::status(std::string(300, 'a') + ".yaml");
               return 0;
             },
-            &line) == 3);
-  CHECK(line.rfind("revkit: internal error: ", 0) == 0);
+            &line) == 2);
+  // The path the file system refused, and why, on one line.
+  CHECK(line == "revkit: error: " + std::string(300, 'a') + ".yaml: File name too long\n");
+  CHECK(run([]() -> int { throw std::logic_error("a bug"); }, &line) == 3);
+  CHECK(line == "revkit: internal error: a bug\n");
 }
