@@ -280,7 +280,8 @@ int bench(const BenchArgs& a) {
   Subject subject = make_subject(a);
   torch::nn::Module& model = *subject.module;
   model.to(device);
-  if (a.imgsz <= 0 || a.imgsz % subject.size_divisor != 0)
+  check_image_size_option(a.imgsz);
+  if (a.imgsz % subject.size_divisor != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {}, got {}", subject.size_divisor, a.imgsz));
   if (training) check_training_batch(model, a.imgsz, subject.size_divisor, a.batch, fmt::format("--batch {}", a.batch));
   model.train(training);
@@ -393,7 +394,8 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--model", a->model, "a whole detection model instead: a built-in name or a config file");
   cmd->add_option("--mode", a->mode, "train (forward and backward) or infer (forward without autograd)")
       ->capture_default_str();
-  cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
   auto* memory_mode =
@@ -413,7 +415,9 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (activation memory from the CUDA caching allocator)")
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")->check(zero_or_more());
+  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")
+      ->check(zero_or_more())
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cmd->add_flag("--json", a->json, "print one JSON line");
   auto* interleave =
       cmd->add_option("--interleave", a->interleave,

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <iostream>
 
 #include "backbones/revcol_fixture.h"
@@ -77,13 +78,21 @@ int check_backbone(const CheckArgs& a) {
     dtype = at::kFloat;
   else
     throw InputError("--dtype must be float32 or float64, got '" + a.dtype + "'");
+  const std::vector<MemoryMode> modes = modes_of(a.memory_mode, /*include_off=*/false);
+  if (modes.front() == MemoryMode::Off)
+    throw InputError(
+        "--memory-mode off: plain autograd is what check --backbone compares the other modes with; "
+        "choose column, full, auto or all");
+  if (!std::isfinite(a.alpha_init))
+    throw InputError(fmt::format("--alpha-init must be a number, got {}", a.alpha_init));
   BackboneSettings settings;
   if (a.columns > 0) settings.columns = a.columns;
   settings.drop_path = a.drop_path;
   settings.alpha_init = a.alpha_init;
   at::manual_seed(a.seed);
   std::shared_ptr<Backbone> model = make_backbone(a.backbone, settings);
-  if (a.imgsz <= 0 || a.imgsz % model->size_divisor() != 0)
+  check_image_size_option(a.imgsz);
+  if (a.imgsz % model->size_divisor() != 0)
     throw InputError(fmt::format("--imgsz must be a positive multiple of {} for {}, got {}", model->size_divisor(),
                                  a.backbone, a.imgsz));
   check_training_batch(*model, a.imgsz, model->size_divisor(), a.batch,
@@ -98,8 +107,7 @@ int check_backbone(const CheckArgs& a) {
                            a.backbone, a.dtype, parts.size(), input.sizes().vec(), a.drop_path, a.alpha_init);
   print_header();
   bool ok = true;
-  for (MemoryMode mode : modes_of(a.memory_mode, /*include_off=*/false)) {
-    if (mode == MemoryMode::Off) continue;
+  for (MemoryMode mode : modes) {
     reversible::ModeComparison cmp;
     cmp.mode = mode;
     cmp.store_every = a.memory.store_every;
@@ -132,6 +140,10 @@ int check_backbone(const CheckArgs& a) {
 // Two weights files tensor by tensor: every name on one side only, every shape or dtype that differs, and the
 // worst relative differences (a port against its reference, or two runs that should agree).
 int check_weights(const CheckArgs& a) {
+  if (!(a.tolerance >= 0 && std::isfinite(a.tolerance)))
+    throw InputError(fmt::format("--tolerance must be 0 or more, got {}", a.tolerance));
+  if (!(a.floor > 0 && std::isfinite(a.floor)))
+    throw InputError(fmt::format("--floor must be positive, got {}", a.floor));
   const Safetensors w = read_safetensors(a.weights), r = read_safetensors(a.reference);
   bool ok = true;
   for (const auto& [name, t] : r.tensors)
@@ -184,7 +196,8 @@ Command add_check(CLI::App& app) {
   fixture->excludes(backbone);
   weights->excludes(fixture)->excludes(backbone);
   cmd->add_option("--memory-mode", a->memory_mode, "off, column, full, auto or all")->capture_default_str();
-  cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();

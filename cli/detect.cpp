@@ -25,17 +25,22 @@ struct DetectArgs {
 
 int run_detect(DetectArgs a) {
   if (a.weights.empty() || a.source.empty()) throw InputError("detect needs --weights and --source");
-  if (a.predict.imgsz <= 0) throw InputError("--imgsz must be positive");
+  // The device first: loading the weights asks LibTorch about CUDA, whose library must be loaded before, when wanted.
+  a.predict.device = parse_device(a.device);
+  check_image_size_option(a.predict.imgsz);
+  if (!(a.predict.conf >= 0 && a.predict.conf <= 1))
+    throw InputError(fmt::format("--conf must be between 0 and 1, got {}", a.predict.conf));
+  if (a.predict.max_det < 1) throw InputError(fmt::format("--max-det must be positive, got {}", a.predict.max_det));
   if (a.predict.iou != -1 && !(a.predict.iou >= 0 && a.predict.iou <= 1))
     throw InputError(fmt::format("--iou must be between 0 and 1 (or -1, the model's default), got {}", a.predict.iou));
   const std::vector<std::string> images = list_images(a.source);
   std::vector<std::string> names;
   DetectionModel model = load_detector(a.model, a.weights, &names);
-  a.predict.device = parse_device(a.device);
   Predictor predictor(model, names, a.predict);
   const std::string out = a.out.empty() ? next_run_folder("runs/detect", "exp") : a.out;
-  create_folder(out);
-  if (a.save_txt) create_folder((fs::path(out) / "labels").string());
+  // The output folder comes with the first image read: a source of none that decode leaves nothing behind.
+  bool created = false;
+  int64_t skipped = 0;
   for (const auto& path : images) {
     Prediction p;
     try {
@@ -43,12 +48,19 @@ int run_detect(DetectArgs a) {
     } catch (const InputError& e) {
       if (images.size() == 1) throw;
       logger()->warn("{} (skipped)", e.what());
+      ++skipped;
       continue;
+    }
+    if (!created) {
+      create_folder(out);
+      if (a.save_txt) create_folder((fs::path(out) / "labels").string());
+      created = true;
     }
     predictor.save_image(p, out);
     std::cout << fmt::format("{}: {}\n", path, predictor.summary(p));
     if (a.save_txt) predictor.save_txt(p, (fs::path(out) / "labels").string());
   }
+  if (!created) throw InputError(a.source, fmt::format("none of its {} images could be read", skipped));
   std::cout << fmt::format("results in {}\n", out);
   return 0;
 }

@@ -75,7 +75,7 @@ int info(const InfoArgs& a) {
     overrides.num_classes = a.nc;
   }
   if (!a.memory_mode.empty()) overrides.backbone.memory_mode = reversible::parse_memory_mode(a.memory_mode);
-  if (a.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", a.imgsz));
+  check_image_size_option(a.imgsz);
   if (a.memory && a.batch < 1) throw InputError(fmt::format("--batch must be positive, got {}", a.batch));
   // The device before the seed: seeding asks LibTorch about CUDA, which must be loaded first when wanted.
   const std::optional<c10::Device> memory_device =

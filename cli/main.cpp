@@ -45,7 +45,15 @@ void add_column_args(CLI::App& cmd, ColumnArgs& args) {
       ->check(zero_or_more());
   cmd.add_option("--memory-budget", args.memory_budget_mb,
                  "auto mode: MB of activation memory the columns may take (default: half of what is available)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            double mb = 0.0;
+            // NaN passes a plain positive check, and beyond a petabyte the budget overflows in bytes.
+            if (!CLI::detail::lexical_cast(text, mb) || !(mb > 0 && mb <= 1e9))
+              return "must be a number of MB above 0 and at most 1e9, got " + text;
+            return std::string();
+          },
+          "MB"));
 }
 }  // namespace revkit::cli
 

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -86,6 +87,13 @@ Command add_train(CLI::App& app) {
   return [o, memory_mode, resume, nproc, cmd] {
     if (*nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", *nproc));
     if (*nproc > 1 && !std::getenv("WORLD_SIZE")) {
+      // What every rank would refuse, refused before any is started.
+      const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      if (*nproc > cores)
+        throw InputError(
+            fmt::format("--nproc {}: this machine has {} cores, and a rank needs one at least", *nproc, cores));
+      if (cmd->count("--resume") == 0 && o->batch % *nproc != 0)
+        throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o->batch, *nproc));
       // The same command in each worker, without --nproc; the workers find each other through the environment.
       std::vector<std::string> args;
       const auto& all = command_line();

@@ -24,7 +24,12 @@ struct ValArgs {
 
 int run_val(const ValArgs& a) {
   if (a.weights.empty() || a.data.empty()) throw InputError("val needs --weights and --data");
-  if (a.imgsz <= 0 || a.batch <= 0) throw InputError("--imgsz and --batch must be positive");
+  // The device first: loading the weights asks LibTorch about CUDA, whose library must be loaded before, when wanted.
+  const c10::Device device = parse_device(a.device);
+  check_image_size_option(a.imgsz);
+  if (a.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", a.batch));
+  if (a.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", a.workers));
+  if (!(a.conf >= 0 && a.conf <= 1)) throw InputError(fmt::format("--conf must be between 0 and 1, got {}", a.conf));
   if (a.iou != -1 && !(a.iou >= 0 && a.iou <= 1))
     throw InputError(fmt::format("--iou must be between 0 and 1 (or -1, the model's default), got {}", a.iou));
   ApRule rule = parse_ap_rule(a.metrics);
@@ -50,7 +55,6 @@ int run_val(const ValArgs& a) {
   const HeadDefaults family = model->head()->defaults();
   lo.letterbox = family.ultralytics8_letterbox ? LetterboxRule::Ultralytics8 : LetterboxRule::Yolov5;
   lo.stride = model->size_divisor();
-  const c10::Device device = parse_device(a.device);
   lo.pin_memory = device.is_cuda();
   DetectionLoader loader(index, lo);
   ValidationOptions vo;

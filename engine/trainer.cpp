@@ -74,6 +74,10 @@ Trainer::Trainer(TrainOptions options, TrainingState resume, std::string state_p
   if (!state_path.empty()) {
     resume_ = std::move(resume);
     resume_path_ = std::move(state_path);
+  } else {
+    // The run's files by absolute path, as they are saved with it: --resume may run from another folder.
+    for (std::string* path : {&o_.data, &o_.model})
+      if (std::error_code e; !path->empty() && fs::is_regular_file(*path, e)) *path = fs::absolute(*path).string();
   }
   device_ = parse_device(o_.device);
   if (auto env = distributed_from_environment(); env && env->world_size > 1) {
@@ -101,10 +105,20 @@ void Trainer::check_options() const {
     throw InputError(
         fmt::format("--close-mosaic must be 0 or more (or -1, the model's default), got {}", o_.close_mosaic));
   if (o_.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o_.batch));
-  if (o_.imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", o_.imgsz));
+  check_image_size_option(o_.imgsz);
   if (o_.batch % world_ != 0)
     throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o_.batch, world_));
   if (o_.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", o_.workers));
+  // The recipe's numbers: a NaN or a negative one would train on, every step skipped or the schedule upside down.
+  const ScheduleOptions& s = o_.schedule;
+  if (!(s.lr0 > 0 && std::isfinite(s.lr0))) throw InputError(fmt::format("--lr0 must be positive, got {}", s.lr0));
+  if (s.nominal_batch < 1) throw InputError(fmt::format("--nbs must be positive, got {}", s.nominal_batch));
+  if (!(s.warmup_epochs >= 0 && std::isfinite(s.warmup_epochs)))
+    throw InputError(fmt::format("--warmup-epochs must be 0 or more, got {}", s.warmup_epochs));
+  const double mosaic = o_.augment_options.mosaic;
+  if (!(mosaic >= 0 && mosaic <= 1)) throw InputError(fmt::format("--mosaic must be between 0 and 1, got {}", mosaic));
+  if (o_.backbone.store_every && *o_.backbone.store_every < 0)
+    throw InputError(fmt::format("--store-every must be 0 or more, got {}", *o_.backbone.store_every));
   if (o_.checkpoint_every <= 0)
     throw InputError(fmt::format("--checkpoint-every must be positive, got {}", o_.checkpoint_every));
   if (o_.backbone.recompute_chunks && *o_.backbone.recompute_chunks <= 0)
@@ -116,7 +130,7 @@ void Trainer::check_options() const {
   if (o_.backbone.keep_levels && *o_.backbone.keep_levels < 0)
     throw InputError(fmt::format("--keep-levels must be 0 or more, got {}", *o_.backbone.keep_levels));
   if (o_.backbone.memory_budget_mb) {
-    if (!(*o_.backbone.memory_budget_mb > 0))
+    if (!(*o_.backbone.memory_budget_mb > 0 && std::isfinite(*o_.backbone.memory_budget_mb)))
       throw InputError(fmt::format("--memory-budget must be positive, got {}", *o_.backbone.memory_budget_mb));
     if (o_.backbone.memory_mode != reversible::MemoryMode::Auto)
       throw InputError("--memory-budget plans the backbone's memory: it needs --memory-mode auto");

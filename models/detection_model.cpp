@@ -77,8 +77,9 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
       fail(fmt::format("{} (input channels) must be 3, got {}", key, cfg[key].dump()));
   auto multiple = [&](const char* key) {
     if (!cfg.contains(key)) return 1.0;
-    if (!cfg[key].is_number() || cfg[key].get<double>() <= 0)
-      fail(fmt::format("{} must be a positive number, got {}", key, cfg[key].dump()));
+    // Ultralytics' scales reach 1.5; far beyond, repeats and channel counts overflow.
+    if (!cfg[key].is_number() || !(cfg[key].get<double>() > 0 && cfg[key].get<double>() <= 100))
+      fail(fmt::format("{} must be a positive number up to 100, got {}", key, cfg[key].dump()));
     return cfg[key].get<double>();
   };
   Header h;
@@ -160,6 +161,10 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   if (!row[1].is_number_integer() || row[1].get<int64_t>() < 1)
     args.fail("number must be a positive integer, got " + row[1].dump());
   const int64_t n = row[1].get<int64_t>();
+  // Configs repeat a module a few times; a count in the thousands would build for minutes and gigabytes.
+  constexpr int64_t kMaxRepeats = 1000;
+  if (n > kMaxRepeats || (n > 1 && n * h.depth > kMaxRepeats))
+    args.fail(fmt::format("number {} (times depth_multiple {}) is above {} repeats", n, h.depth, kMaxRepeats));
   args.repeats = n > 1 ? std::max<int64_t>(round_half_even(n * h.depth), 1) : n;
   if (!row[3].is_array()) args.fail("args must be a list, got " + row[3].dump());
   args.args = substitute(row[3], num_classes_, h.anchors);
@@ -302,13 +307,19 @@ void check_training_batch(const torch::nn::Module& network, int64_t imgsz, int64
                           const std::string& what) {
   const int64_t fewest = min_training_batch(network, imgsz, size_divisor);
   if (images >= fewest) return;
-  throw InputError(fmt::format("{}: a training batch of {} image{} at --imgsz {}, where the deepest feature maps are "
-                               "1x1 and BatchNorm needs {} or more; train at a larger --imgsz",
-                               what, images, images == 1 ? "" : "s", imgsz, fewest));
+  throw InputError(
+      fmt::format("{}: a training batch of {} image{} at --imgsz {}, where the deepest feature maps are "
+                  "1x1 and BatchNorm needs {} or more; train at a larger --imgsz",
+                  what, images, images == 1 ? "" : "s", imgsz, fewest));
+}
+
+void check_image_size_option(int64_t imgsz) {
+  if (imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", imgsz));
+  if (imgsz > kMaxImageSize) throw InputError(fmt::format("--imgsz must be at most {}, got {}", kMaxImageSize, imgsz));
 }
 
 int64_t DetectionModelImpl::checked_image_size(int64_t imgsz) const {
-  if (imgsz <= 0) throw InputError(fmt::format("--imgsz must be positive, got {}", imgsz));
+  check_image_size_option(imgsz);
   if (imgsz % size_divisor_ == 0) return imgsz;
   const int64_t rounded = (imgsz + size_divisor_ - 1) / size_divisor_ * size_divisor_;
   logger()->warn("--imgsz {} is not a multiple of the largest stride {}; using {}", imgsz, size_divisor_, rounded);

@@ -32,6 +32,11 @@ struct ModelOverrides {
 // 1x1 and the network has BatchNorm2d, which normalizes each channel over the batch and the map (one value has no
 // variance); one otherwise. It takes the deepest maps to be those at the largest stride, as in YOLO's heads.
 int64_t min_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor);
+// The largest --imgsz revkit takes: a 16384x16384 image is 3 GB as a float tensor, and a side much larger
+// overflows the sizes of the tensors built from it.
+constexpr int64_t kMaxImageSize = 16384;
+// InputError when --imgsz is not in 1..kMaxImageSize.
+void check_image_size_option(int64_t imgsz);
 // InputError, naming `what` (the option or the batch), when a training batch of `images` is below that.
 void check_training_batch(const torch::nn::Module& network, int64_t imgsz, int64_t size_divisor, int64_t images,
                           const std::string& what);

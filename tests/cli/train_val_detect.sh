@@ -45,5 +45,12 @@ expect 0 "results in $work/out" "$revkit" detect --weights "$run/weights/best.sa
 [ -d "$work/out/labels" ] || fail "detect --save-txt wrote no labels"
 expect 2 "nope.jpg: no such image or folder" "$revkit" detect --weights "$run/weights/best.safetensors" --source "$work/nope.jpg"
 
+# A run started with a relative --data resumes from any folder: the run keeps its files by absolute path.
+(cd "$work" && "$revkit" train --model yolov5n --data data/coco8.yaml --imgsz 64 --batch 4 --epochs 2 \
+  --stop-after-epochs 1 --project runs_rel --seed 1 > /dev/null 2>&1) || fail "the relative-path run failed"
+grep -qx "data: \"$work/data/coco8.yaml\"" "$work/runs_rel/exp/args.yaml" || fail "args.yaml keeps a relative --data"
+cd /
+expect 0 "epochs done, results in $work/runs_rel/exp" "$revkit" train --resume "$work/runs_rel/exp"
+
 
 echo "PASS"

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -97,6 +98,22 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
   bad = o;
   bad.backbone.recompute_chunks = 0;
   CHECK_THROWS_WITH_AS(train_detector(bad), "--recompute-chunks must be positive, got 0", InputError);
+  // A NaN or negative recipe number trained on before, every step skipped or the schedule upside down.
+  bad = o;
+  bad.schedule.lr0 = std::nan("");
+  CHECK_THROWS_WITH_AS(train_detector(bad), "--lr0 must be positive, got nan", InputError);
+  bad = o;
+  bad.schedule.nominal_batch = 0;
+  CHECK_THROWS_WITH_AS(train_detector(bad), "--nbs must be positive, got 0", InputError);
+  bad = o;
+  bad.schedule.warmup_epochs = -1;
+  CHECK_THROWS_WITH_AS(train_detector(bad), "--warmup-epochs must be 0 or more, got -1", InputError);
+  bad = o;
+  bad.augment_options.mosaic = 2;
+  CHECK_THROWS_WITH_AS(train_detector(bad), "--mosaic must be between 0 and 1, got 2", InputError);
+  bad = o;
+  bad.backbone.store_every = -3;
+  CHECK_THROWS_WITH_AS(train_detector(bad), "--store-every must be 0 or more, got -3", InputError);
   bad = o;
   bad.data = (project / "missing.yaml").string();
   CHECK_THROWS_AS(train_detector(bad), InputError);

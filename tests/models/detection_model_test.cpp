@@ -184,6 +184,12 @@ TEST_CASE("config errors say which row and which field") {
   cfg["backbone"][1][1] = "three";
   CHECK(error(cfg) == "bad.yaml: row 1 (Conv): number must be a positive integer, got \"three\"");
   cfg = yolo;
+  cfg["backbone"][2][1] = 99999999999;  // built module by module, this took minutes and gigabytes
+  CHECK(error(cfg) == "bad.yaml: row 2 (C3): number 99999999999 (times depth_multiple 0.33) is above 1000 repeats");
+  cfg = yolo;
+  cfg["depth_multiple"] = 1e30;
+  CHECK(error(cfg) == "bad.yaml: depth_multiple must be a positive number up to 100, got 1e+30");
+  cfg = yolo;
   cfg["head"][0] = nlohmann::json::array({-1, 1, "Conv"});
   CHECK(error(cfg).find("bad.yaml: row 10: expected [from, number, module, args]") == 0);
   cfg = seed_config();
@@ -314,6 +320,8 @@ TEST_CASE("image sizes round up to the largest stride, as Ultralytics' check_img
   CHECK(model->checked_image_size(300) == 320);
   CHECK(model->checked_image_size(1) == 32);
   CHECK_THROWS_WITH_AS(model->checked_image_size(0), "--imgsz must be positive, got 0", InputError);
+  CHECK_THROWS_WITH_AS(model->checked_image_size(16385), "--imgsz must be at most 16384, got 16385", InputError);
+  CHECK(model->checked_image_size(kMaxImageSize) == kMaxImageSize);
 }
 
 TEST_CASE("a training batch needs two images where BatchNorm meets 1x1 maps, and one elsewhere") {
