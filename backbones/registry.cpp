@@ -2,6 +2,9 @@
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
+#include <new>
+#include <set>
+
 #include "backbones/backbone.h"
 #include "backbones/plugin_api.h"
 #include "backbones/revcol.h"
@@ -63,7 +66,20 @@ void PluginRegistrar::add_backbone(const std::string& name, const std::string& d
 
 namespace {
 
-std::vector<std::string> add_plugin(const RevkitPlugin& plugin, const std::string& source) {
+bool is_out_of_memory(const std::exception& e) {
+  return dynamic_cast<const std::bad_alloc*>(&e) || dynamic_cast<const c10::OutOfMemoryError*>(&e);
+}
+
+// The first line of an exception's message, without LibTorch's backtrace.
+std::string first_line(const std::exception& e) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string message = torch_error ? torch_error->what_without_backtrace() : e.what();
+  return message.substr(0, message.find('\n'));
+}
+
+// Registers `plugin`'s backbones. A plugin's own exception is its author's mistake, named with the plugin; a
+// built-in's is revkit's, and goes on as it is.
+std::vector<std::string> add_plugin(const RevkitPlugin& plugin, const std::string& source, bool builtin = false) {
   if (plugin.api_version != REVKIT_PLUGIN_API_VERSION)
     throw InputError(source,
                      fmt::format("plugin API version {}, but this revkit speaks version {} (rebuild the plugin)",
@@ -73,12 +89,18 @@ std::vector<std::string> add_plugin(const RevkitPlugin& plugin, const std::strin
   PluginRegistrar registrar(plugin.name);
   try {
     plugin.register_plugin(&registrar);
-  } catch (const std::bad_alloc&) {
-    throw;
-  } catch (const std::exception& e) {  // a plugin's own exception is its author's mistake, named with the plugin
+  } catch (const InputError& e) {  // a taken name, from add_backbone
     throw InputError(source, std::string("plugin '") + plugin.name + "': " + e.what());
+  } catch (const std::exception& e) {
+    if (builtin || is_out_of_memory(e)) throw;
+    throw InputError(source, std::string("plugin '") + plugin.name + "': " + first_line(e));
   }
   return registrar.added();
+}
+
+std::set<std::string>& builtin_backbones() {
+  static std::set<std::string> names;
+  return names;
 }
 
 }  // namespace
@@ -90,7 +112,9 @@ std::vector<std::string> register_plugin(const RevkitPlugin& plugin, const std::
 
 Registry<BackboneFactory>& backbone_registry() {
   static bool builtins_registered = [] {
-    for (const RevkitPlugin* p : builtin_plugins()) add_plugin(*p, std::string("built-in plugin ") + p->name);
+    for (const RevkitPlugin* p : builtin_plugins())
+      for (const auto& name : add_plugin(*p, std::string("built-in plugin ") + p->name, /*builtin=*/true))
+        builtin_backbones().insert(name);
     return true;
   }();
   (void)builtins_registered;
@@ -104,13 +128,11 @@ std::shared_ptr<Backbone> make_backbone(const std::string& name, const BackboneS
     backbone = factory(settings);
   } catch (const InputError&) {
     throw;
-  } catch (const c10::Error& e) {
-    const std::string message = e.what_without_backtrace();
-    throw InputError("backbone " + name + ": " + message.substr(0, message.find('\n')));
-  } catch (const std::bad_alloc&) {
-    throw;
   } catch (const std::exception& e) {
-    throw InputError("backbone " + name + ": " + e.what());
+    // LibTorch's checks on a backbone's settings are the user's; anything else is revkit's own in a built-in, and
+    // a plugin author's in a plugin. Running out of memory is neither.
+    if (is_out_of_memory(e) || (!dynamic_cast<const c10::Error*>(&e) && builtin_backbones().count(name))) throw;
+    throw InputError("backbone " + name + ": " + first_line(e));
   }
   if (!backbone) throw InputError("backbone " + name + ": its factory returned no backbone");
   return backbone;

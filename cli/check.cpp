@@ -84,7 +84,7 @@ int check_backbone(const CheckArgs& a) {
         "--memory-mode off: plain autograd is what check --backbone compares the other modes with; "
         "choose column, full, auto or all");
   if (!std::isfinite(a.alpha_init))
-    throw InputError(fmt::format("--alpha-init must be a number, got {}", a.alpha_init));
+    throw InputError(fmt::format("--alpha-init must be a finite number, got {}", a.alpha_init));
   BackboneSettings settings;
   if (a.columns > 0) settings.columns = a.columns;
   settings.drop_path = a.drop_path;

@@ -17,6 +17,8 @@ std::vector<std::string>& command_line();
 // An integer option's check: 0 or more, said in those words ("--keep-columns: must be 0 or more, got -1";
 // CLI::NonNegativeNumber names the largest double as the range's end).
 const CLI::Validator& zero_or_more();
+// --memory-budget's check: MB above 0 and at most kMaxBudgetMb (NaN passes a plain positive check).
+const CLI::Validator& memory_budget_mb();
 
 // The reversible engine's settings (reversible::ColumnOptions) that bench and check take as they are given.
 struct ColumnArgs {

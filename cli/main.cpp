@@ -1,5 +1,6 @@
 // revkit: train, validate and check reversible networks from the command line.
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <cstdlib>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "engine/launcher.h"
+#include "engine/train_options.h"
 #include "plugins/loader.h"
 
 namespace revkit::cli {
@@ -33,6 +35,18 @@ const CLI::Validator& zero_or_more() {
   return check;
 }
 
+const CLI::Validator& memory_budget_mb() {
+  static const CLI::Validator check(
+      [](std::string& text) -> std::string {
+        double mb = 0.0;
+        if (!CLI::detail::lexical_cast(text, mb) || !(mb > 0 && mb <= kMaxBudgetMb))
+          return fmt::format("must be a number of MB above 0 and at most {:g}, got {}", kMaxBudgetMb, text);
+        return std::string();
+      },
+      "MB");
+  return check;
+}
+
 void add_column_args(CLI::App& cmd, ColumnArgs& args) {
   cmd.add_option("--store-every", args.store_every, "full mode: keep every k-th column")->check(zero_or_more());
   cmd.add_option("--keep-columns", args.keep_columns, "column and full modes: keep the last K columns' internals")
@@ -45,15 +59,7 @@ void add_column_args(CLI::App& cmd, ColumnArgs& args) {
       ->check(zero_or_more());
   cmd.add_option("--memory-budget", args.memory_budget_mb,
                  "auto mode: MB of activation memory the columns may take (default: half of what is available)")
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            double mb = 0.0;
-            // NaN passes a plain positive check, and beyond a petabyte the budget overflows in bytes.
-            if (!CLI::detail::lexical_cast(text, mb) || !(mb > 0 && mb <= 1e9))
-              return "must be a number of MB above 0 and at most 1e9, got " + text;
-            return std::string();
-          },
-          "MB"));
+      ->check(memory_budget_mb());
 }
 }  // namespace revkit::cli
 

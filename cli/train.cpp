@@ -42,7 +42,7 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--memory-budget", o->backbone.memory_budget_mb,
                   "auto mode: MB of activation memory the backbone's columns may take (default: half of what the "
                   "device has available); implies --memory-mode auto")
-      ->check(CLI::PositiveNumber);
+      ->check(memory_budget_mb());
   cmd->add_option("--recompute-chunks", o->backbone.recompute_chunks,
                   "recompute each backbone level's blocks in this many pieces")
       ->check(CLI::PositiveNumber);
@@ -87,7 +87,8 @@ Command add_train(CLI::App& app) {
   return [o, memory_mode, resume, nproc, cmd] {
     if (*nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", *nproc));
     if (*nproc > 1 && !std::getenv("WORLD_SIZE")) {
-      // What every rank would refuse, refused before any is started.
+      // Refused before any rank is started: more ranks than cores only compete for them, and a batch they cannot
+      // share is what every rank would refuse in turn.
       const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
       if (*nproc > cores)
         throw InputError(

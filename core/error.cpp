@@ -18,9 +18,14 @@ int run_reporting_errors(const std::function<int()>& body, std::ostream& err) {
   } catch (const std::filesystem::filesystem_error& e) {
     // The file system's answer about a path the user gave (a symlink loop, a name too long, a folder without
     // permission): the user's to fix, named with the path.
-    err << "revkit: error: " << e.path1().string();
-    if (!e.path2().empty()) err << " -> " << e.path2().string();
-    err << ": " << e.code().message() << "\n";
+    if (e.path1().empty()) {  // no path to name (the working folder gone): the library's own words
+      const std::string what = e.what();
+      err << "revkit: error: " << what.substr(0, what.find('\n')) << "\n";
+    } else {
+      err << "revkit: error: " << e.path1().string();
+      if (!e.path2().empty()) err << " -> " << e.path2().string();
+      err << ": " << e.code().message() << "\n";
+    }
     return kExitBadInput;
   } catch (const c10::Error& e) {  // what users give is checked before LibTorch sees it: this is a bug
     const std::string message = e.what_without_backtrace();

@@ -10,6 +10,9 @@
 
 namespace revkit {
 
+// The largest --memory-budget, in MB: beyond a petabyte the budget overflows in bytes.
+constexpr double kMaxBudgetMb = 1e9;
+
 struct TrainOptions {
   std::string model = "yolov5-revcol-tiny";
   std::string data;

@@ -75,9 +75,12 @@ Trainer::Trainer(TrainOptions options, TrainingState resume, std::string state_p
     resume_ = std::move(resume);
     resume_path_ = std::move(state_path);
   } else {
-    // The run's files by absolute path, as they are saved with it: --resume may run from another folder.
-    for (std::string* path : {&o_.data, &o_.model})
-      if (std::error_code e; !path->empty() && fs::is_regular_file(*path, e)) *path = fs::absolute(*path).string();
+    // The run's files by absolute path, as they are saved with it: --resume may run from another folder. A
+    // built-in model's name stays a name.
+    const auto builtins = builtin_model_names();
+    if (!o_.data.empty()) o_.data = fs::absolute(o_.data).string();
+    if (!o_.model.empty() && std::find(builtins.begin(), builtins.end(), o_.model) == builtins.end())
+      o_.model = fs::absolute(o_.model).string();
   }
   device_ = parse_device(o_.device);
   if (auto env = distributed_from_environment(); env && env->world_size > 1) {
@@ -130,8 +133,9 @@ void Trainer::check_options() const {
   if (o_.backbone.keep_levels && *o_.backbone.keep_levels < 0)
     throw InputError(fmt::format("--keep-levels must be 0 or more, got {}", *o_.backbone.keep_levels));
   if (o_.backbone.memory_budget_mb) {
-    if (!(*o_.backbone.memory_budget_mb > 0 && std::isfinite(*o_.backbone.memory_budget_mb)))
-      throw InputError(fmt::format("--memory-budget must be positive, got {}", *o_.backbone.memory_budget_mb));
+    if (!(*o_.backbone.memory_budget_mb > 0 && *o_.backbone.memory_budget_mb <= kMaxBudgetMb))
+      throw InputError(fmt::format("--memory-budget must be a number of MB above 0 and at most {:g}, got {}",
+                                   kMaxBudgetMb, *o_.backbone.memory_budget_mb));
     if (o_.backbone.memory_mode != reversible::MemoryMode::Auto)
       throw InputError("--memory-budget plans the backbone's memory: it needs --memory-mode auto");
   }

@@ -13,6 +13,7 @@
 namespace revkit::reversible {
 
 std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
+  detail::check_grid(grid);
   at::NoGradGuard no_grad;
   AutocastCacheOffGuard no_cache;  // casts made without grad stay out of autocast's cache
   const int64_t N = grid.columns(), L = grid.num_levels();
@@ -27,7 +28,8 @@ std::vector<double> measure_drift(const ColumnGrid& grid, const at::Tensor& x, c
   detail::sweep(
       grid, x, [&](int64_t j, int64_t k, const at::Tensor& lower, const at::Tensor& upper, const at::Tensor& previous) {
         rng[j][k] = RngState::capture(devices);
-        return states[j][k] = detail::combine(j, k, grid.levels[j][k]->forward(lower, upper), grid.alphas[j][k], previous);
+        at::Tensor f = grid.levels[j][k]->forward(lower, upper);
+        return states[j][k] = detail::combine(j, k, f, grid.alphas[j][k], previous);
       });
 
   std::vector<double> error(std::max<int64_t>(N - 1, 0), 0.0);

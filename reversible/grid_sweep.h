@@ -21,6 +21,27 @@ inline std::vector<at::Tensor> grid_buffers(const ColumnGrid& grid) {
   return buffers;
 }
 
+// The grid a backbone built, checked before anything runs it (the sweep, the drift monitor, auto's cost probe): its
+// mistakes are named as the user's (a plugin's author is one), not as revkit's.
+inline void check_grid(const ColumnGrid& grid) {
+  if (grid.columns() == 0 || grid.num_levels() == 0)
+    throw InputError("column grid: a grid needs at least one column and one level");
+  if (grid.alphas.size() != grid.levels.size())
+    throw InputError(fmt::format("column grid: {} columns of levels but {} columns of alphas", grid.levels.size(),
+                                 grid.alphas.size()));
+  for (int64_t j = 0; j < grid.columns(); ++j) {
+    if (static_cast<int64_t>(grid.levels[j].size()) != grid.num_levels() ||
+        grid.alphas[j].size() != grid.levels[j].size())
+      throw InputError(fmt::format("column grid: column {} has {} levels and {} alphas, where column 0 has {}", j,
+                                   grid.levels[j].size(), grid.alphas[j].size(), grid.num_levels()));
+    for (int64_t k = 0; k < grid.num_levels(); ++k) {
+      if (!grid.levels[j][k]) throw InputError(fmt::format("column grid: level {} of column {} is null", k, j));
+      if (j > 0 && !grid.alphas[j][k].defined())
+        throw InputError(fmt::format("column grid: alpha {} of column {} is undefined", k, j));
+    }
+  }
+}
+
 // c_k[j] = alpha_k[j] * c_k[j-1] + F_k[j](...), or F alone in the first column. A level's output that cannot be
 // that (none, or not the shape of the state it updates) or an alpha that would change the state's shape is the
 // backbone's mistake: named here, not left to a broadcasting error deep in the sweep.

@@ -43,9 +43,8 @@ struct KeptLinear : public torch::autograd::Function<KeptLinear> {
 at::Tensor replay(detail::MatmulScope& scope, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const KeptMatmuls& kept = *scope.replay;
   const size_t n = scope.next++;
-  TORCH_CHECK(n < kept.outputs.size(), "revkit: a level's recompute ran more matrix products (",
-              n + 1, ") than its forward kept (", kept.outputs.size(),
-              "); a level must run the same computation in both");
+  TORCH_CHECK(n < kept.outputs.size(), "revkit: a level's recompute ran more matrix products (", n + 1,
+              ") than its forward kept (", kept.outputs.size(), "); a level must run the same computation in both");
   const at::Tensor& out = kept.outputs[n];
   TORCH_CHECK(out._version() == kept.versions[n],
               "revkit: the output of reversible::linear was modified in place in or after a reversible level's "
@@ -104,8 +103,8 @@ MatmulScopeGuard::~MatmulScopeGuard() { current_scope = previous_; }
 }  // namespace detail
 
 void ReplayMatmulsGuard::finish(int64_t column, int64_t level) const {
-  TORCH_CHECK(scope_.next == scope_.replay->outputs.size(), "revkit: level ", level, " of column ", column,
-              " ran ", scope_.next, " matrix products in its recompute but ", scope_.replay->outputs.size(),
+  TORCH_CHECK(scope_.next == scope_.replay->outputs.size(), "revkit: level ", level, " of column ", column, " ran ",
+              scope_.next, " matrix products in its recompute but ", scope_.replay->outputs.size(),
               " in its forward; a level must run the same computation in both");
 }
 

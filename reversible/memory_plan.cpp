@@ -11,8 +11,8 @@
 
 #include "core/autocast_state.h"
 #include "core/buffer_snapshot.h"
-#include "core/rng_state.h"
 #include "core/memory_meter.h"
+#include "core/rng_state.h"
 #include "reversible/grid_sweep.h"
 #include "reversible/kept_matmuls.h"
 
@@ -44,6 +44,7 @@ ColumnCosts ColumnCosts::scaled(int64_t numel) const {
 }
 
 ColumnCosts measure_column_costs(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
+  detail::check_grid(grid);
   AutocastCacheOffGuard no_cache;  // the casts of a throw-away graph stay out of autocast's cache
   at::AutoGradMode grad_on(true);
   const c10::Device device = x.device();

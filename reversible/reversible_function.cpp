@@ -379,30 +379,10 @@ std::vector<at::Tensor> run_reversible(const ColumnGrid& grid, const at::Tensor&
                });
 }
 
-// The grid a backbone built: its mistakes are named as the user's (a plugin's author is one), not as revkit's.
-void check_grid(const ColumnGrid& grid) {
-  if (grid.columns() == 0 || grid.num_levels() == 0)
-    throw InputError("column grid: a grid needs at least one column and one level");
-  if (grid.alphas.size() != grid.levels.size())
-    throw InputError(fmt::format("column grid: {} columns of levels but {} columns of alphas", grid.levels.size(),
-                                 grid.alphas.size()));
-  for (int64_t j = 0; j < grid.columns(); ++j) {
-    if (static_cast<int64_t>(grid.levels[j].size()) != grid.num_levels() ||
-        grid.alphas[j].size() != grid.levels[j].size())
-      throw InputError(fmt::format("column grid: column {} has {} levels and {} alphas, where column 0 has {}", j,
-                                   grid.levels[j].size(), grid.alphas[j].size(), grid.num_levels()));
-    for (int64_t k = 0; k < grid.num_levels(); ++k) {
-      if (!grid.levels[j][k]) throw InputError(fmt::format("column grid: level {} of column {} is null", k, j));
-      if (j > 0 && !grid.alphas[j][k].defined())
-        throw InputError(fmt::format("column grid: alpha {} of column {} is undefined", k, j));
-    }
-  }
-}
-
 }  // namespace
 
 std::vector<at::Tensor> run_columns(const ColumnGrid& grid, const at::Tensor& x, const ColumnOptions& options) {
-  check_grid(grid);
+  detail::check_grid(grid);
   // A grid inside another grid's level keeps none of its products for the outer cell: the outer forward (without
   // grad) would run it plain and its recompute reversibly, with different calls.
   NoMatmulScopeGuard own_scope;

@@ -36,8 +36,8 @@ struct ColumnOptions {
   // bounds how many inverses (and so how much drift) stand between a column and a stored state. 0 keeps only that
   // last column. Auto mode's memory plan sets it.
   TORCH_ARG(int64_t, store_every) = 0;
-  // Full and Auto modes read the drift monitor (on the batch's first two samples) on the first training forward and then
-  // every this many (0: never).
+  // Full and Auto modes read the drift monitor (on the batch's first two samples) on the first training forward and
+  // then every this many (0: never).
   TORCH_ARG(int64_t, drift_check_every) = 100;
   // Auto: chains of inverses are at most k - 1 long for the largest k whose rebuilt states stay within this
   // relative error of the forward's (float32 parameter gradients then stay within about 1e-4 of plain autograd's).

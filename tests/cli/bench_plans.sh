@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_plans.sh REVKIT: `revkit bench --memory-mode auto --plans` lists the plans auto mode weighs for the benchmarked
-# input, so the plan it chose under the budget is among them with the same prediction. At batch 2 the costs are
-# measured on two samples; the list once scaled them as if from one and doubled every prediction.
+# input, so the plan it chose under the budget is among them with the same prediction. At batch 2 the costs come
+# from two samples: the list scales them to the input the plan was made for, not per sample.
 set -euo pipefail
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT

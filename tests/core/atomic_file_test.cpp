@@ -40,7 +40,7 @@ TEST_CASE("atomic file: a symbolic link is written through to its target; a pipe
   fs::create_directories(dir / "real");
   fs::create_symlink("real/target.json", dir / "link.json");
   revkit::write_file_atomically((dir / "link.json").string(), "through the link");
-  // The rename once replaced the link by a file, and the target never saw the text.
+  // Written through: the link stays a link, and its target holds the text.
   CHECK(fs::is_symlink(dir / "link.json"));
   std::ifstream in(dir / "real" / "target.json");
   CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "through the link");

@@ -16,7 +16,8 @@ TEST_CASE("devices by name: cpu always, cuda only when there is one, anything el
     CHECK_THROWS_WITH_AS(parse_device("cuda:-1"), "--device must be cpu, cuda or cuda:N, got 'cuda:-1'", InputError);
     CHECK_THROWS_WITH_AS(parse_device("cuda:999"), doctest::Contains("--device cuda:999: there"), InputError);
   } else {
-    CHECK_THROWS_WITH_AS(parse_device("cuda"), doctest::Contains("--device cuda: no CUDA device is available"), InputError);
+    CHECK_THROWS_WITH_AS(parse_device("cuda"), doctest::Contains("--device cuda: no CUDA device is available"),
+                         InputError);
   }
   CHECK_THROWS_WITH_AS(parse_device("gpu"), "--device must be cpu, cuda or cuda:N, got 'gpu'", InputError);
 }

@@ -98,7 +98,7 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
   bad = o;
   bad.backbone.recompute_chunks = 0;
   CHECK_THROWS_WITH_AS(train_detector(bad), "--recompute-chunks must be positive, got 0", InputError);
-  // A NaN or negative recipe number trained on before, every step skipped or the schedule upside down.
+  // A NaN or negative recipe number would train on, every step skipped or the schedule upside down.
   bad = o;
   bad.schedule.lr0 = std::nan("");
   CHECK_THROWS_WITH_AS(train_detector(bad), "--lr0 must be positive, got nan", InputError);

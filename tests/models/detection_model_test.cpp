@@ -184,7 +184,7 @@ TEST_CASE("config errors say which row and which field") {
   cfg["backbone"][1][1] = "three";
   CHECK(error(cfg) == "bad.yaml: row 1 (Conv): number must be a positive integer, got \"three\"");
   cfg = yolo;
-  cfg["backbone"][2][1] = 99999999999;  // built module by module, this took minutes and gigabytes
+  cfg["backbone"][2][1] = 99999999999;  // built module by module, it would take minutes and gigabytes
   CHECK(error(cfg) == "bad.yaml: row 2 (C3): number 99999999999 (times depth_multiple 0.33) is above 1000 repeats");
   cfg = yolo;
   cfg["depth_multiple"] = 1e30;

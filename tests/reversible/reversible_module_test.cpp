@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/error.h"
 #include "core/logging.h"
 #include "reversible/drift.h"
 #include "reversible/testing.h"
@@ -223,5 +224,26 @@ TEST_CASE("full and auto modes run BatchNorm levels on 1x1 maps: the drift monit
     CHECK(report.within(reversible::default_tolerance(mode, at::kDouble)));
     CHECK(toy->last_drift().size() == 2);
     if (mode == MemoryMode::Auto) CHECK(toy->column_costs()->input_numel == 2 * 3);
+  }
+}
+
+namespace {
+// A reversible part whose grid a backbone got wrong: a null level in its second column.
+struct BrokenPart : torch::nn::Module, reversible::ReversibleModule {
+  explicit BrokenPart(MemoryMode mode) {
+    grid_.levels = {{std::make_shared<testing::ToyLevel>(testing::ToyOptions{}, false)}, {nullptr}};
+    grid_.alphas = {{at::Tensor()}, {at::ones({1})}};
+    options_.memory_mode(mode);
+  }
+  at::Tensor column_input(const at::Tensor& x) override { return x; }
+  std::vector<at::Tensor> forward(const at::Tensor& x) { return run_columns(x); }
+};
+}  // namespace
+
+TEST_CASE("a malformed grid is named before the drift monitor or auto's cost probe runs it, in every mode") {
+  for (MemoryMode mode : {MemoryMode::Column, MemoryMode::Full, MemoryMode::Auto}) {
+    INFO(reversible::to_string(mode));
+    BrokenPart part(mode);
+    CHECK_THROWS_WITH_AS(part.forward(at::randn({2, 3, 4, 4})), "column grid: level 0 of column 1 is null", InputError);
   }
 }
