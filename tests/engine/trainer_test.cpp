@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "core/error.h"
@@ -95,25 +96,20 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
   TrainOptions bad = o;
   bad.epochs = 0;
   CHECK_THROWS_WITH_AS(train_detector(bad), "--epochs must be positive, got 0", InputError);
-  bad = o;
-  bad.backbone.recompute_chunks = 0;
-  CHECK_THROWS_WITH_AS(train_detector(bad), "--recompute-chunks must be positive, got 0", InputError);
   // A NaN or negative recipe number would train on, every step skipped or the schedule upside down.
-  bad = o;
-  bad.schedule.lr0 = std::nan("");
-  CHECK_THROWS_WITH_AS(train_detector(bad), "--lr0 must be positive, got nan", InputError);
-  bad = o;
-  bad.schedule.nominal_batch = 0;
-  CHECK_THROWS_WITH_AS(train_detector(bad), "--nbs must be positive, got 0", InputError);
-  bad = o;
-  bad.schedule.warmup_epochs = -1;
-  CHECK_THROWS_WITH_AS(train_detector(bad), "--warmup-epochs must be 0 or more, got -1", InputError);
-  bad = o;
-  bad.augment_options.mosaic = 2;
-  CHECK_THROWS_WITH_AS(train_detector(bad), "--mosaic must be between 0 and 1, got 2", InputError);
-  bad = o;
-  bad.backbone.store_every = -3;
-  CHECK_THROWS_WITH_AS(train_detector(bad), "--store-every must be 0 or more, got -3", InputError);
+  const std::vector<std::pair<std::function<void(TrainOptions&)>, std::string>> bad_values = {
+      {[](TrainOptions& t) { t.backbone.recompute_chunks = 0; }, "--recompute-chunks must be positive, got 0"},
+      {[](TrainOptions& t) { t.schedule.lr0 = std::nan(""); }, "--lr0 must be positive, got nan"},
+      {[](TrainOptions& t) { t.schedule.nominal_batch = 0; }, "--nbs must be positive, got 0"},
+      {[](TrainOptions& t) { t.schedule.warmup_epochs = -1; }, "--warmup-epochs must be 0 or more, got -1"},
+      {[](TrainOptions& t) { t.augment_options.mosaic = 2; }, "--mosaic must be between 0 and 1, got 2"},
+      {[](TrainOptions& t) { t.backbone.store_every = -3; }, "--store-every must be 0 or more, got -3"},
+  };
+  for (const auto& [spoil, message] : bad_values) {
+    bad = o;
+    spoil(bad);
+    CHECK_THROWS_WITH_AS(train_detector(bad), message.c_str(), InputError);
+  }
   bad = o;
   bad.data = (project / "missing.yaml").string();
   CHECK_THROWS_AS(train_detector(bad), InputError);
