@@ -2,12 +2,17 @@
 
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "backbones/backbone.h"
 #include "core/error.h"
 #include "models/detection_model.h"
 
 using namespace revkit;
+namespace fs = std::filesystem;
 
 TEST_CASE("loading the RevNet plugin registers its backbones, once") {
   const LoadedPlugin& p = load_plugin(REVKIT_REVNET_PLUGIN);
@@ -42,4 +47,20 @@ TEST_CASE("loader errors are clear, and leave the registries as they were") {
                        doctest::Contains("plugin 'impostor': backbone 'revcol_tiny' is already registered"),
                        InputError);
   CHECK(backbone_registry().at("revcol_tiny").description.find("RevCol-Tiny") == 0);
+}
+
+TEST_CASE("a plugin cut short is refused before the loader maps it (it stopped the process with SIGBUS)") {
+  const fs::path dir = fs::temp_directory_path() / ("revkit_cut_plugin_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ifstream whole(REVKIT_REVNET_PLUGIN, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(whole)), std::istreambuf_iterator<char>());
+  for (size_t cut : {size_t{4096}, size_t{20000}, bytes.size() / 2}) {
+    INFO("cut at ", cut);
+    const fs::path path = dir / ("cut" + std::to_string(cut) + ".so");
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(cut));
+    CHECK_THROWS_WITH_AS(load_plugin(path.string()),
+                         doctest::Contains("cannot load plugin: the file is cut short (its ELF headers describe"),
+                         InputError);
+  }
+  fs::remove_all(dir);
 }
