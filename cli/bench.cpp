@@ -11,12 +11,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
+#include <system_error>
 
 #include "backbones/backbone.h"
 #include "cli/commands.h"
+#include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/memory_meter.h"
@@ -270,6 +275,25 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
   return 0;
 }
 
+// Kineto reports a failed write only in its log, and writes in place: the trace goes to a private folder beside
+// the user's path first (`out` has shown that folder writable), then all at once to the path.
+void write_trace(torch::autograd::profiler::ProfilerResult& result, AtomicFile& out, const std::string& path) {
+  const std::filesystem::path beside = std::filesystem::path(path).parent_path();
+  std::string folder = ((beside.empty() ? "." : beside) / ".revkit-trace.XXXXXX").string();
+  if (::mkdtemp(folder.data()) == nullptr)
+    throw std::filesystem::filesystem_error("bench --profile: a temporary folder beside the trace", folder,
+                                            std::error_code(errno, std::generic_category()));
+  const std::string temp = folder + "/trace.json";
+  result.save(temp);
+  std::ifstream in(temp, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::error_code ignored;
+  std::filesystem::remove_all(folder, ignored);
+  TORCH_CHECK(!text.empty(), "bench --profile: LibTorch's profiler wrote no trace for ", path);
+  out.write(text);
+  out.commit();
+}
+
 int bench(const BenchArgs& a) {
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   if (a.mode != "train" && a.mode != "infer")
@@ -310,6 +334,9 @@ int bench(const BenchArgs& a) {
     at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
     return bench_interleaved(a, parts, step, forward, x, device, subject.name);
   }
+  // Opened before the steps, so that a path that cannot be written fails at once and the old file stays as it is.
+  std::optional<AtomicFile> trace_file;
+  if (!a.profile.empty()) trace_file.emplace(a.profile);
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients.
   step(at::randn({2, 3, 32, 32}, device));  // two samples whatever the batch: BatchNorm needs two at 1x1
   const double rss0 = max_rss_mb();
@@ -349,7 +376,7 @@ int bench(const BenchArgs& a) {
     prof::prepareProfiler(config, activities);
     prof::enableProfiler(config, activities);
     step(x);
-    prof::disableProfiler()->save(a.profile);
+    write_trace(*prof::disableProfiler(), *trace_file, a.profile);
   }
   const double step_ms = median(times);
   nlohmann::json j = run_fields(a, subject.name, parts, device);

@@ -63,7 +63,19 @@ DataConfig load_data_config(const std::string& yaml_path) {
   c.val = split_entries(j["val"], c.root, yaml_path, "val");
   if (j.contains("test") && !j["test"].is_null()) c.test = split_entries(j["test"], c.root, yaml_path, "test");
 
-  if (!j.contains("names")) throw InputError(yaml_path, "'names' is missing (the class names)");
+  // Ultralytics' rule: `nc` alone names the classes class_0, class_1, ...; with `names` it must agree.
+  int64_t nc = -1;
+  if (j.contains("nc") && !j["nc"].is_null()) {
+    if (!j["nc"].is_number_integer() || j["nc"].get<int64_t>() < 1 || j["nc"].get<int64_t>() > 100000)
+      throw InputError(yaml_path, fmt::format("'nc' must be a number of classes from 1 to 100000, got {}",
+                                              j["nc"].dump()));
+    nc = j["nc"].get<int64_t>();
+  }
+  if (!j.contains("names") || j["names"].is_null()) {
+    if (nc < 0) throw InputError(yaml_path, "'names' is missing (the class names)");
+    for (int64_t i = 0; i < nc; ++i) c.names.push_back(fmt::format("class_{}", i));
+    return c;
+  }
   const auto& names = j["names"];
   if (names.is_array()) {
     for (const auto& n : names) c.names.push_back(n.is_string() ? n.get<std::string>() : n.dump());
@@ -83,6 +95,8 @@ DataConfig load_data_config(const std::string& yaml_path) {
   } else {
     throw InputError(yaml_path, "'names' must be a list or a map of class index to name");
   }
+  if (nc >= 0 && nc != static_cast<int64_t>(c.names.size()))
+    throw InputError(yaml_path, fmt::format("'nc' is {} but 'names' has {} classes", nc, c.names.size()));
   if (c.names.empty()) throw InputError(yaml_path, "'names' is empty");
   return c;
 }
@@ -134,7 +148,10 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
     const std::string label = label_path_for(image);
     expected_labels.insert(fs::path(label).lexically_normal().string());
     label_dirs.insert(fs::path(label).parent_path().string());
-    if (!fs::exists(label)) {
+    const fs::file_status status = fs::status(label);
+    if (fs::exists(status) && !fs::is_regular_file(status))
+      throw InputError(label, fmt::format("the label file of {} is not a regular file", image));
+    if (!fs::exists(status)) {
       ++index.backgrounds;
       index.labels.push_back(at::zeros({0, 5}));
       continue;

@@ -84,3 +84,31 @@ TEST_CASE("data that leaves nothing to train on is a clear error") {
   d.write("bad.yaml", "train: images\nval: images\nnames: {0: a, 2: b}\n");
   CHECK_THROWS_WITH(load_data_config(d.path("bad.yaml")), doctest::Contains("'names' keys must be 0..1, got '2'"));
 }
+
+TEST_CASE("nc: alone it names the classes, beside names it must agree (Ultralytics' rule)") {
+  TempData d;
+  d.write("data.yaml", "train: images\nval: images\nnc: 3\n");
+  CHECK(load_data_config(d.path("data.yaml")).names == std::vector<std::string>{"class_0", "class_1", "class_2"});
+  d.write("data.yaml", "train: images\nval: images\nnc: 2\nnames: [cat, dog]\n");
+  CHECK(load_data_config(d.path("data.yaml")).names == std::vector<std::string>{"cat", "dog"});
+  d.write("data.yaml", "train: images\nval: images\nnc: 3\nnames: [cat, dog]\n");
+  CHECK_THROWS_WITH_AS(load_data_config(d.path("data.yaml")),
+                       doctest::Contains("data.yaml: 'nc' is 3 but 'names' has 2 classes"), InputError);
+  for (const char* bad : {"0", "-1", "2.5", "two", "[2]"}) {
+    d.write("data.yaml", std::string("train: images\nval: images\nnc: ") + bad + "\n");
+    CHECK_THROWS_WITH_AS(load_data_config(d.path("data.yaml")),
+                         doctest::Contains("data.yaml: 'nc' must be a number of classes from 1 to 100000, got"),
+                         InputError);
+  }
+}
+
+TEST_CASE("a folder where a label file belongs is an error, not a background image") {
+  TempData d;
+  d.write("images/a.jpg", "");
+  fs::create_directories(d.root / "labels" / "a.txt");
+  CHECK_THROWS_WITH_AS(index_split({d.path("images")}, 1, false, "data.yaml"),
+                       doctest::Contains((d.path("labels/a.txt") + ": the label file of " + d.path("images/a.jpg") +
+                                          " is not a regular file")
+                                             .c_str()),
+                       InputError);
+}

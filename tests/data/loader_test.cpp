@@ -209,13 +209,19 @@ TEST_CASE("unreadable images are dropped with their labels and named, or are an 
   DatasetIndex index = coco8_train();
   index.images.insert(index.images.begin() + 1, cut);
   index.labels.insert(index.labels.begin() + 1, at::ones({2, 5}));
+  const std::string missing = (dir / "listed_but_missing.jpg").string();  // a .txt split may name one
+  index.images.push_back(missing);
+  index.labels.push_back(at::zeros({0, 5}));
+  index.backgrounds = 1;  // as index_split counts it: no label file
   DatasetIndex strict_copy = index;
   const auto dropped = drop_unreadable_images(index, false, 2);
-  REQUIRE(dropped.size() == 1);
+  REQUIRE(dropped.size() == 2);
   CHECK(dropped[0] == cut + ": truncated JPEG (no end-of-image marker)");
+  CHECK(dropped[1].rfind(missing + ": ", 0) == 0);
   CHECK(index.images.size() == 4);
   CHECK(index.labels.size() == 4);
   CHECK(at::equal(index.labels[1], coco8_train().labels[1]));
+  CHECK(index.backgrounds == 0);  // the missing image is not counted as a background
   CHECK_THROWS_WITH_AS(drop_unreadable_images(strict_copy, true), doctest::Contains("cut.jpg: truncated JPEG"),
                        InputError);
 
