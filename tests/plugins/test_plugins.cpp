@@ -21,8 +21,42 @@ extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plu
 #endif
 
 #ifdef REVKIT_TEST_FAULTY_FACTORIES
+#include <ATen/ATen.h>
+
 #include <stdexcept>
+// Declares maps of 6, 12, 24 and 48 channels at strides 4, 8, 16 and 32 (pooled images, channels repeated), and
+// returns them with one channel count, one size or one map wrong.
+class MislabelledBackbone : public revkit::Backbone {
+ public:
+  enum class Wrong { Channels, Stride, MissingMap };
+  explicit MislabelledBackbone(Wrong wrong) : wrong_(wrong) {}
+  std::vector<at::Tensor> forward(const at::Tensor& x) override {
+    std::vector<at::Tensor> maps;
+    for (size_t i = 0; i < 4; ++i) {
+      int64_t stride = strides()[i], repeats = out_channels()[i] / 3;
+      if (i == 3 && wrong_ == Wrong::Channels) repeats /= 2;
+      if (i == 3 && wrong_ == Wrong::Stride) stride /= 2;
+      if (i == 3 && wrong_ == Wrong::MissingMap) break;
+      maps.push_back(at::avg_pool2d(x, stride).repeat({1, repeats, 1, 1}));
+    }
+    return maps;
+  }
+  std::vector<int64_t> out_channels() const override { return {6, 12, 24, 48}; }
+  std::vector<int64_t> strides() const override { return {4, 8, 16, 32}; }
+
+ private:
+  Wrong wrong_;
+};
+
 static void register_faulty(revkit::PluginRegistrar* r) {
+  using Wrong = MislabelledBackbone::Wrong;
+  for (auto [name, wrong] : {std::pair{"wrong_channels_backbone", Wrong::Channels},
+                             std::pair{"wrong_stride_backbone", Wrong::Stride},
+                             std::pair{"missing_map_backbone", Wrong::MissingMap}})
+    r->add_backbone(name, "returns other feature maps than it declares",
+                    [wrong = wrong](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
+                      return std::make_shared<MislabelledBackbone>(wrong);
+                    });
   r->add_backbone("null_backbone", "a factory that returns no backbone",
                   [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> { return nullptr; });
   r->add_backbone("throwing_backbone", "a factory that throws",
