@@ -1,5 +1,6 @@
 #include "core/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,15 +36,24 @@ std::string write_target(const std::string& path) {
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
-  temp_path_ = write_target(path_) + ".tmp." + std::to_string(::getpid());
-  file_ = std::fopen(temp_path_.c_str(), "wb");
+  target_ = write_target(path_);
+  temp_path_ = target_ + ".tmp." + std::to_string(::getpid());
+  const fs::path folder = fs::path(target_).parent_path();
+  const int fd = ::open(folder.empty() ? "." : folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+  if (fd >= 0) {
+    file_ = ::fdopen(fd, "wb");
+    if (!file_) ::close(fd);
+    unnamed_ = file_ != nullptr;
+  }
+  // No unnamed files here (or no such folder: fopen names the problem as the user sees it).
+  if (!file_) file_ = std::fopen(temp_path_.c_str(), "wb");
   if (!file_) throw InputError(path_, std::string("cannot write: ") + std::strerror(errno));
 }
 
 AtomicFile::~AtomicFile() {
   if (file_) {
     std::fclose(file_);
-    std::remove(temp_path_.c_str());
+    if (!unnamed_) std::remove(temp_path_.c_str());
   }
 }
 
@@ -55,15 +65,20 @@ void AtomicFile::write(const void* data, size_t bytes) {
 
 void AtomicFile::commit() {
   if (!file_) return;
-  const bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  // An unnamed file gets its temporary name only now, complete: linkat cannot replace the target itself.
+  if (ok && unnamed_) {
+    const std::string self = "/proc/self/fd/" + std::to_string(::fileno(file_));
+    std::remove(temp_path_.c_str());  // left by a process with this pid before, killed between link and rename
+    ok = ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, temp_path_.c_str(), AT_SYMLINK_FOLLOW) == 0;
+  }
   const int err = errno;
   std::fclose(file_);
   file_ = nullptr;
-  // The temporary file sits beside the target: its name without the suffix.
-  const std::string target = temp_path_.substr(0, temp_path_.rfind(".tmp."));
-  if (!ok || std::rename(temp_path_.c_str(), target.c_str()) != 0) {
+  if (!ok || std::rename(temp_path_.c_str(), target_.c_str()) != 0) {
+    const int rename_err = errno;
     std::remove(temp_path_.c_str());
-    throw InputError(path_, std::string("cannot write: ") + std::strerror(ok ? errno : err));
+    throw InputError(path_, std::string("cannot write: ") + std::strerror(ok ? rename_err : err));
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// A file written all-or-nothing: bytes go to "<path>.tmp.<pid>", which commit() flushes to disk and renames
-// over `path`. Destroyed without commit(), it removes the temporary file, so a failure leaves nothing
-// half-written and the previous file untouched.
+// A file written all-or-nothing: bytes go to a file without a name in the target's folder (O_TMPFILE), which
+// commit() flushes to disk, names "<path>.tmp.<pid>" and renames over `path`. A process stopped before commit(),
+// even by SIGKILL, leaves nothing behind and the previous file untouched. Where the file system has no unnamed
+// files, the bytes go to "<path>.tmp.<pid>" from the start, removed if the AtomicFile is destroyed without commit().
 #include <cstddef>
 #include <cstdio>
 #include <string>
@@ -21,7 +22,9 @@ class AtomicFile {
 
  private:
   std::string path_;
-  std::string temp_path_;
+  std::string target_;     // path_, or the file a symbolic link at path_ leads to
+  std::string temp_path_;  // the name the bytes have before the rename
+  bool unnamed_ = false;   // the bytes are in an O_TMPFILE file, named only by commit()
   std::FILE* file_ = nullptr;
 };
 

@@ -13,16 +13,24 @@ pid=$!
 weights=$work/run/weights
 killed=0
 for _ in $(seq 6000); do
-  # A previous checkpoint exists and the next one is being written: kill now.
-  if [ -f "$weights/last.state.safetensors" ] && ls "$weights"/last.state.safetensors.tmp.* >/dev/null 2>&1; then
-    kill -9 "$pid"; killed=1; break
+  # A previous checkpoint exists and the next one is being written, to a file without a name (O_TMPFILE, seen as
+  # "<folder>/#<inode> (deleted)") or, where the file system has none, to its .tmp name: kill now.
+  if [ -f "$weights/last.state.safetensors" ]; then
+    if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$weights/#[0-9]* (deleted)"; then
+      kill -9 "$pid"; killed=unnamed; break
+    elif ls "$weights"/last.state.safetensors.tmp.* >/dev/null 2>&1; then
+      kill -9 "$pid"; killed=named; break
+    fi
   fi
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.01
 done
 wait "$pid" 2>/dev/null
-[ "$killed" -eq 1 ] || fail "never caught the process writing a checkpoint"
-echo "killed while writing: $(ls "$weights")"
+[ "$killed" != 0 ] || fail "never caught the process writing a checkpoint"
+echo "killed while writing ($killed file): $(ls "$weights")"
+if [ "$killed" = unnamed ] && ls "$weights"/*.tmp.* >/dev/null 2>&1; then
+  fail "the kill left a temporary file behind"
+fi
 "$revkit" check --weights "$weights/last.state.safetensors" --reference "$weights/last.state.safetensors" | tail -n 1 | grep -q "check passed" \
   || fail "the previous checkpoint does not load"
 "$revkit" train --resume "$work/run" > "$work/resume.log" 2>&1 || { tail -n 5 "$work/resume.log"; fail "resume failed"; }
