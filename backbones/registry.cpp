@@ -70,13 +70,6 @@ bool is_out_of_memory(const std::exception& e) {
   return dynamic_cast<const std::bad_alloc*>(&e) || dynamic_cast<const c10::OutOfMemoryError*>(&e);
 }
 
-// The first line of an exception's message, without LibTorch's backtrace.
-std::string first_line(const std::exception& e) {
-  const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
-  const std::string message = torch_error ? torch_error->what_without_backtrace() : e.what();
-  return message.substr(0, message.find('\n'));
-}
-
 // Registers `plugin`'s backbones. A plugin's own exception is its author's mistake, named with the plugin; a
 // built-in's is revkit's, and goes on as it is.
 std::vector<std::string> add_plugin(const RevkitPlugin& plugin, const std::string& source, bool builtin = false) {

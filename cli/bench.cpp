@@ -276,20 +276,32 @@ int bench_interleaved(const BenchArgs& a, const std::vector<reversible::Reversib
 }
 
 // Kineto reports a failed write only in its log, and writes in place: the trace goes to a private folder beside
-// the user's path first (`out` has shown that folder writable), then all at once to the path.
+// the file the path leads to first, is checked whole, then goes all at once to the path.
 void write_trace(torch::autograd::profiler::ProfilerResult& result, AtomicFile& out, const std::string& path) {
-  const std::filesystem::path beside = std::filesystem::path(path).parent_path();
-  std::string folder = ((beside.empty() ? "." : beside) / ".revkit-trace.XXXXXX").string();
-  if (::mkdtemp(folder.data()) == nullptr)
-    throw std::filesystem::filesystem_error("bench --profile: a temporary folder beside the trace", folder,
-                                            std::error_code(errno, std::generic_category()));
-  const std::string temp = folder + "/trace.json";
-  result.save(temp);
-  std::ifstream in(temp, std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  namespace fs = std::filesystem;
+  const fs::path beside = fs::weakly_canonical(fs::absolute(path)).parent_path();
+  std::string folder = (beside / ".revkit-trace.XXXXXX").string();
+  if (::mkdtemp(folder.data()) == nullptr) {
+    const int error = errno;
+    throw fs::filesystem_error("bench --profile: a temporary folder beside the trace", folder,
+                               std::error_code(error, std::generic_category()));
+  }
+  std::string text;
+  try {
+    const std::string temp = folder + "/trace.json";
+    result.save(temp);
+    std::ifstream in(temp, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(folder, ignored);
+    throw;
+  }
   std::error_code ignored;
-  std::filesystem::remove_all(folder, ignored);
-  TORCH_CHECK(!text.empty(), "bench --profile: LibTorch's profiler wrote no trace for ", path);
+  fs::remove_all(folder, ignored);
+  // Kineto's own write failing (a full disk) leaves no trace or a cut one: not the user's path, which was writable.
+  if (!nlohmann::json::accept(text))
+    throw InputError(path, "cannot write: LibTorch's profiler left an incomplete trace (is the disk full?)");
   out.write(text);
   out.commit();
 }
@@ -339,12 +351,12 @@ int bench(const BenchArgs& a) {
   if (!a.profile.empty()) trace_file.emplace(a.profile);
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients. Auto
   // mode's first plan, and the one it reports, are for the benchmarked input: the warm-up runs as column mode.
-  const bool plans = a.memory_mode == "auto";
+  const bool auto_mode = a.memory_mode == "auto";
   for (auto* part : parts)
-    if (plans) part->column_options().memory_mode(reversible::MemoryMode::Column);
+    if (auto_mode) part->column_options().memory_mode(reversible::MemoryMode::Column);
   step(at::randn({2, 3, 32, 32}, device));  // two samples whatever the batch: BatchNorm needs two at 1x1
   for (auto* part : parts)
-    if (plans) part->column_options().memory_mode(reversible::MemoryMode::Auto);
+    if (auto_mode) part->column_options().memory_mode(reversible::MemoryMode::Auto);
   const double rss0 = max_rss_mb();
   at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
   for (auto* part : parts) part->recheck_drift();  // auto mode chooses on the real input, not the 32x32 one

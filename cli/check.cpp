@@ -76,9 +76,11 @@ void note_plain_parts(const std::vector<reversible::ReversibleModule*>& parts, M
                       const ColumnArgs& memory) {
   for (size_t i = 0; i < parts.size(); ++i) {
     const auto& grid = parts[i]->column_grid();
-    const char* why = memory.keep_columns >= grid.columns()                 ? "--keep-columns keeps every column"
-                      : memory.keep_levels >= grid.num_levels() ? "--keep-levels keeps every level"
-                                                                            : nullptr;
+    const char* why = nullptr;
+    if (memory.keep_columns >= grid.columns())
+      why = "--keep-columns keeps every column";
+    else if (memory.keep_levels >= grid.num_levels())
+      why = "--keep-levels keeps every level";
     if (why)
       std::cout << fmt::format("note: {}{} of the {} x {} grid, so {} mode ran plain autograd there\n",
                                parts.size() > 1 ? fmt::format("part {}: ", i) : "", why, grid.columns(),
@@ -158,8 +160,8 @@ int check_backbone(const CheckArgs& a) {
     for (double d : drift) worst_drift = std::isnan(d) ? d : std::max(worst_drift, d);
   if (full_failed && !(worst_drift <= reversible::default_tolerance(MemoryMode::Full, dtype)))
     std::cout << fmt::format(
-        "note: full mode's inverse rebuilds the columns' states with errors up to {:.2e}: its gradients differ by "
-        "as much or more. The levels are ill-conditioned to invert at this input (small maps, few samples, "
+        "note: full mode's inverse rebuilds the columns' states with errors up to {:.2e}: its gradients can be "
+        "off by as much, or more. The levels are ill-conditioned to invert at this input (small maps, few samples, "
         "|alpha| < 1); column mode, float64 or --store-every 1 avoid it\n",
         worst_drift);
   std::cout << (ok ? "check passed\n" : "check FAILED\n");

@@ -93,8 +93,7 @@ Command add_train(CLI::App& app) {
       if (*nproc > cores)
         throw InputError(
             fmt::format("--nproc {}: this machine has {} cores, and a rank needs one at least", *nproc, cores));
-      if (cmd->count("--resume") == 0 && o->batch % *nproc != 0)
-        throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o->batch, *nproc));
+      if (cmd->count("--resume") == 0) check_batch_splits(o->batch, *nproc);
       // The same command in each worker, without --nproc; the workers find each other through the environment.
       std::vector<std::string> args;
       const auto& all = command_line();

@@ -39,7 +39,10 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   target_ = write_target(path_);
   temp_path_ = target_ + ".tmp." + std::to_string(::getpid());
   const fs::path folder = fs::path(target_).parent_path();
-  const int fd = ::open(folder.empty() ? "." : folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+  // commit() names the file through /proc, which a chroot or a sandbox may lack.
+  const int fd = ::access("/proc/self/fd", X_OK) == 0
+                     ? ::open(folder.empty() ? "." : folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666)
+                     : -1;
   if (fd >= 0) {
     file_ = ::fdopen(fd, "wb");
     if (!file_) ::close(fd);

@@ -1,8 +1,9 @@
 #pragma once
 // A file written all-or-nothing: bytes go to a file without a name in the target's folder (O_TMPFILE), which
-// commit() flushes to disk, names "<path>.tmp.<pid>" and renames over `path`. A process stopped before commit(),
-// even by SIGKILL, leaves nothing behind and the previous file untouched. Where the file system has no unnamed
-// files, the bytes go to "<path>.tmp.<pid>" from the start, removed if the AtomicFile is destroyed without commit().
+// commit() flushes to disk, names "<path>.tmp.<pid>" and renames over `path`. A process killed (even by SIGKILL)
+// while it writes leaves the previous file untouched and nothing else; only a kill between the naming and the
+// rename leaves the ".tmp.<pid>" file. Where there are no unnamed files (the file system, or no /proc), the bytes
+// go to "<path>.tmp.<pid>" from the start, removed if the AtomicFile is destroyed without commit().
 #include <cstddef>
 #include <cstdio>
 #include <string>

@@ -32,6 +32,9 @@ enum ExitCode : int { kExitOk = 0, kExitCheckFailed = 1, kExitBadInput = 2, kExi
 // backtrace.
 int run_reporting_errors(const std::function<int()>& body, std::ostream& err);
 
+// The first line of an exception's message; for LibTorch's errors, without their backtrace.
+std::string first_line(const std::exception& e);
+
 // A lookup of a name that no registry entry has.
 class UnknownNameError : public InputError {
  public:

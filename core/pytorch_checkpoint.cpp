@@ -42,9 +42,9 @@ class BoundedMemoryAdapter final : public serialize::ReadAdapterInterface {
   size_t size_;
 };
 
-// The first line of a LibTorch message, without the advice miniz errors carry after their first sentence.
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
+// An exception's first line, without the advice miniz errors carry after their first sentence.
+std::string reason(const std::exception& e) {
+  std::string line = first_line(e);
   if (const size_t advice = line.find(". This is an internal miniz error"); advice != std::string::npos)
     line.resize(advice);
   while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
@@ -59,10 +59,8 @@ auto guarded(const std::string& path, const std::string& what, F&& f) -> decltyp
     return f();
   } catch (const InputError&) {
     throw;
-  } catch (const c10::Error& e) {
-    throw InputError(path, what + ": " + first_line(e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    throw InputError(path, what + ": " + first_line(e.what()));
+    throw InputError(path, what + ": " + reason(e));
   }
 }
 
@@ -103,7 +101,8 @@ class Archive {
     if (!has("data.pkl")) throw InputError(path_, "no data.pkl in the archive: not a checkpoint torch.save wrote");
     // PyTorch writes its machine's byte order; a file without the record predates it and is little-endian in practice.
     if (has("byteorder")) {
-      const std::string order = first_line(read_string("byteorder", 16));
+      std::string order = read_string("byteorder", 16);
+      order = order.substr(0, order.find_last_not_of(" \t\r\n") + 1);
       if (order != "little")
         throw InputError(path_, "byteorder is '" + order + "': only little-endian checkpoints can be read");
     }

@@ -1,6 +1,7 @@
 #include "data/images.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -40,8 +41,11 @@ cv::Mat read_bgr(const std::string& path) {
   cv::Mat bgr;
   try {
     bgr = cv::imread(path, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    throw InputError(path, std::string("cannot decode image: ") + e.what());
+  } catch (const cv::Exception& e) {  // what() adds OpenCV's version, source file and function to the reason
+    std::string reason = e.err;
+    std::replace(reason.begin(), reason.end(), '\n', ' ');
+    reason.resize(reason.find_last_not_of(' ') + 1);
+    throw InputError(path, fmt::format("cannot decode image: {}{}", reason, e.func.empty() ? "" : " in " + e.func));
   }
   if (bgr.empty()) throw InputError(path, "cannot decode image (missing, truncated or not an image)");
   return bgr;

@@ -13,6 +13,9 @@ namespace revkit {
 // The largest --memory-budget, in MB: beyond a petabyte the budget overflows in bytes.
 constexpr double kMaxBudgetMb = 1e9;
 
+// A data-parallel run splits --batch evenly over its ranks: an InputError otherwise.
+void check_batch_splits(int64_t batch, int64_t ranks);
+
 struct TrainOptions {
   std::string model = "yolov5-revcol-tiny";
   std::string data;

@@ -109,8 +109,7 @@ void Trainer::check_options() const {
         fmt::format("--close-mosaic must be 0 or more (or -1, the model's default), got {}", o_.close_mosaic));
   if (o_.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o_.batch));
   check_image_size_option(o_.imgsz);
-  if (o_.batch % world_ != 0)
-    throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", o_.batch, world_));
+  check_batch_splits(o_.batch, world_);
   if (o_.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", o_.workers));
   // The recipe's numbers: a NaN or a negative one would train on, every step skipped or the schedule upside down.
   const ScheduleOptions& s = o_.schedule;

@@ -177,8 +177,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   try {
     built = factory(args);
   } catch (const c10::Error& e) {  // a module refusing its arguments (e.g. channels that groups do not divide)
-    const std::string message = e.what_without_backtrace();
-    args.fail(message.substr(0, message.find('\n')));
+    args.fail(first_line(e));
   }
   model->push_back(built.module);
   LayerInfo info;
@@ -226,8 +225,7 @@ void DetectionModelImpl::finish(int64_t positions, const std::string& source) {
   try {
     features = run(at::zeros({1, 3, 256, 256}), /*up_to_head=*/true);
   } catch (const c10::Error& e) {  // rows that fit one by one but not together (maps of different sizes to Concat)
-    const std::string message = e.what_without_backtrace();
-    throw InputError(source, "the model does not run on a 256x256 image: " + message.substr(0, message.find('\n')));
+    throw InputError(source, "the model does not run on a 256x256 image: " + first_line(e));
   }
   train(was_training);
   for (const auto& f : features) strides_.push_back(256.0 / static_cast<double>(f.size(2)));

@@ -322,8 +322,9 @@ Registry<LayerFactory>& layer_registry() {
 LayerFactory find_layer(const std::string& type) {
   if (layer_registry().contains(type)) return layer_registry().factory(type);
   if (backbone_registry().contains(type)) return backbone_row(type);
-  throw UnknownNameError(fmt::format("unknown layer '{}' (layers: {}; backbones: {})", type,
-                                     fmt::join(layer_registry().names(), ", "),
+  throw UnknownNameError(fmt::format("unknown layer '{}' (layers: {}; backbones: {}; a plugin's backbone needs the "
+                                     "plugin loaded, with --plugin or REVKIT_PLUGINS)",
+                                     type, fmt::join(layer_registry().names(), ", "),
                                      fmt::join(backbone_registry().names(), ", ")));
 }
 

@@ -17,7 +17,13 @@ for _ in $(seq 6000); do
   # "<folder>/#<inode> (deleted)") or, where the file system has none, to its .tmp name: kill now.
   if [ -f "$weights/last.state.safetensors" ]; then
     if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$weights/#[0-9]* (deleted)"; then
-      kill -9 "$pid"; killed=unnamed; break
+      # Stopped first: an unnamed file being written, not one named an instant before its rename, is the case.
+      kill -STOP "$pid"
+      if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$weights/#[0-9]* (deleted)" &&
+        ! ls "$weights"/*.tmp.* >/dev/null 2>&1; then
+        kill -9 "$pid"; killed=unnamed; break
+      fi
+      kill -CONT "$pid"
     elif ls "$weights"/last.state.safetensors.tmp.* >/dev/null 2>&1; then
       kill -9 "$pid"; killed=named; break
     fi

@@ -106,3 +106,23 @@ TEST_CASE("a truncated or missing image is a clear error") {
   CHECK_THROWS_WITH_AS(load_letterboxed("nope.jpg", 320, 320, 320, at::zeros({0, 5})),
                        "nope.jpg: cannot decode image (missing, truncated or not an image)", InputError);
 }
+
+TEST_CASE("an image OpenCV refuses (a header claiming 100000 x 100000 pixels) is named on one line") {
+  const std::string bytes(
+      "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\x01\x86\xa0\0\x01\x86\xa0\x08\x02\0\0\0\x27\x30\x9c\x9f"
+      "\0\0\0\x0bIDATx\x9c\x63\x60\x80\x01\0\0\x0a\0\x01\x7f\x80\x74\x5e\0\0\0\0IEND\xae\x42\x60\x82",
+      68);
+  const std::string path = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_huge.png")).string();
+  std::ofstream(path, std::ios::binary) << bytes;
+  std::string message;
+  try {
+    load_letterboxed(path, 320, 320, 320, at::zeros({0, 5}));
+  } catch (const InputError& e) {
+    message = e.what();
+  }
+  std::filesystem::remove(path);
+  CHECK(message.rfind(path + ": cannot decode image: ", 0) == 0);
+  CHECK(message.find("CV_IO_MAX_IMAGE_PIXELS") != std::string::npos);  // OpenCV's reason
+  CHECK(message.find('\n') == std::string::npos);
+  CHECK(message.find("OpenCV(") == std::string::npos);  // not its version and source file
+}

@@ -68,3 +68,10 @@ TEST_CASE("args.yaml: one key per line, nested settings indented, strings quoted
   CHECK(text.find("\n  lr0: 0.01\n") != std::string::npos);
   fs::remove(path);
 }
+
+TEST_CASE("a data-parallel batch splits evenly over the ranks") {
+  CHECK_NOTHROW(revkit::check_batch_splits(8, 4));
+  CHECK_NOTHROW(revkit::check_batch_splits(3, 1));
+  CHECK_THROWS_WITH_AS(revkit::check_batch_splits(3, 2), "--batch 3 must be a multiple of the 2 ranks",
+                       revkit::InputError);
+}
