@@ -164,8 +164,9 @@ print("\n![activation memory against columns](bench/activation_memory.svg)\n")
 if curve:
     print("## The time/memory curve of auto mode\n")
     print("`revkit bench --memory-mode auto --plans` lists every plan auto mode weighs (for each number of kept "
-          "columns, each store-every the drift allows), with the activation memory and recompute its cost model "
-          "predicts from costs measured on one sample. The rows below are the plans on its frontier (no plan with "
+          "columns, each store-every the drift allows, and how many recomputed columns keep their matrix "
+          "products and upper levels), with the activation memory and recompute its cost model predicts from "
+          "costs measured on the batch's first two samples. The rows below are the plans on its frontier (no plan with "
           "no more memory recomputes less), each run as `--memory-mode auto --memory-budget B` with B that plan's "
           "predicted memory: what auto mode chose under that budget, and what the step then measured.\n")
     for n in sorted(curve):

@@ -47,7 +47,7 @@ python3 bench/put_section.py train <<MD
 Command per mode: \`revkit train --model yolov5-revcol-tiny --data coco128.yaml --imgsz 320 --batch 8 --epochs $epochs
 --workers 0 --memory-mode MODE\` (mosaic on), timed from the start of the process to the end of the epoch's
 validation. Seconds per iteration are the median over the epoch's iterations, from the batch in hand to the end of
-its optimizer step (data loading outside it). Against Ultralytics on the same PyTorch: the section above.
+its optimizer step (data loading outside it). Against Ultralytics on the same PyTorch: the peers section above.
 
 | memory mode | s / iteration | images / s | peak RSS (MB) | wall (s) |
 |---|---|---|---|---|

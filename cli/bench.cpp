@@ -460,7 +460,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (activation memory from the CUDA caching allocator)")
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)")
+  cmd->add_option("--threads", a->threads, "intra-op threads (default: every core, or OMP_NUM_THREADS)")
       ->check(zero_or_more())
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cmd->add_flag("--json", a->json, "print one JSON line");

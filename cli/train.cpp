@@ -26,7 +26,7 @@ Command add_train(CLI::App& app) {
   cmd->add_option("--workers", o->workers, "loader threads decoding and augmenting ahead (0: none)")
       ->capture_default_str();
   cmd->add_option("--memory-mode", *memory_mode,
-                  "backbone memory mode: off, column, full or auto (default: the config's)");
+                  "backbone memory mode: off, column, full or auto (default: the backbone's own, column for RevCol)");
   cmd->add_option("--store-every", o->backbone.store_every, "full mode: keep every k-th column");
   cmd->add_option("--keep-columns", o->backbone.keep_columns,
                   "column and full modes: keep the internals of the last K backbone columns (no recompute)")

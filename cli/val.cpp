@@ -42,10 +42,9 @@ int run_val(const ValArgs& a) {
   const auto& split = a.split == "train" ? data.train : a.split == "test" ? data.test : data.val;
   if (split.empty()) throw InputError(a.data, fmt::format("no '{}' split", a.split));
   DatasetIndex index = index_split(split, model->num_classes(), a.strict, a.data);
-  for (const auto& p : index.problems) logger()->warn("{} (skipped)", p);
-  for (const auto& d : index.duplicates) logger()->warn("{}", d);
   for (const auto& d : drop_unreadable_images(index, a.strict, std::max<int64_t>(1, a.workers)))
     logger()->warn("{} (skipped)", d);
+  warn_about_labels(index, a.data, a.split);
   const int64_t imgsz = model->checked_image_size(a.imgsz);
   LoaderOptions lo;
   lo.imgsz = imgsz;

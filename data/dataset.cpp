@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/logging.h"
 #include "data/labels.h"
 
 namespace fs = std::filesystem;
@@ -32,8 +33,19 @@ std::vector<std::string> split_entries(const nlohmann::json& value, const std::s
     if (!v.is_string() || v.get<std::string>().empty())
       throw InputError(source,
                        fmt::format("'{}' must be a folder, a .txt list or a list of them, got {}", key, v.dump()));
-    const fs::path p(v.get<std::string>());
-    out.push_back((p.is_absolute() ? p : fs::path(root) / p).lexically_normal().string());
+    const std::string written = v.get<std::string>();
+    const fs::path p(written);
+    fs::path resolved = (p.is_absolute() ? p : fs::path(root) / p).lexically_normal();
+    // Roboflow's exports name their splits "../train/images" from a yaml beside train/: Ultralytics looks there too.
+    if (!fs::exists(resolved) && written.rfind("../", 0) == 0) {
+      const fs::path beside = (fs::path(root) / written.substr(3)).lexically_normal();
+      if (fs::exists(beside)) {
+        logger()->info("{}: '{}' is not there; using {} (the layout of Roboflow's exports)", source, written,
+                       beside.string());
+        resolved = beside;
+      }
+    }
+    out.push_back(resolved.string());
   };
   if (value.is_array())
     for (const auto& v : value) add(v);
@@ -57,11 +69,14 @@ DataConfig load_data_config(const std::string& yaml_path) {
     root = p.is_absolute() ? p : folder / p;
   }
   c.root = root.lexically_normal().string();
-  for (const char* key : {"train", "val"})
-    if (!j.contains(key) || j[key].is_null()) throw InputError(yaml_path, fmt::format("'{}' is missing", key));
+  // Absent, null or an empty string: no such split (Ultralytics' `test: ''`). `validation` is another name for val.
+  auto given = [&](const char* key) { return j.contains(key) && !j[key].is_null() && j[key] != ""; };
+  const char* val_key = !given("val") && given("validation") ? "validation" : "val";
+  for (const char* key : {"train", val_key})
+    if (!given(key)) throw InputError(yaml_path, fmt::format("'{}' is missing", key));
   c.train = split_entries(j["train"], c.root, yaml_path, "train");
-  c.val = split_entries(j["val"], c.root, yaml_path, "val");
-  if (j.contains("test") && !j["test"].is_null()) c.test = split_entries(j["test"], c.root, yaml_path, "test");
+  c.val = split_entries(j[val_key], c.root, yaml_path, val_key);
+  if (given("test")) c.test = split_entries(j["test"], c.root, yaml_path, "test");
 
   // Ultralytics' rule: `nc` alone names the classes class_0, class_1, ...; with `names` it must agree.
   int64_t nc = -1;
@@ -124,9 +139,17 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
   for (const auto& entry : split) {
     const fs::path p(entry);
     if (fs::is_directory(p)) {
-      for (const auto& f : fs::recursive_directory_iterator(p))
-        if (f.is_regular_file() && is_image(f.path())) index.images.push_back(f.path().string());
-    } else if (fs::is_regular_file(p) && p.extension() == ".txt") {
+      // Hidden files and folders (.ipynb_checkpoints, macOS' ._ files) are not data, as Ultralytics' glob skips them;
+      // linked folders are, as its glob follows them.
+      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::follow_directory_symlink);
+           it != fs::recursive_directory_iterator(); ++it) {
+        if (it->path().filename().string().rfind('.', 0) == 0) {
+          it.disable_recursion_pending();
+          continue;
+        }
+        if (it->is_regular_file() && is_image(it->path())) index.images.push_back(it->path().string());
+      }
+    } else if (fs::is_regular_file(p) && !is_image(p)) {  // a list of images, whatever its extension
       std::ifstream list(p);
       for (std::string line; std::getline(list, line);) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -136,7 +159,7 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
         index.images.push_back(image.lexically_normal().string());
       }
     } else {
-      throw InputError(source, fmt::format("split entry '{}' is neither a folder nor a .txt list of images", entry));
+      throw InputError(source, fmt::format("split entry '{}' is neither a folder nor a list of images", entry));
     }
   }
   std::sort(index.images.begin(), index.images.end());
@@ -144,7 +167,9 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
   if (index.images.empty()) throw InputError(source, "no images found in " + fmt::format("{}", fmt::join(split, ", ")));
 
   std::set<std::string> expected_labels;
-  for (const auto& image : index.images) {
+  const std::vector<std::string> listed = std::move(index.images);
+  index.images.clear();
+  for (const auto& image : listed) {
     const std::string label = label_path_for(image);
     expected_labels.insert(fs::path(label).lexically_normal().string());
     label_dirs.insert(fs::path(label).parent_path().string());
@@ -153,18 +178,27 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
       throw InputError(label, fmt::format("the label file of {} is not a regular file", image));
     if (!fs::exists(status)) {
       ++index.backgrounds;
+      index.images.push_back(image);
       index.labels.push_back(at::zeros({0, 5}));
       continue;
     }
     ParsedLabels parsed = read_yolo_labels(label, num_classes);
     if (strict && !parsed.problems.empty()) throw InputError(parsed.problems.front());
-    for (auto& p : parsed.problems) index.problems.push_back(std::move(p));
+    if (!parsed.problems.empty()) {  // its other objects would be learned as background
+      for (auto& p : parsed.problems) index.problems.push_back(std::move(p));
+      ++index.bad_label_images;
+      continue;
+    }
     if (parsed.duplicates > 0)
       index.duplicates.push_back(fmt::format("{}: {} duplicate label row{} removed", label, parsed.duplicates,
                                              parsed.duplicates > 1 ? "s" : ""));
     if (parsed.rows.size(0) == 0) ++index.backgrounds;
+    index.images.push_back(image);
     index.labels.push_back(parsed.rows);
   }
+  if (index.images.empty())
+    throw InputError(source, fmt::format("every one of the {} images has a bad label row (first: {})", listed.size(),
+                                         index.problems.front()));
   for (const auto& dir : label_dirs) {
     if (!fs::is_directory(dir)) continue;
     for (const auto& f : fs::directory_iterator(dir))
@@ -172,6 +206,21 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
         ++index.orphan_labels;
   }
   return index;
+}
+
+void warn_about_labels(const DatasetIndex& index, const std::string& source, const std::string& split) {
+  for (size_t i = 0; i < std::min<size_t>(index.problems.size(), 5); ++i)
+    logger()->warn("{} (its image left out)", index.problems[i]);
+  if (index.problems.size() > 5) logger()->warn("... {} more bad label rows", index.problems.size() - 5);
+  for (size_t i = 0; i < std::min<size_t>(index.duplicates.size(), 5); ++i) logger()->warn("{}", index.duplicates[i]);
+  if (index.duplicates.size() > 5)
+    logger()->warn("... {} more label files with duplicate rows", index.duplicates.size() - 5);
+  if (index.orphan_labels > 0)
+    logger()->warn("{} {}: {} label files without an image (skipped)", source, split, index.orphan_labels);
+  if (index.boxes() == 0 && !index.images.empty())
+    logger()->warn("{} {}: no labels: every image is a background (labels are read from {}, as Ultralytics finds "
+                   "them)",
+                   source, split, label_path_for(index.images.front()));
 }
 
 }  // namespace revkit

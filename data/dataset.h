@@ -28,17 +28,24 @@ struct DatasetIndex {
   std::vector<at::Tensor> labels;       // per image: [n, 5] (class, x, y, w, h) normalised
   int64_t backgrounds = 0;              // images without a label file, or with an empty one
   int64_t orphan_labels = 0;            // label files without an image (skipped)
-  std::vector<std::string> problems;    // label rows skipped, "<file>:<line>: <what>"
+  std::vector<std::string> problems;    // bad label rows, "<file>:<line>: <what>"
+  int64_t bad_label_images = 0;         // images left out for a bad label row
   std::vector<std::string> duplicates;  // "<file>: N duplicate label rows removed", one per file that had any
   // Per image (width, height), once known: drop_unreadable_images fills it (rect batches need the shapes).
   std::vector<std::array<int64_t, 2>> sizes;
   int64_t boxes() const;
 };
 
-// Lists the images of a split (folders searched recursively for .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff, sorted)
-// and reads their labels. A missing folder or list file, or a split with no image, is an InputError; a bad label
-// row is skipped and recorded in `problems`, or is an InputError when `strict`.
+// Lists the images of a split (folders searched recursively, through linked folders, for .jpg/.jpeg/.png/.bmp/
+// .webp/.tif/.tiff, leaving out hidden files and folders; any other file is a list of images, one per line; sorted)
+// and reads their labels. A missing folder or list file, or a split with no image, is an InputError. An image with
+// a bad label row is left out, as Ultralytics leaves it out, and the row recorded in `problems`; with `strict`, the
+// row is an InputError.
 DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_classes, bool strict,
                          const std::string& source);
+
+// Warns about what index_split left out or found odd: bad label rows (the first five, then how many more),
+// duplicate rows, label files without an image, and a split without a single box.
+void warn_about_labels(const DatasetIndex& index, const std::string& source, const std::string& split);
 
 }  // namespace revkit

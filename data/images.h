@@ -28,7 +28,8 @@ struct DecodedImage {
 };
 
 // "" for a complete file; else what is wrong with the end of a JPEG (no end-of-image marker) or PNG (no IEND
-// chunk) that was cut short. Other formats are left to the decoder.
+// chunk) that was cut short. Data after those (a phone's motion photo) is fine. Other formats are left to the
+// decoder.
 std::string truncated_image_problem(const std::string& path);
 
 // Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image: sides rounded up,

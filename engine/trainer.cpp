@@ -48,18 +48,10 @@ std::vector<at::Tensor> label_boxes_of(const Batch& batch, int64_t size) {
 DatasetIndex index_for_training(const DataConfig& data, const std::vector<std::string>& split, const char* what,
                                 int64_t nc, bool strict, int64_t threads, TrainSummary& summary) {
   DatasetIndex index = index_split(split, nc, strict, data.source);
-  // The first five of a list, then how many more.
-  auto warn_some = [](const std::vector<std::string>& lines, const char* suffix, const char* more) {
-    for (size_t i = 0; i < std::min<size_t>(lines.size(), 5); ++i) logger()->warn("{}{}", lines[i], suffix);
-    if (lines.size() > 5) logger()->warn("... {} more {}", lines.size() - 5, more);
-  };
-  warn_some(index.problems, " (skipped)", "label rows skipped");
-  warn_some(index.duplicates, "", "label files with duplicate rows");
-  if (index.orphan_labels > 0)
-    logger()->warn("{}: {} label files without an image (skipped)", data.source, index.orphan_labels);
   const auto dropped = drop_unreadable_images(index, strict, threads);
   for (const auto& d : dropped) logger()->warn("{} (skipped)", d);
-  summary.skipped_images += static_cast<int64_t>(dropped.size());
+  warn_about_labels(index, data.source, what);
+  summary.skipped_images += static_cast<int64_t>(dropped.size()) + index.bad_label_images;
   summary.skipped_label_rows += static_cast<int64_t>(index.problems.size());
   logger()->info("{} {}: {} images, {} boxes, {} backgrounds", data.source, what, index.images.size(), index.boxes(),
                  index.backgrounds);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target (model configs, YOLO labels, safetensors) for a fixed time, starting from and adding
+# Runs each libFuzzer target (model configs, YOLO labels, safetensors, PyTorch checkpoints) for a fixed time, starting from and adding
 # to its corpus in fuzz/corpus/<target>. A crash leaves its input in build-fuzz/crashes/ and fails the script.
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]    (default 60)

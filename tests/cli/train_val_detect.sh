@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # train_val_detect.sh REVKIT PROJECT_ROOT: the three commands end to end on a copy of coco8 with one corrupt image and
-# one bad label row: skipped with warnings (named by file and line), an error with --strict; then val with
+# one bad label row: both left out with warnings (named by file and line), an error with --strict; then val with
 # --save-json and detect with --save-txt on the weights the run wrote.
 set -u
 revkit=$1 root=$2
@@ -27,8 +27,8 @@ train=("$revkit" train --model yolov5n --data "$data" --imgsz 64 --batch 4 --epo
 expect 2 "000000000009.txt:[0-9]+: expected 5 columns" "${train[@]}" --strict
 [ ! -e "$work/runs" ] || fail "a strict failure left a run folder"
 expect 0 "broken.jpg: cannot decode image.*skipped" "${train[@]}"
-grep -Eq "000000000009.txt:[0-9]+: expected 5 columns.*skipped" <<<"$out" || fail "the bad label row is not named"
-grep -Eq "skipped 1 images, 1 label rows" <<<"$out" || fail "the summary does not count what was skipped"
+grep -Eq "000000000009.txt:[0-9]+: expected 5 columns.*its image left out" <<<"$out" || fail "the bad label row is not named"
+grep -Eq "skipped 2 images, 1 label rows" <<<"$out" || fail "the summary does not count what was skipped"
 run=$work/runs/exp
 for f in args.yaml results.csv results.png weights/last.safetensors weights/best.safetensors weights/last.state.safetensors; do
   [ -s "$run/$f" ] || fail "missing $f"

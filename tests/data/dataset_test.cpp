@@ -6,8 +6,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/logging.h"
 
 namespace fs = std::filesystem;
 using namespace revkit;
@@ -44,36 +46,84 @@ TEST_CASE("label paths follow Ultralytics' images -> labels rule") {
   CHECK(label_path_for("/images/x/images/b.png") == "/images/x/labels/b.txt");
 }
 
-TEST_CASE("a dataset with a background image, an orphan label, a bad row, a duplicate row and a txt list") {
+TEST_CASE("a dataset with a background image, an orphan label, a bad row, a duplicate row and a list") {
   TempData d;
   d.write("images/a.jpg", "");
   d.write("images/b.PNG", "");
+  d.write("images/bad.jpg", "");
   d.write("images/notes.md", "");
-  d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n");
-  d.write("labels/c.txt", "0 0.5 0.5 0.2 0.2\n");  // no image c
-  d.write("list.txt", "images/a.jpg\r\nimages/b.PNG\n");
-  d.write("data.yaml", "path: .\ntrain: list.txt\nval: images\nnames:\n  0: cat\n  1: dog\n");
+  d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n");
+  d.write("labels/bad.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n");  // left out whole, as Ultralytics does
+  d.write("labels/c.txt", "0 0.5 0.5 0.2 0.2\n");                      // no image c
+  d.write("list.lst", "images/a.jpg\r\nimages/b.PNG\nimages/bad.jpg\n");  // a list, whatever its extension
+  d.write("data.yaml", "path: .\ntrain: list.lst\nval: images\nnames:\n  0: cat\n  1: dog\n");
   const DataConfig c = load_data_config(d.path("data.yaml"));
   CHECK(c.names == std::vector<std::string>{"cat", "dog"});
   for (const auto& split : {c.train, c.val}) {
     const DatasetIndex index = index_split(split, 2, false, c.source);
-    CHECK(index.images.size() == 2);
+    CHECK(index.images == std::vector<std::string>{d.path("images/a.jpg"), d.path("images/b.PNG")});
     CHECK(index.backgrounds == 1);
     CHECK(index.orphan_labels == 1);
-    CHECK(index.boxes() == 1);
+    CHECK(index.boxes() == 2);
     REQUIRE(index.problems.size() == 1);
-    CHECK(index.problems[0] == d.path("labels/a.txt") + ":2: class 7 is not in 0..1");
+    CHECK(index.problems[0] == d.path("labels/bad.txt") + ":2: class 7 is not in 0..1");
+    CHECK(index.bad_label_images == 1);
     CHECK(index.duplicates == std::vector<std::string>{d.path("labels/a.txt") + ": 1 duplicate label row removed"});
   }
   CHECK_THROWS_WITH_AS(index_split(c.val, 2, /*strict=*/true, c.source),
-                       doctest::Contains("a.txt:2: class 7 is not in 0..1"), InputError);
+                       doctest::Contains("bad.txt:2: class 7 is not in 0..1"), InputError);
+  d.write("only_bad.txt", "images/bad.jpg\n");
+  CHECK_THROWS_WITH_AS(index_split({d.path("only_bad.txt")}, 2, false, c.source),
+                       doctest::Contains("data.yaml: every one of the 1 images has a bad label row (first: "),
+                       InputError);
+}
+
+TEST_CASE("folders as Ultralytics' glob reads them: hidden entries left out, linked folders followed") {
+  TempData d;
+  d.write("images/a.jpg", "");
+  fs::create_directories(d.root / "images" / ".ipynb_checkpoints");
+  d.write("images/.ipynb_checkpoints/a-checkpoint.jpg", "");
+  d.write("images/._a.jpg", "");  // macOS' resource fork beside a copied file
+  fs::create_directories(d.root / "elsewhere");
+  d.write("elsewhere/b.jpg", "");
+  fs::create_directory_symlink(d.root / "elsewhere", d.root / "images" / "linked");
+  const DatasetIndex index = index_split({d.path("images")}, 1, false, "data.yaml");
+  CHECK(index.images == std::vector<std::string>{d.path("images/a.jpg"), d.path("images/linked/b.jpg")});
+}
+
+TEST_CASE("data yamls as Ultralytics reads them: an empty split, `validation`, Roboflow's ../ paths") {
+  TempData d;
+  d.write("images/a.jpg", "");
+  d.write("data.yaml", "train: images\nvalidation: images\ntest: ''\nnames: [a]\n");
+  const DataConfig c = load_data_config(d.path("data.yaml"));
+  CHECK(c.val == std::vector<std::string>{d.path("images")});
+  CHECK(c.test.empty());
+  // Roboflow writes the yaml beside train/ and valid/, naming them from one folder up.
+  d.write("rf.yaml", "train: ../images\nval: ../images\nnames: [a]\n");
+  CHECK(load_data_config(d.path("rf.yaml")).train == std::vector<std::string>{d.path("images")});
+  d.write("rf.yaml", "train: ../nowhere\nval: images\nnames: [a]\n");  // not there either: as written
+  CHECK(load_data_config(d.path("rf.yaml")).train ==
+        std::vector<std::string>{(d.root.parent_path() / "nowhere").string()});
+}
+
+TEST_CASE("a split without a single label is warned about, naming where labels are read from") {
+  TempData d;
+  d.write("images/a.jpg", "");
+  const DatasetIndex index = index_split({d.path("images")}, 1, false, "data.yaml");
+  std::ostringstream log;
+  {
+    LogCapture capture(log);
+    warn_about_labels(index, "data.yaml", "train");
+  }
+  CHECK(log.str().find("data.yaml train: no labels: every image is a background (labels are read from " +
+                       d.path("labels/a.txt")) != std::string::npos);
 }
 
 TEST_CASE("data that leaves nothing to train on is a clear error") {
   TempData d;
   d.write("data.yaml", "train: missing\nval: images\nnames: [a]\n");
   const DataConfig c = load_data_config(d.path("data.yaml"));
-  const std::string expected = "data.yaml: split entry '" + d.path("missing") + "' is neither a folder nor a .txt list";
+  const std::string expected = "data.yaml: split entry '" + d.path("missing") + "' is neither a folder nor a list of images";
   CHECK_THROWS_WITH_AS(index_split(c.train, 1, false, c.source), doctest::Contains(expected.c_str()), InputError);
   CHECK_THROWS_WITH_AS(index_split(c.val, 1, false, c.source), doctest::Contains("data.yaml: no images found in"),
                        InputError);
