@@ -1,6 +1,7 @@
 #include "reversible/reversible_function.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <fmt/format.h>
 #include <torch/autograd.h>
 #include <torch/custom_class.h>
@@ -296,6 +297,7 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
     BufferRestoreGuard keep_buffers(tape.buffers[j][k]);  // until F's backward has run: batch norm checks them
     at::Tensor f;
     {
+      RECORD_FUNCTION("revkit::recompute", std::vector<c10::IValue>());
       RecomputeChunksGuard chunks(tape.options.recompute_chunks());
       f = tape.recompute(j, k, lower, upper);
     }
@@ -305,6 +307,7 @@ struct CellFunction : public torch::autograd::Function<CellFunction> {
     const size_t first_param = wrt.size();
     wrt.insert(wrt.end(), tape.params[j][k].begin(), tape.params[j][k].end());
     if (wrt.empty()) return f;
+    RECORD_FUNCTION("revkit::cell_backward", std::vector<c10::IValue>());
     variable_list d = torch::autograd::grad({f}, wrt, {g}, /*retain_graph=*/false, /*create_graph=*/false,
                                             /*allow_unused=*/true);
     size_t i = 0;
