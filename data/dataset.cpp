@@ -192,6 +192,9 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
     if (parsed.duplicates > 0)
       index.duplicates.push_back(fmt::format("{}: {} duplicate label row{} removed", label, parsed.duplicates,
                                              parsed.duplicates > 1 ? "s" : ""));
+    if (parsed.empty_boxes > 0)
+      index.duplicates.push_back(fmt::format("{}: {} box{} of zero width or height removed", label,
+                                             parsed.empty_boxes, parsed.empty_boxes > 1 ? "es" : ""));
     if (parsed.rows.size(0) == 0) ++index.backgrounds;
     index.images.push_back(image);
     index.labels.push_back(parsed.rows);
@@ -214,7 +217,7 @@ void warn_about_labels(const DatasetIndex& index, const std::string& source, con
   if (index.problems.size() > 5) logger()->warn("... {} more bad label rows", index.problems.size() - 5);
   for (size_t i = 0; i < std::min<size_t>(index.duplicates.size(), 5); ++i) logger()->warn("{}", index.duplicates[i]);
   if (index.duplicates.size() > 5)
-    logger()->warn("... {} more label files with duplicate rows", index.duplicates.size() - 5);
+    logger()->warn("... {} more label files with rows removed", index.duplicates.size() - 5);
   if (index.orphan_labels > 0)
     logger()->warn("{} {}: {} label files without an image (skipped)", source, split, index.orphan_labels);
   if (index.boxes() == 0 && !index.images.empty())

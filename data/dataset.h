@@ -30,7 +30,8 @@ struct DatasetIndex {
   int64_t orphan_labels = 0;            // label files without an image (skipped)
   std::vector<std::string> problems;    // bad label rows, "<file>:<line>: <what>"
   int64_t bad_label_images = 0;         // images left out for a bad label row
-  std::vector<std::string> duplicates;  // "<file>: N duplicate label rows removed", one per file that had any
+  // "<file>: N duplicate label rows removed" and "<file>: N boxes of zero width or height removed"
+  std::vector<std::string> duplicates;
   // Per image (width, height), once known: drop_unreadable_images fills it (rect batches need the shapes).
   std::vector<std::array<int64_t, 2>> sizes;
   int64_t boxes() const;

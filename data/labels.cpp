@@ -76,10 +76,13 @@ ParsedLabels parse_yolo_labels(const std::string& text, const std::string& sourc
       skip("polygon points must be normalised to [0, 1]: " + line);
       continue;
     }
-    if (box[0] < 0 || box[0] > 1 || box[1] < 0 || box[1] > 1 || box[2] <= 0 || box[2] > 1 || box[3] <= 0 ||
+    if (box[0] < 0 || box[0] > 1 || box[1] < 0 || box[1] > 1 || box[2] < 0 || box[2] > 1 || box[3] < 0 ||
         box[3] > 1) {
-      skip(polygon ? "polygon encloses no area: " + line
-                   : "coordinates must be normalised: centre in [0, 1], size in (0, 1]: " + line);
+      skip("coordinates must be normalised: centre in [0, 1], size in [0, 1]: " + line);
+      continue;
+    }
+    if (box[2] == 0 || box[3] == 0) {
+      ++out.empty_boxes;
       continue;
     }
     const std::array<float, 5> row = {static_cast<float>(v[0]), static_cast<float>(box[0]), static_cast<float>(box[1]),

@@ -31,6 +31,9 @@ std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict
       try {
         const DecodedImage d = decode_image(index.images[i], 64);
         sizes[i] = {d.original_width, d.original_height};
+        if (d.original_width < 10 || d.original_height < 10)  // Ultralytics leaves such images out too
+          problem[i] = fmt::format("{}: the image is {}x{} pixels, below 10 on a side", index.images[i],
+                                   d.original_width, d.original_height);
       } catch (const InputError& e) {
         problem[i] = e.what();
       }

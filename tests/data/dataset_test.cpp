@@ -162,3 +162,14 @@ TEST_CASE("a folder where a label file belongs is an error, not a background ima
                                              .c_str()),
                        InputError);
 }
+
+TEST_CASE("a box of zero width or height is removed, its image kept (Ultralytics keeps the row, unmatchable)") {
+  TempData d;
+  d.write("images/a.jpg", "");
+  d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0 0.2\n");
+  const DatasetIndex index = index_split({d.path("images")}, 1, false, "data.yaml");
+  CHECK(index.images.size() == 1);
+  CHECK(index.boxes() == 1);
+  CHECK(index.problems.empty());
+  CHECK(index.duplicates == std::vector<std::string>{d.path("labels/a.txt") + ": 1 box of zero width or height removed"});
+}

@@ -27,11 +27,13 @@ TEST_CASE("YOLO labels: each bad row is skipped and named by file and line") {
       "1 0.5 nan 0.2 0.2\n"    // NaN
       "80 0.5 0.5 0.2 0.2\n"   // class >= nc
       "2 1.5 0.5 0.2 0.2\n"    // centre outside [0, 1]
-      "2 0.5 0.5 0.0 0.2\n"    // zero size
+      "2 0.5 0.5 -0.1 0.2\n"   // negative size
       "1.5 0.5 0.5 0.2 0.2\n"  // fractional class
+      "2 0.5 0.5 0.0 0.2\n"    // zero size: accepted by Ultralytics, but no prediction can match it
       "5 0.5 0.5 0.2 0.2\n";   // good
   auto p = parse_yolo_labels(text, "b.txt", 80);
   CHECK(p.rows.size(0) == 1);
+  CHECK(p.empty_boxes == 1);
   REQUIRE(p.problems.size() == 6);
   CHECK(p.problems[0] ==
         "b.txt:1: expected 5 columns (class x y w h) or a polygon (class x1 y1 x2 y2 x3 y3 ...), got 4");
@@ -56,14 +58,14 @@ TEST_CASE("YOLO labels: a polygon row becomes the box around its points") {
   CHECK(p.rows[1][3].item<float>() == doctest::Approx(0.2));  // a box row beside it stays a box
   auto bad = parse_yolo_labels(
       "0 0.2 0.3 0.6 0.1 0.4 1.7\n"       // a point outside the image
-      "0 0.2 0.3 0.2 0.5 0.2 0.9\n"       // all on one vertical line: no width
+      "0 0.2 0.3 0.2 0.5 0.2 0.9\n"       // all on one vertical line: a box of no width, removed
       "0 0.2 0.3 0.6 0.1 0.4 0.7 0.5\n",  // an odd coordinate count
       "bad.txt", 80);
   CHECK(bad.rows.size(0) == 0);
-  REQUIRE(bad.problems.size() == 3);
+  CHECK(bad.empty_boxes == 1);
+  REQUIRE(bad.problems.size() == 2);
   CHECK(bad.problems[0].find("bad.txt:1: polygon points must be normalised to [0, 1]") == 0);
-  CHECK(bad.problems[1].find("bad.txt:2: polygon encloses no area") == 0);
-  CHECK(bad.problems[2].find("bad.txt:3: expected 5 columns") == 0);
+  CHECK(bad.problems[1].find("bad.txt:3: expected 5 columns") == 0);
 }
 
 TEST_CASE("YOLO labels: rows equal to an earlier row are removed and counted") {

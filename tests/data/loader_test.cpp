@@ -212,12 +212,20 @@ TEST_CASE("unreadable images are dropped with their labels and named, or are an 
   const std::string missing = (dir / "listed_but_missing.jpg").string();  // a .txt split may name one
   index.images.push_back(missing);
   index.labels.push_back(at::zeros({0, 5}));
+  const std::string tiny = (dir / "tiny.png").string();  // 1x1 pixels: Ultralytics leaves out images below 10
+  std::ofstream(tiny, std::ios::binary) << std::string(
+      "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
+      "\0\0\0\x0aIDATx\x9c\x63\0\x01\0\0\x05\0\x01\x0d\x0a\x2d\xb4\0\0\0\0IEND\xae\x42\x60\x82",
+      67);
+  index.images.push_back(tiny);
+  index.labels.push_back(at::ones({1, 5}));
   index.backgrounds = 1;  // as index_split counts it: no label file
   DatasetIndex strict_copy = index;
   const auto dropped = drop_unreadable_images(index, false, 2);
-  REQUIRE(dropped.size() == 2);
+  REQUIRE(dropped.size() == 3);
   CHECK(dropped[0] == cut + ": truncated JPEG (no end-of-image marker)");
   CHECK(dropped[1].rfind(missing + ": ", 0) == 0);
+  CHECK(dropped[2] == tiny + ": the image is 1x1 pixels, below 10 on a side");
   CHECK(index.images.size() == 4);
   CHECK(index.labels.size() == 4);
   CHECK(at::equal(index.labels[1], coco8_train().labels[1]));
