@@ -119,9 +119,9 @@ Command add_train(CLI::App& app) {
     std::cout << fmt::format(
         "\n{} epochs done, results in {}\n  mAP@0.5 {:.3f}, mAP@0.5:0.95 {:.3f}; {:.2f} s per iteration (median), peak "
         "RSS "
-        "{:.0f} MB; skipped {} images, {} label rows, {} non-finite steps\n",
+        "{:.0f} MB; skipped {} images ({} for a bad label row), {} non-finite steps\n",
         s.epochs_done, s.run_dir, s.final.metrics.map50, s.final.metrics.map50_95, s.seconds_per_iteration,
-        s.peak_rss_mb, s.skipped_images, s.skipped_label_rows, s.nonfinite_steps);
+        s.peak_rss_mb, s.skipped_images, s.skipped_for_labels, s.nonfinite_steps);
     return 0;
   };
 }

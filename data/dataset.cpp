@@ -140,18 +140,24 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
     const fs::path p(entry);
     if (fs::is_directory(p)) {
       // Hidden files and folders (.ipynb_checkpoints, macOS' ._ files) are not data, as Ultralytics' glob skips them;
-      // linked folders are, as its glob follows them.
+      // linked folders are, as its glob follows them, each folder once (a link may lead back up).
+      std::set<fs::path> seen = {fs::canonical(p)};
       for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::follow_directory_symlink);
            it != fs::recursive_directory_iterator(); ++it) {
-        if (it->path().filename().string().rfind('.', 0) == 0) {
+        if (it->path().filename().string().rfind('.', 0) == 0 ||
+            (it->is_directory() && !seen.insert(fs::canonical(it->path())).second)) {
           it.disable_recursion_pending();
           continue;
         }
         if (it->is_regular_file() && is_image(it->path())) index.images.push_back(it->path().string());
       }
     } else if (fs::is_regular_file(p) && !is_image(p)) {  // a list of images, whatever its extension
-      std::ifstream list(p);
+      std::ifstream list(p, std::ios::binary);
       for (std::string line; std::getline(list, line);) {
+        if (line.find('\0') != std::string::npos)
+          throw InputError(source, fmt::format("split entry '{}' is neither a folder nor a list of images (it holds "
+                                               "binary data)",
+                                               entry));
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
         fs::path image(line);
@@ -205,7 +211,8 @@ DatasetIndex index_split(const std::vector<std::string>& split, int64_t num_clas
   for (const auto& dir : label_dirs) {
     if (!fs::is_directory(dir)) continue;
     for (const auto& f : fs::directory_iterator(dir))
-      if (f.path().extension() == ".txt" && !expected_labels.count(f.path().lexically_normal().string()))
+      if (f.path().extension() == ".txt" && f.path().filename().string().rfind('.', 0) != 0 &&
+          !expected_labels.count(f.path().lexically_normal().string()))
         ++index.orphan_labels;
   }
   return index;
@@ -217,7 +224,7 @@ void warn_about_labels(const DatasetIndex& index, const std::string& source, con
   if (index.problems.size() > 5) logger()->warn("... {} more bad label rows", index.problems.size() - 5);
   for (size_t i = 0; i < std::min<size_t>(index.duplicates.size(), 5); ++i) logger()->warn("{}", index.duplicates[i]);
   if (index.duplicates.size() > 5)
-    logger()->warn("... {} more label files with rows removed", index.duplicates.size() - 5);
+    logger()->warn("... and {} more like these", index.duplicates.size() - 5);
   if (index.orphan_labels > 0)
     logger()->warn("{} {}: {} label files without an image (skipped)", source, split, index.orphan_labels);
   if (index.boxes() == 0 && !index.images.empty())

@@ -62,7 +62,8 @@ std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict
   if (kept.images.empty())
     throw InputError(fmt::format("no readable image among {} (first: {})", n, dropped.empty() ? "" : dropped.front()));
   // A dropped image is no longer a background, however its labels read.
-  kept.backgrounds = std::count_if(kept.labels.begin(), kept.labels.end(), [](const at::Tensor& l) { return l.size(0) == 0; });
+  kept.backgrounds =
+      std::count_if(kept.labels.begin(), kept.labels.end(), [](const at::Tensor& l) { return l.size(0) == 0; });
   index = std::move(kept);
   return dropped;
 }

@@ -52,7 +52,7 @@ DatasetIndex index_for_training(const DataConfig& data, const std::vector<std::s
   for (const auto& d : dropped) logger()->warn("{} (skipped)", d);
   warn_about_labels(index, data.source, what);
   summary.skipped_images += static_cast<int64_t>(dropped.size()) + index.bad_label_images;
-  summary.skipped_label_rows += static_cast<int64_t>(index.problems.size());
+  summary.skipped_for_labels += index.bad_label_images;
   logger()->info("{} {}: {} images, {} boxes, {} backgrounds", data.source, what, index.images.size(), index.boxes(),
                  index.backgrounds);
   return index;

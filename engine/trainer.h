@@ -30,7 +30,7 @@ struct TrainSummary {
   ValidationResult final;  // the best weights, validated after the last epoch
   double best_fitness = 0;
   int64_t epochs_done = 0;
-  int64_t skipped_images = 0, skipped_label_rows = 0, nonfinite_steps = 0;
+  int64_t skipped_images = 0, skipped_for_labels = 0, nonfinite_steps = 0;  // for labels: of the images skipped
   double seconds_per_iteration = 0;  // median over the run
   double peak_rss_mb = 0;
 };

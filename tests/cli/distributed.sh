@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # distributed.sh REVKIT PROJECT_ROOT: data-parallel training on loopback.
 #  1. Two ranks with batch 4 each (--nproc 2 --batch 8 --sync-bn) end with the weights of one process with batch 8,
-#     in every memory mode of the seed's reversible backbone.
+#     in off, column and full mode of the seed's reversible backbone.
 #  2. A distributed run stopped after 2 epochs and resumed on 2 ranks equals one run straight through.
 #  3. Two ranks started by hand (torchrun's variables): killing one ends the other with an error within the timeout.
 #  4. Under --nproc, a rank killed by a signal is named, once, and the launcher exits with the signal's code.

@@ -28,7 +28,7 @@ expect 2 "000000000009.txt:[0-9]+: expected 5 columns" "${train[@]}" --strict
 [ ! -e "$work/runs" ] || fail "a strict failure left a run folder"
 expect 0 "broken.jpg: cannot decode image.*skipped" "${train[@]}"
 grep -Eq "000000000009.txt:[0-9]+: expected 5 columns.*its image left out" <<<"$out" || fail "the bad label row is not named"
-grep -Eq "skipped 2 images, 1 label rows" <<<"$out" || fail "the summary does not count what was skipped"
+grep -Eq "skipped 2 images \(1 for a bad label row\)" <<<"$out" || fail "the summary does not count what was skipped"
 run=$work/runs/exp
 for f in args.yaml results.csv results.png weights/last.safetensors weights/best.safetensors weights/last.state.safetensors; do
   [ -s "$run/$f" ] || fail "missing $f"

@@ -53,8 +53,8 @@ TEST_CASE("a dataset with a background image, an orphan label, a bad row, a dupl
   d.write("images/bad.jpg", "");
   d.write("images/notes.md", "");
   d.write("labels/a.txt", "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n");
-  d.write("labels/bad.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n");  // left out whole, as Ultralytics does
-  d.write("labels/c.txt", "0 0.5 0.5 0.2 0.2\n");                      // no image c
+  d.write("labels/bad.txt", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n");    // left out whole, as Ultralytics does
+  d.write("labels/c.txt", "0 0.5 0.5 0.2 0.2\n");                         // no image c
   d.write("list.lst", "images/a.jpg\r\nimages/b.PNG\nimages/bad.jpg\n");  // a list, whatever its extension
   d.write("data.yaml", "path: .\ntrain: list.lst\nval: images\nnames:\n  0: cat\n  1: dog\n");
   const DataConfig c = load_data_config(d.path("data.yaml"));
@@ -87,8 +87,14 @@ TEST_CASE("folders as Ultralytics' glob reads them: hidden entries left out, lin
   fs::create_directories(d.root / "elsewhere");
   d.write("elsewhere/b.jpg", "");
   fs::create_directory_symlink(d.root / "elsewhere", d.root / "images" / "linked");
+  fs::create_directory_symlink(d.root / "images", d.root / "images" / "again");  // a loop: read once
   const DatasetIndex index = index_split({d.path("images")}, 1, false, "data.yaml");
   CHECK(index.images == std::vector<std::string>{d.path("images/a.jpg"), d.path("images/linked/b.jpg")});
+  // A binary file given as a list is named, not read line by line.
+  d.write("weights.pt", std::string("PK\0\x03\x04 not text", 15));
+  CHECK_THROWS_WITH_AS(index_split({d.path("weights.pt")}, 1, false, "data.yaml"),
+                       doctest::Contains("weights.pt' is neither a folder nor a list of images (it holds binary data)"),
+                       InputError);
 }
 
 TEST_CASE("data yamls as Ultralytics reads them: an empty split, `validation`, Roboflow's ../ paths") {
@@ -99,11 +105,11 @@ TEST_CASE("data yamls as Ultralytics reads them: an empty split, `validation`, R
   CHECK(c.val == std::vector<std::string>{d.path("images")});
   CHECK(c.test.empty());
   // Roboflow writes the yaml beside train/ and valid/, naming them from one folder up.
-  d.write("rf.yaml", "train: ../images\nval: ../images\nnames: [a]\n");
-  CHECK(load_data_config(d.path("rf.yaml")).train == std::vector<std::string>{d.path("images")});
-  d.write("rf.yaml", "train: ../nowhere\nval: images\nnames: [a]\n");  // not there either: as written
-  CHECK(load_data_config(d.path("rf.yaml")).train ==
-        std::vector<std::string>{(d.root.parent_path() / "nowhere").string()});
+  fs::create_directories(d.root / "export" / "train" / "images");
+  d.write("export/rf.yaml", "train: ../train/images\nval: ../train/images\nnames: [a]\n");
+  CHECK(load_data_config(d.path("export/rf.yaml")).train == std::vector<std::string>{d.path("export/train/images")});
+  d.write("export/rf.yaml", "train: ../nowhere\nval: train/images\nnames: [a]\n");  // not there either: as written
+  CHECK(load_data_config(d.path("export/rf.yaml")).train == std::vector<std::string>{d.path("nowhere")});
 }
 
 TEST_CASE("a split without a single label is warned about, naming where labels are read from") {
@@ -123,7 +129,8 @@ TEST_CASE("data that leaves nothing to train on is a clear error") {
   TempData d;
   d.write("data.yaml", "train: missing\nval: images\nnames: [a]\n");
   const DataConfig c = load_data_config(d.path("data.yaml"));
-  const std::string expected = "data.yaml: split entry '" + d.path("missing") + "' is neither a folder nor a list of images";
+  const std::string expected =
+      "data.yaml: split entry '" + d.path("missing") + "' is neither a folder nor a list of images";
   CHECK_THROWS_WITH_AS(index_split(c.train, 1, false, c.source), doctest::Contains(expected.c_str()), InputError);
   CHECK_THROWS_WITH_AS(index_split(c.val, 1, false, c.source), doctest::Contains("data.yaml: no images found in"),
                        InputError);
@@ -171,5 +178,6 @@ TEST_CASE("a box of zero width or height is removed, its image kept (Ultralytics
   CHECK(index.images.size() == 1);
   CHECK(index.boxes() == 1);
   CHECK(index.problems.empty());
-  CHECK(index.duplicates == std::vector<std::string>{d.path("labels/a.txt") + ": 1 box of zero width or height removed"});
+  CHECK(index.duplicates ==
+        std::vector<std::string>{d.path("labels/a.txt") + ": 1 box of zero width or height removed"});
 }

@@ -11,6 +11,12 @@
 
 using namespace revkit;
 
+// A 1x1 RGBA PNG, hand-encoded.
+const std::string kOnePixelPng(
+    "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
+    "\0\0\0\x0aIDATx\x9c\x63\0\x01\0\0\x05\0\x01\x0d\x0a\x2d\xb4\0\0\0\0IEND\xae\x42\x60\x82",
+    67);
+
 TEST_CASE("letterbox: aspect kept, grey padding, labels moved with the image") {
   // coco8's 000000000009.jpg is 640x480: scaled by 0.5 to 320x240, padded 40 pixels above and below.
   at::Tensor labels = at::tensor({0.f, 0.5f, 0.5f, 0.5f, 0.5f}).view({1, 5});
@@ -91,11 +97,8 @@ TEST_CASE("a truncated or missing image is a clear error") {
   CHECK_THROWS_WITH_AS(load_letterboxed(cut, 320, 320, 320, at::zeros({0, 5})),
                        (cut + ": truncated JPEG (no end-of-image marker)").c_str(), InputError);
   std::filesystem::remove(cut);
-  // A PNG (1x1, hand-encoded) without its IEND chunk.
-  const std::string png_bytes(
-      "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
-      "\0\0\0\x0aIDATx\x9c\x63\0\x01\0\0\x05\0\x01\x0d\x0a\x2d\xb4\0\0\0\0IEND\xae\x42\x60\x82",
-      67);
+  // A PNG without its IEND chunk.
+  const std::string& png_bytes = kOnePixelPng;
   const std::string png = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_ok.png")).string();
   std::ofstream(png, std::ios::binary) << png_bytes;
   CHECK(truncated_image_problem(png).empty());
@@ -130,10 +133,7 @@ TEST_CASE("data after a complete JPEG or PNG (a phone's motion photo) is not a t
   CHECK(truncated_image_problem(with_tail(jpg, jpg_size - 2, "", "no_marker.jpg")) ==
         "truncated JPEG (no end-of-image marker)");
   // The same for a PNG with bytes after its IEND chunk, and one whose chunks stop short.
-  const std::string png_bytes(
-      "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
-      "\0\0\0\x0aIDATx\x9c\x63\0\x01\0\0\x05\0\x01\x0d\x0a\x2d\xb4\0\0\0\0IEND\xae\x42\x60\x82",
-      67);
+  const std::string& png_bytes = kOnePixelPng;
   const std::string png = (dir / "ok.png").string();
   std::ofstream(png, std::ios::binary) << png_bytes;
   CHECK(truncated_image_problem(with_tail(png, 67, "trailing bytes", "tail.png")).empty());
@@ -147,7 +147,8 @@ TEST_CASE("an image OpenCV refuses (a header claiming 100000 x 100000 pixels) is
       "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\x01\x86\xa0\0\x01\x86\xa0\x08\x02\0\0\0\x27\x30\x9c\x9f"
       "\0\0\0\x0bIDATx\x9c\x63\x60\x80\x01\0\0\x0a\0\x01\x7f\x80\x74\x5e\0\0\0\0IEND\xae\x42\x60\x82",
       68);
-  const std::string path = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_huge.png")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_huge.png")).string();
   std::ofstream(path, std::ios::binary) << bytes;
   std::string message;
   try {

@@ -35,9 +35,10 @@ TEST_CASE("the registered layers are exactly these, and backbones are found thro
                         "nn.Upsample; backbones: revcol_base"),
       UnknownNameError);
   // weights trained on a plugin's backbone, read without the plugin: say what is missing
-  CHECK_THROWS_WITH_AS(find_layer("tinyrev"),
-                       doctest::Contains("; a plugin's backbone needs the plugin loaded, with --plugin or REVKIT_PLUGINS)"),
-                       UnknownNameError);
+  CHECK_THROWS_WITH_AS(
+      find_layer("tinyrev"),
+      doctest::Contains("; a plugin's backbone needs the plugin loaded, with --plugin or REVKIT_PLUGINS)"),
+      UnknownNameError);
 }
 
 TEST_CASE("conformance: every layer type builds from a minimal row and runs forward and backward") {
