@@ -27,10 +27,6 @@ struct DecodedImage {
   int64_t original_width = 0, original_height = 0;
 };
 
-// "" for a complete file; else what is wrong with the end of a JPEG (no end-of-image marker) or PNG (no IEND
-// chunk) that was cut short. Data after those (a phone's motion photo) is fine. Other formats are left to the
-// decoder.
-std::string truncated_image_problem(const std::string& path);
 
 // Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image: sides rounded up,
 // INTER_AREA to shrink as YOLOv5's validation does, unless `shrink_with_area` is false as in Ultralytics 8.4;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target (model configs, YOLO labels, safetensors, PyTorch checkpoints) for a fixed time, starting from and adding
-# to its corpus in fuzz/corpus/<target>. A crash leaves its input in build-fuzz/crashes/ and fails the script.
+# Runs each libFuzzer target (model configs, YOLO labels, safetensors, PyTorch checkpoints, JPEG and PNG ends) for a
+# fixed time, starting from and adding to its corpus in fuzz/corpus/<target>. A crash leaves its input in build-fuzz/crashes/ and fails the script.
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]    (default 60)
 set -euo pipefail
@@ -13,7 +13,7 @@ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=
 cmake --build build-fuzz -j2
 mkdir -p build-fuzz/crashes
 status=0
-for target in config labels safetensors pytorch_checkpoint; do
+for target in config labels safetensors pytorch_checkpoint image_integrity; do
   echo "== $target: ${seconds} s"
   scratch="build-fuzz/corpus/$target"
   mkdir -p "$scratch"
