@@ -286,19 +286,17 @@ void write_trace(torch::autograd::profiler::ProfilerResult& result, AtomicFile& 
     throw fs::filesystem_error("bench --profile: a temporary folder beside the trace", folder,
                                std::error_code(error, std::generic_category()));
   }
-  std::string text;
-  try {
-    const std::string temp = folder + "/trace.json";
-    result.save(temp);
-    std::ifstream in(temp, std::ios::binary);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(folder, ignored);
-    throw;
-  }
-  std::error_code ignored;
-  fs::remove_all(folder, ignored);
+  struct RemovedAtEnd {
+    std::string folder;
+    ~RemovedAtEnd() {
+      std::error_code ignored;
+      fs::remove_all(folder, ignored);
+    }
+  } removed{folder};
+  const std::string temp = folder + "/trace.json";
+  result.save(temp);
+  std::ifstream in(temp, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   // Kineto's own write failing (a full disk) leaves no trace or a cut one: not the user's path, which was writable.
   if (!nlohmann::json::accept(text))
     throw InputError(path, "cannot write: LibTorch's profiler left an incomplete trace (is the disk full?)");
@@ -352,11 +350,13 @@ int bench(const BenchArgs& a) {
   // As the reference does: a 32x32 step first, so RSS growth counts activations, not weights and gradients. Auto
   // mode's first plan, and the one it reports, are for the benchmarked input: the warm-up runs as column mode.
   const bool auto_mode = a.memory_mode == "auto";
-  for (auto* part : parts)
-    if (auto_mode) part->column_options().memory_mode(reversible::MemoryMode::Column);
+  auto warm_up_mode = [&](reversible::MemoryMode mode) {
+    if (auto_mode)
+      for (auto* part : parts) part->column_options().memory_mode(mode);
+  };
+  warm_up_mode(reversible::MemoryMode::Column);
   step(at::randn({2, 3, 32, 32}, device));  // two samples whatever the batch: BatchNorm needs two at 1x1
-  for (auto* part : parts)
-    if (auto_mode) part->column_options().memory_mode(reversible::MemoryMode::Auto);
+  warm_up_mode(reversible::MemoryMode::Auto);
   const double rss0 = max_rss_mb();
   at::Tensor x = at::randn({a.batch, 3, a.imgsz, a.imgsz}, device);
   for (auto* part : parts) part->recheck_drift();  // auto mode chooses on the real input, not the 32x32 one

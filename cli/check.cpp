@@ -138,8 +138,9 @@ int check_backbone(const CheckArgs& a) {
     const bool mode_ok = print_report(reversible::to_string(mode), report, reversible::default_tolerance(mode, dtype));
     ok = mode_ok && ok;
     full_failed = full_failed || (mode == MemoryMode::Full && !mode_ok);
-    if (mode != MemoryMode::Auto) note_plain_parts(parts, mode, a.memory);
-    if (mode == MemoryMode::Auto)
+    if (mode != MemoryMode::Auto)
+      note_plain_parts(parts, mode, a.memory);
+    else
       for (auto* part : parts)
         std::cout << fmt::format("auto: {}; store every {} (0: the last recomputed only), keep {} columns\n",
                                  part->memory_plan().describe(part->column_grid().columns()),

@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 
 #include "core/error.h"
 #include "data/image_integrity.h"

@@ -27,7 +27,6 @@ struct DecodedImage {
   int64_t original_width = 0, original_height = 0;
 };
 
-
 // Decodes an image and resizes it so its long side is `long_side` (Ultralytics' load_image: sides rounded up,
 // INTER_AREA to shrink as YOLOv5's validation does, unless `shrink_with_area` is false as in Ultralytics 8.4;
 // INTER_LINEAR otherwise; 0 keeps its size). Throws InputError ("<path>: cannot decode image ..." or "<path>:

@@ -27,6 +27,7 @@ namespace revkit {
 void check_batch_splits(int64_t batch, int64_t ranks) {
   if (batch % ranks != 0) throw InputError(fmt::format("--batch {} must be a multiple of the {} ranks", batch, ranks));
 }
+
 namespace reversible {
 void to_json(nlohmann::json& j, MemoryMode m) { j = to_string(m); }
 void from_json(const nlohmann::json& j, MemoryMode& m) { m = parse_memory_mode(j.get<std::string>()); }
