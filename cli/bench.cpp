@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "backbones/backbone.h"
+#include "backbones/feature_maps.h"
 #include "cli/commands.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -79,8 +80,13 @@ Subject make_subject(const BenchArgs& a) {
   if (a.columns > 0) settings.columns = a.columns;
   settings.alpha_init = a.alpha_init;
   std::shared_ptr<Backbone> backbone = make_backbone(a.backbone, settings);
-  return {backbone, [backbone](const at::Tensor& x) mutable { return backbone->forward(x); }, backbone->size_divisor(),
-          a.backbone};
+  check_declared_maps(a.backbone, *backbone);
+  auto forward = [backbone, name = a.backbone](const at::Tensor& x) {
+    std::vector<at::Tensor> maps = backbone->forward(x);
+    check_feature_maps(name, *backbone, x, maps);
+    return maps;
+  };
+  return {backbone, forward, backbone->size_divisor(), a.backbone};
 }
 
 double max_rss_mb() {
@@ -331,6 +337,10 @@ int bench(const BenchArgs& a) {
     auto outs = subject.forward(x);
     at::Tensor loss = at::zeros({});
     for (const auto& o : outs) loss = loss + o.pow(2).mean();
+    if (!loss.requires_grad())
+      throw InputError(fmt::format("{}: no output depends on a trainable parameter, so a training step has nothing "
+                                   "to differentiate; time its forward with --mode infer",
+                                   subject.name));
     loss.backward();
   };
   if (a.plans) {

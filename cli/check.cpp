@@ -7,6 +7,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "backbones/feature_maps.h"
 #include "backbones/revcol_fixture.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -118,9 +119,23 @@ int check_backbone(const CheckArgs& a) {
   model->to(dtype);
   model->train();
   at::Tensor input = at::randn({a.batch, 3, a.imgsz, a.imgsz}, at::TensorOptions().dtype(dtype));
-  auto forward = [&](const at::Tensor& x) { return model->forward(x); };
+  check_declared_maps(a.backbone, *model);
+  auto forward = [&](const at::Tensor& x) {
+    std::vector<at::Tensor> maps = model->forward(x);
+    check_feature_maps(a.backbone, *model, x, maps);
+    return maps;
+  };
 
   auto parts = reversible::reversible_modules(*model);
+  if (parts.empty())
+    throw InputError(fmt::format("backbone {} has no reversible part (no ReversibleModule below it): every memory "
+                                 "mode would run plain autograd, so check --backbone has nothing to compare",
+                                 a.backbone));
+  for (size_t i = 0; i < parts.size(); ++i)
+    if (parts[i]->column_grid().columns() == 0)
+      throw InputError(fmt::format("backbone {}: reversible part {} has an empty column grid (no level was added "
+                                   "to it), so it cannot run",
+                                   a.backbone, i));
   std::cout << fmt::format("backbone {}: {}, {} reversible part(s), input {}, drop path {}, alpha init {}\n",
                            a.backbone, a.dtype, parts.size(), input.sizes().vec(), a.drop_path, a.alpha_init);
   print_header();

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "backbones/feature_maps.h"
 #include "core/error.h"
 #include "heads/detect.h"
 #include "heads/dfl_detect.h"
@@ -237,34 +238,6 @@ BuiltLayer build_detect(const LayerArgs& a) {
   return a.args.size() == 1 ? build_dfl_detect(a) : build_anchor_detect(a);
 }
 
-// The rows after a backbone are built from its out_channels(), and input sizes are checked against its strides():
-// maps of other channels or sizes are named as the backbone's, not as a shape error in some later row.
-void check_feature_maps(const std::string& name, const Backbone& backbone, const at::Tensor& input,
-                        const std::vector<at::Tensor>& maps) {
-  const std::vector<int64_t> channels = backbone.out_channels(), strides = backbone.strides();
-  auto fits = [&](int64_t side, int64_t input_side, int64_t stride) {  // an input not a multiple may round either way
-    return side == input_side / stride || (input_side % stride != 0 && side == input_side / stride + 1);
-  };
-  bool as_declared = maps.size() == channels.size();
-  std::vector<std::string> got, declared;
-  for (size_t i = 0; i < maps.size(); ++i) {
-    const at::Tensor& m = maps[i];
-    if (!m.defined() || m.dim() != 4)
-      throw InputError(fmt::format("backbone {}: feature map {} of its forward is {}, not a [batch, channels, height, "
-                                   "width] tensor",
-                                   name, i, m.defined() ? fmt::format("{}-d", m.dim()) : std::string("undefined")));
-    got.push_back(fmt::format("{}x{}x{}", m.size(1), m.size(2), m.size(3)));
-    as_declared = as_declared && m.size(1) == channels[i] && fits(m.size(2), input.size(2), strides[i]) &&
-                  fits(m.size(3), input.size(3), strides[i]);
-  }
-  if (as_declared) return;
-  for (size_t i = 0; i < channels.size(); ++i)
-    declared.push_back(fmt::format("{}x{}x{}", channels[i], input.size(2) / strides[i], input.size(3) / strides[i]));
-  throw InputError(fmt::format("backbone {}: for a {}x{} input its forward returned feature maps of {} (channels x "
-                               "height x width), but its out_channels() and strides() declare {}",
-                               name, input.size(2), input.size(3), fmt::join(got, ", "), fmt::join(declared, ", ")));
-}
-
 LayerFactory backbone_row(const std::string& name) {
   return [name](const LayerArgs& a) {
     if (a.row != 0) a.fail("a backbone with several outputs must be row 0");
@@ -272,13 +245,13 @@ LayerFactory backbone_row(const std::string& name) {
     if (a.in_channels != std::vector<int64_t>{3}) a.fail("a backbone takes the 3-channel image (from -1)");
     if (a.repeats != 1) a.fail("a backbone cannot be repeated (number must be 1)");
     std::shared_ptr<Backbone> backbone = make_backbone(name, a.backbone);
+    try {
+      check_declared_maps(name, *backbone);
+    } catch (const InputError& e) {
+      a.fail(e.what());
+    }
     const size_t maps = backbone->out_channels().size();
     if (maps > 5) a.fail(fmt::format("returns {} feature maps; a config row index space holds at most 5", maps));
-    if (maps == 0 || backbone->strides().size() != maps)
-      a.fail(fmt::format("backbone {} declares {} output channels and {} strides: it needs one of each per feature map",
-                         name, maps, backbone->strides().size()));
-    for (int64_t stride : backbone->strides())
-      if (stride < 1) a.fail(fmt::format("backbone {} declares a stride of {}", name, stride));
     BuiltLayer built;
     built.module = backbone;
     built.forward = [backbone, name](const std::vector<at::Tensor>& in) {

@@ -24,12 +24,25 @@ extern "C" __attribute__((visibility("default"))) const RevkitPlugin* revkit_plu
 #include <ATen/ATen.h>
 
 #include <stdexcept>
-// Declares maps of 6, 12, 24 and 48 channels at strides 4, 8, 16 and 32 (pooled images, channels repeated), and
-// returns them with one channel count, one size or one map wrong.
-class MislabelledBackbone : public revkit::Backbone {
+
+#include "reversible/reversible_module.h"
+
+// lower * weight: the one level of ReversiblePooledBackbone's grid.
+class ScaleLevel : public revkit::reversible::ReversibleLevel {
  public:
-  enum class Wrong { Channels, Stride, MissingMap };
-  explicit MislabelledBackbone(Wrong wrong) : wrong_(wrong) {}
+  ScaleLevel() { weight_ = register_parameter("weight", at::ones({1})); }
+  at::Tensor forward(const at::Tensor& lower, const at::Tensor&) override { return lower * weight_; }
+
+ private:
+  at::Tensor weight_;
+};
+
+// Declares maps of 6, 12, 24 and 48 channels at strides 4, 8, 16 and 32 (pooled images, channels repeated), and
+// returns them as declared or with one channel count, one size or one map wrong. No parameter, no reversible part.
+class PooledBackbone : public revkit::Backbone {
+ public:
+  enum class Wrong { Nothing, Channels, Stride, MissingMap };
+  explicit PooledBackbone(Wrong wrong) : wrong_(wrong) {}
   std::vector<at::Tensor> forward(const at::Tensor& x) override {
     std::vector<at::Tensor> maps;
     for (size_t i = 0; i < 4; ++i) {
@@ -48,15 +61,37 @@ class MislabelledBackbone : public revkit::Backbone {
   Wrong wrong_;
 };
 
+// The same maps from the image after a reversible grid of two one-level columns (so that check --backbone reaches
+// them), or with the grid left empty.
+class ReversiblePooledBackbone : public PooledBackbone, public revkit::reversible::ReversibleModule {
+ public:
+  ReversiblePooledBackbone(Wrong wrong, bool empty_grid) : PooledBackbone(wrong) {
+    if (empty_grid) return;
+    for (int64_t column = 0; column < 2; ++column)
+      grid_.add_level(*this, "level" + std::to_string(column), std::make_shared<ScaleLevel>(), column,
+                      register_parameter("alpha" + std::to_string(column), at::ones({1})));
+  }
+  at::Tensor column_input(const at::Tensor& x) override { return x; }
+  std::vector<at::Tensor> forward(const at::Tensor& x) override { return PooledBackbone::forward(run_columns(x)[0]); }
+};
+
 static void register_faulty(revkit::PluginRegistrar* r) {
-  using Wrong = MislabelledBackbone::Wrong;
-  for (auto [name, wrong] : {std::pair{"wrong_channels_backbone", Wrong::Channels},
-                             std::pair{"wrong_stride_backbone", Wrong::Stride},
-                             std::pair{"missing_map_backbone", Wrong::MissingMap}})
+  using Wrong = PooledBackbone::Wrong;
+  for (auto [name, wrong] :
+       {std::pair{"wrong_channels_backbone", Wrong::Channels}, std::pair{"wrong_stride_backbone", Wrong::Stride},
+        std::pair{"missing_map_backbone", Wrong::MissingMap}})
     r->add_backbone(name, "returns other feature maps than it declares",
                     [wrong = wrong](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
-                      return std::make_shared<MislabelledBackbone>(wrong);
+                      return std::make_shared<ReversiblePooledBackbone>(wrong, /*empty_grid=*/false);
                     });
+  r->add_backbone("pooled_backbone", "the maps it declares, from no parameter and no reversible part",
+                  [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
+                    return std::make_shared<PooledBackbone>(Wrong::Nothing);
+                  });
+  r->add_backbone("empty_grid_backbone", "a reversible part whose column grid has no level",
+                  [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> {
+                    return std::make_shared<ReversiblePooledBackbone>(Wrong::Nothing, /*empty_grid=*/true);
+                  });
   r->add_backbone("null_backbone", "a factory that returns no backbone",
                   [](const revkit::BackboneSettings&) -> std::shared_ptr<revkit::Backbone> { return nullptr; });
   r->add_backbone("throwing_backbone", "a factory that throws",
