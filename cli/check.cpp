@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <limits>
 
 #include "backbones/feature_maps.h"
 #include "backbones/revcol_fixture.h"
@@ -213,7 +214,9 @@ int check_weights(const CheckArgs& a) {
     // (a bias that has barely moved from its zero start) is compared absolutely.
     const at::Tensor x = t.to(at::kDouble), ref = it->second.to(at::kDouble);
     const double scale = std::max(ref.numel() ? ref.abs().max().item<double>() : 0.0, a.floor);
-    diffs.emplace_back(x.numel() ? (x - ref).abs().max().item<double>() / scale : 0.0, name);
+    const double diff = x.numel() ? (x - ref).abs().max().item<double>() / scale : 0.0;
+    // A NaN or infinity on either side fails, and ranks first (a NaN would compare false, and sort anywhere).
+    diffs.emplace_back(std::isfinite(diff) ? diff : std::numeric_limits<double>::infinity(), name);
   }
   std::sort(diffs.rbegin(), diffs.rend());
   for (size_t i = 0; i < std::min<size_t>(5, diffs.size()); ++i)

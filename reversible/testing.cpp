@@ -5,6 +5,8 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "core/buffer_snapshot.h"
 #include "core/rng_state.h"
@@ -22,6 +24,9 @@ double relative_difference(const at::Tensor& actual, const at::Tensor& reference
   TORCH_CHECK(a.sizes() == b.sizes(), "relative_difference: shapes differ, ", a.sizes(), " against ", b.sizes());
   const double diff = (a - b).norm().item<double>();
   const double ref = b.norm().item<double>();
+  // A NaN or infinity on either side is no agreement, and must rank worst: a NaN would compare false against every
+  // tolerance and every other difference, and so hide.
+  if (!std::isfinite(diff) || !std::isfinite(ref)) return std::numeric_limits<double>::infinity();
   return ref > 0 ? diff / ref : diff;
 }
 

@@ -13,7 +13,8 @@
 namespace revkit::reversible {
 
 // ||actual - reference|| / ||reference||, computed in float64. An undefined tensor counts as zeros. Where the
-// reference is all zeros the absolute norm ||actual|| is returned. Shapes must match.
+// reference is all zeros the absolute norm ||actual|| is returned; where either holds a NaN or an infinity,
+// +infinity. Shapes must match.
 double relative_difference(const at::Tensor& actual, const at::Tensor& reference);
 
 struct Difference {

@@ -5,6 +5,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cmath>
+#include <limits>
 
 #include "reversible/reversible_module.h"
 #include "toy_levels.h"
@@ -21,6 +22,21 @@ TEST_CASE("relative difference: hand-computed cases") {
   CHECK(reversible::relative_difference(at::Tensor(), at::zeros({3})) == 0.0);
   CHECK(reversible::relative_difference(at::tensor({3.0, 4.0}), at::zeros({2})) == doctest::Approx(5.0));
   CHECK_THROWS(reversible::relative_difference(at::zeros({2}), at::zeros({3})));
+}
+
+TEST_CASE("relative difference: a NaN or an infinity on either side is the worst difference, never a pass") {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  const at::Tensor b = at::tensor({1.0, 2.0});
+  CHECK(reversible::relative_difference(at::tensor({1.0, nan}), b) == inf);
+  CHECK(reversible::relative_difference(b, at::tensor({nan, 2.0})) == inf);
+  CHECK(reversible::relative_difference(at::tensor({nan, 2.0}), at::tensor({nan, 2.0})) == inf);
+  CHECK(reversible::relative_difference(at::tensor({inf, 2.0}), at::tensor({inf, 2.0})) == inf);
+  // Behind a first, finite entry, a NaN gradient is still what the report calls worst.
+  reversible::EquivalenceReport r;
+  r.add("parameter gradients", "w", at::tensor({1.0}), at::tensor({1.0}));
+  r.add("parameter gradients", "b", at::tensor({nan}), at::tensor({1.0}));
+  CHECK(r.worst("parameter gradients").name == "b");
+  CHECK_FALSE(r.worst("parameter gradients").relative <= 1e-5);
 }
 
 TEST_CASE("report: worst per category, within a tolerance") {
