@@ -28,7 +28,7 @@ int run_val(const ValArgs& a) {
   const c10::Device device = parse_device(a.device);
   check_image_size_option(a.imgsz);
   if (a.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", a.batch));
-  if (a.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", a.workers));
+  check_loader_workers(a.workers);
   if (!(a.conf >= 0 && a.conf <= 1)) throw InputError(fmt::format("--conf must be between 0 and 1, got {}", a.conf));
   if (a.iou != -1 && !(a.iou >= 0 && a.iou <= 1))
     throw InputError(fmt::format("--iou must be between 0 and 1 (or -1, the model's default), got {}", a.iou));

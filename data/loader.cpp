@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <numeric>
+#include <system_error>
 
 #include "core/error.h"
 #include "data/images.h"
@@ -19,7 +20,19 @@ AugmentRng sample_rng(uint64_t seed, int64_t epoch, int64_t image) {
   return AugmentRng(seq);
 }
 
+// The system refusing a thread (a process or memory limit) is named with the count asked for; the caller stops
+// and joins the threads already started before it rethrows.
+[[noreturn]] void thread_refused(int64_t asked, const std::system_error& e) {
+  throw InputError(fmt::format("--workers {}: the system refused to start another loader thread ({})", asked,
+                               e.code().message()));
+}
+
 }  // namespace
+
+void check_loader_workers(int64_t workers) {
+  if (workers < 0 || workers > kMaxLoaderWorkers)
+    throw InputError(fmt::format("--workers must be between 0 and {}, got {}", kMaxLoaderWorkers, workers));
+}
 
 std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict, int64_t threads) {
   const int64_t n = static_cast<int64_t>(index.images.size());
@@ -40,7 +53,13 @@ std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict
     }
   };
   std::vector<std::thread> pool;
-  for (int64_t t = 1; t < std::max<int64_t>(1, threads); ++t) pool.emplace_back(check);
+  try {
+    for (int64_t t = 1; t < std::max<int64_t>(1, threads); ++t) pool.emplace_back(check);
+  } catch (const std::system_error& e) {
+    next = n;  // the started threads find nothing left to claim
+    for (auto& t : pool) t.join();
+    thread_refused(threads, e);
+  }
   check();
   for (auto& t : pool) t.join();
 
@@ -201,7 +220,12 @@ void DetectionLoader::start_epoch(int64_t epoch) {
   ready_.clear();
   failed_.clear();
   stopping_ = false;
-  for (int64_t t = 0; t < options_.workers; ++t) workers_.emplace_back([this] { work(); });
+  try {
+    for (int64_t t = 0; t < options_.workers; ++t) workers_.emplace_back([this] { work(); });
+  } catch (const std::system_error& e) {
+    stop_workers();
+    thread_refused(options_.workers, e);
+  }
 }
 
 void DetectionLoader::work() {

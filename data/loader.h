@@ -48,6 +48,11 @@ struct Batch {
   std::vector<ImageShape> shapes;
 };
 
+// More loader threads than any machine decodes with: a larger --workers is a mistake, refused before any starts.
+constexpr int64_t kMaxLoaderWorkers = 1024;
+// Throws InputError "--workers must be ..." unless 0 <= workers <= kMaxLoaderWorkers.
+void check_loader_workers(int64_t workers);
+
 // Decodes every image once and removes those that cannot be read (with their labels) from the index, returning
 // one "<file>: <problem>" per image removed; with `strict`, the first one is an InputError instead.
 std::vector<std::string> drop_unreadable_images(DatasetIndex& index, bool strict, int64_t threads = 1);

@@ -102,7 +102,7 @@ void Trainer::check_options() const {
   if (o_.batch <= 0) throw InputError(fmt::format("--batch must be positive, got {}", o_.batch));
   check_image_size_option(o_.imgsz);
   check_batch_splits(o_.batch, world_);
-  if (o_.workers < 0) throw InputError(fmt::format("--workers must be 0 or more, got {}", o_.workers));
+  check_loader_workers(o_.workers);
   // The recipe's numbers: a NaN or a negative one would train on, every step skipped or the schedule upside down.
   const ScheduleOptions& s = o_.schedule;
   if (!(s.lr0 > 0 && std::isfinite(s.lr0))) throw InputError(fmt::format("--lr0 must be positive, got {}", s.lr0));

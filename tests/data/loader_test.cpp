@@ -258,3 +258,11 @@ REVKIT_GPU_TEST_CASE("GPU: pinned batches hold the same images and targets, in p
   const at::Tensor on_gpu = x->images.to(c10::Device(c10::kCUDA, 0), /*non_blocking=*/true);
   CHECK(at::equal(on_gpu.cpu(), y->images));
 }
+
+TEST_CASE("check_loader_workers: 0 to kMaxLoaderWorkers, named otherwise") {
+  check_loader_workers(0);
+  check_loader_workers(kMaxLoaderWorkers);
+  CHECK_THROWS_WITH_AS(check_loader_workers(-1), "--workers must be between 0 and 1024, got -1", InputError);
+  CHECK_THROWS_WITH_AS(check_loader_workers(kMaxLoaderWorkers + 1), "--workers must be between 0 and 1024, got 1025",
+                       InputError);
+}
