@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/excerpt.h"
 
 namespace revkit {
 namespace {
@@ -48,25 +49,25 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
   e.dtype = it->second;
   uint64_t numel = 1;
   for (const auto& d : info["shape"]) {
-    if (!d.is_number_unsigned()) fail("shape " + info["shape"].dump() + " has an entry that is not a size");
+    if (!d.is_number_unsigned()) fail("shape " + json_excerpt(info["shape"]) + " has an entry that is not a size");
     const uint64_t v = d.get<uint64_t>();
     if (v > 0 && numel > std::numeric_limits<int64_t>::max() / v)
-      fail("shape " + info["shape"].dump() + " is too large");
+      fail("shape " + json_excerpt(info["shape"]) + " is too large");
     numel *= v;
     e.shape.push_back(static_cast<int64_t>(v));
   }
   for (const auto& o : info["data_offsets"])
-    if (!o.is_number_unsigned()) fail("data_offsets " + info["data_offsets"].dump() + " are not byte offsets");
+    if (!o.is_number_unsigned()) fail("data_offsets " + json_excerpt(info["data_offsets"]) + " are not byte offsets");
   e.begin = info["data_offsets"][0].get<uint64_t>();
   e.end = info["data_offsets"][1].get<uint64_t>();
   if (e.end < e.begin) fail(fmt::format("data_offsets [{}, {}] end before they begin", e.begin, e.end));
   // numel fits int64, but times the element size it may not: a lying shape must not wrap around to a small size.
   if (numel > std::numeric_limits<int64_t>::max() / c10::elementSize(e.dtype))
-    fail("shape " + info["shape"].dump() + " is too large");
+    fail("shape " + json_excerpt(info["shape"]) + " is too large");
   const uint64_t need = numel * c10::elementSize(e.dtype);
   if (e.end - e.begin != need)
     fail(fmt::format("data_offsets span {} bytes but dtype {} and shape {} need {}", e.end - e.begin, dt,
-                     info["shape"].dump(), need));
+                     json_excerpt(info["shape"]), need));
   return e;
 }
 
@@ -102,7 +103,7 @@ Safetensors read_safetensors(const std::string& path) {
   try {
     header = nlohmann::json::parse(header_text);
   } catch (const nlohmann::json::exception& e) {
-    throw InputError(path, std::string("header is not valid JSON: ") + e.what());
+    throw InputError(path, "header is not valid JSON: " + printable(e.what()));
   }
   if (!header.is_object()) throw InputError(path, "header is not a JSON object");
 

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/excerpt.h"
 #include "core/logging.h"
 #include "core/weights.h"
 #include "models/builtin_configs.h"
@@ -61,25 +62,25 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
       "ch", "channels",       "scales",         "scale",   "yaml_file"};
   for (auto it = cfg.begin(); it != cfg.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
-      fail(fmt::format("unknown key '{}' (expected {})", it.key(), fmt::join(known, ", ")));
+      fail(fmt::format("unknown key '{}' (expected {})", printable(it.key(), 80), fmt::join(known, ", ")));
 
   if (overrides.num_classes) {
     num_classes_ = *overrides.num_classes;
   } else {
     if (!cfg.contains("nc")) fail("nc is missing (the number of classes)");
-    if (!cfg["nc"].is_number_integer()) fail("nc must be an integer, got " + cfg["nc"].dump());
+    if (!cfg["nc"].is_number_integer()) fail("nc must be an integer, got " + json_excerpt(cfg["nc"]));
     num_classes_ = cfg["nc"].get<int64_t>();
   }
   if (num_classes_ <= 0) fail(fmt::format("nc must be positive, got {}", num_classes_));
   // Ultralytics writes the input channels into the yaml its checkpoints keep.
   for (const char* key : {"ch", "channels"})
     if (cfg.contains(key) && cfg[key] != 3)
-      fail(fmt::format("{} (input channels) must be 3, got {}", key, cfg[key].dump()));
+      fail(fmt::format("{} (input channels) must be 3, got {}", key, json_excerpt(cfg[key])));
   auto multiple = [&](const char* key) {
     if (!cfg.contains(key)) return 1.0;
     // Ultralytics' scales reach 1.5; far beyond, repeats and channel counts overflow.
     if (!cfg[key].is_number() || !(cfg[key].get<double>() > 0 && cfg[key].get<double>() <= 100))
-      fail(fmt::format("{} must be a positive number up to 100, got {}", key, cfg[key].dump()));
+      fail(fmt::format("{} must be a positive number up to 100, got {}", key, json_excerpt(cfg[key])));
     return cfg[key].get<double>();
   };
   Header h;
@@ -104,7 +105,7 @@ void DetectionModelImpl::read_scale(const nlohmann::json& cfg, const std::string
   if (cfg.contains("depth_multiple") || cfg.contains("width_multiple"))
     fail("give either scales or depth_multiple and width_multiple, not both");
   std::string scale = cfg.contains("scale") && cfg["scale"].is_string() ? cfg["scale"].get<std::string>() : "";
-  if (cfg.contains("scale") && !cfg["scale"].is_string()) fail("scale must be a name, got " + cfg["scale"].dump());
+  if (cfg.contains("scale") && !cfg["scale"].is_string()) fail("scale must be a name, got " + json_excerpt(cfg["scale"]));
   if (scale.empty()) {
     scale = scales.contains("n") ? "n" : scales.begin().key();
     logger()->warn("{}: no scale chosen (name the model e.g. yolov8{} for a config yolov8.yaml); using '{}'", source,
@@ -118,7 +119,7 @@ void DetectionModelImpl::read_scale(const nlohmann::json& cfg, const std::string
   const auto& row = scales[scale];
   if (!row.is_array() || row.size() != 3 || !row[0].is_number() || !row[1].is_number() || !row[2].is_number_integer() ||
       row[0].get<double>() <= 0 || row[1].get<double>() <= 0 || row[2].get<int64_t>() <= 0)
-    fail(fmt::format("scale '{}' must be [depth, width, max_channels], all positive, got {}", scale, row.dump()));
+    fail(fmt::format("scale '{}' must be [depth, width, max_channels], all positive, got {}", scale, json_excerpt(row)));
   h.depth = row[0].get<double>();
   h.width = row[1].get<double>();
   h.max_channels = row[2].get<int64_t>();
@@ -132,8 +133,8 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   auto row_fail = [&](const std::string& what) -> void {
     throw InputError(source, fmt::format("row {}: {}", i, what));
   };
-  if (!row.is_array() || row.size() != 4) row_fail("expected [from, number, module, args], got " + row.dump());
-  if (!row[2].is_string()) row_fail("the layer type must be a name, got " + row[2].dump());
+  if (!row.is_array() || row.size() != 4) row_fail("expected [from, number, module, args], got " + json_excerpt(row));
+  if (!row[2].is_string()) row_fail("the layer type must be a name, got " + json_excerpt(row[2]));
   LayerArgs args;
   args.source = source;
   args.row = static_cast<int64_t>(i);
@@ -149,7 +150,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   const nlohmann::json from_list = row[0].is_array() ? row[0] : nlohmann::json::array({row[0]});
   if (from_list.empty()) args.fail("from is an empty list");
   for (const auto& f : from_list) {
-    if (!f.is_number_integer()) args.fail("from must be an integer or a list of integers, got " + row[0].dump());
+    if (!f.is_number_integer()) args.fail("from must be an integer or a list of integers, got " + json_excerpt(row[0]));
     const int64_t v = f.get<int64_t>();
     const int64_t p = v < 0 ? position + v : v;
     if (p < -1 || p >= position || (v < -1 && p < 0))
@@ -159,14 +160,14 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
     args.in_channels.push_back(p < 0 ? 3 : channels[p]);
   }
   if (!row[1].is_number_integer() || row[1].get<int64_t>() < 1)
-    args.fail("number must be a positive integer, got " + row[1].dump());
+    args.fail("number must be a positive integer, got " + json_excerpt(row[1]));
   const int64_t n = row[1].get<int64_t>();
   // Configs repeat a module a few times; a count in the thousands would build for minutes and gigabytes.
   constexpr int64_t kMaxRepeats = 1000;
   if (n > kMaxRepeats || (n > 1 && n * h.depth > kMaxRepeats))
     args.fail(fmt::format("number {} (times depth_multiple {}) is above {} repeats", n, h.depth, kMaxRepeats));
   args.repeats = n > 1 ? std::max<int64_t>(round_half_even(n * h.depth), 1) : n;
-  if (!row[3].is_array()) args.fail("args must be a list, got " + row[3].dump());
+  if (!row[3].is_array()) args.fail("args must be a list, got " + json_excerpt(row[3]));
   args.args = substitute(row[3], num_classes_, h.anchors);
   args.width_multiple = h.width;
   args.max_channels = h.max_channels;

@@ -8,6 +8,7 @@
 
 #include "backbones/feature_maps.h"
 #include "core/error.h"
+#include "core/excerpt.h"
 #include "heads/detect.h"
 #include "heads/dfl_detect.h"
 #include "necks/blocks.h"
@@ -31,7 +32,7 @@ T typed(const LayerArgs& a, size_t i, const std::optional<T>& fallback, const ch
     if (fallback) return *fallback;
     a.fail(fmt::format("argument {} ({}) is required", i, what));
   }
-  if (!ok) a.fail(fmt::format("argument {} ({}) must be {}, got {}", i, what, kind, a.args[i].dump()));
+  if (!ok) a.fail(fmt::format("argument {} ({}) must be {}, got {}", i, what, kind, json_excerpt(a.args[i])));
   return a.args[i].get<T>();
 }
 }  // namespace
@@ -218,7 +219,7 @@ BuiltLayer build_anchor_detect(const LayerArgs& a) {
         a.fail("each anchor level must be a list of pixel pairs w, h");
       std::vector<double> v;
       for (const auto& x : level) {
-        if (!x.is_number() || x.get<double>() <= 0) a.fail("anchor sizes must be positive numbers, got " + x.dump());
+        if (!x.is_number() || x.get<double>() <= 0) a.fail("anchor sizes must be positive numbers, got " + json_excerpt(x));
         v.push_back(x.get<double>());
       }
       if (!anchors.empty() && v.size() != anchors[0].size())
@@ -226,7 +227,7 @@ BuiltLayer build_anchor_detect(const LayerArgs& a) {
       anchors.push_back(v);
     }
   } else {
-    a.fail("anchors must be a list of pixel-pair lists or an integer count, got " + spec.dump());
+    a.fail("anchors must be a list of pixel-pair lists or an integer count, got " + json_excerpt(spec));
   }
   if (anchors.size() != levels) a.fail(fmt::format("{} anchor levels for {} inputs in `from`", anchors.size(), levels));
   auto head = std::make_shared<DetectImpl>(DetectOptions(nc, anchors, a.in_channels));
@@ -297,7 +298,7 @@ LayerFactory find_layer(const std::string& type) {
   if (backbone_registry().contains(type)) return backbone_row(type);
   throw UnknownNameError(fmt::format("unknown layer '{}' (layers: {}; backbones: {}; a plugin's backbone needs the "
                                      "plugin loaded, with --plugin or REVKIT_PLUGINS)",
-                                     type, fmt::join(layer_registry().names(), ", "),
+                                     printable(type, 80), fmt::join(layer_registry().names(), ", "),
                                      fmt::join(backbone_registry().names(), ", ")));
 }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/excerpt.h"
 #include "core/logging.h"
 #include "core/pytorch_checkpoint.h"
 #include "core/safetensors.h"
@@ -78,7 +79,7 @@ std::vector<std::string> names_from_metadata(const std::map<std::string, std::st
   const auto it = metadata.find("names");
   if (it == metadata.end()) return names;
   const auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-  auto text = [](const nlohmann::json& n) { return n.is_string() ? n.get<std::string>() : n.dump(); };
+  auto text = [](const nlohmann::json& n) { return n.is_string() ? n.get<std::string>() : json_excerpt(n); };
   if (j.is_array()) {
     for (const auto& n : j) names.push_back(text(n));
   } else if (j.is_object()) {  // {"0": "person", "1": "bicycle", ...}: in index order, only when complete
