@@ -87,16 +87,19 @@ int info(const InfoArgs& a) {
   std::vector<at::Tensor> outputs;
   int64_t flops = 0;
   {
+    // The head's raw maps, as in training, from one image: in eval mode, where batch norm takes one value per
+    // channel (a 1x1 map, at a small --imgsz) as well as many, with the same operations.
     at::NoGradGuard no_grad;
-    model->train();  // training-mode outputs: the head's raw maps
+    model->eval();
     const at::Tensor images = at::zeros({1, 3, imgsz, imgsz});
-    flops = count_flops([&] { outputs = model->forward(images); });
+    flops = count_flops([&] { outputs = model->forward_raw(images); });
   }
   const double gflops = static_cast<double>(flops) / 1e9;
 
   std::vector<StepMemory> memory;
   if (a.memory) {
     const c10::Device device = *memory_device;
+    check_training_batch(*model, imgsz, model->size_divisor(), a.batch, fmt::format("--batch {}", a.batch));
     for (const auto& mode : modes_to_measure(a, *model)) {
       ModelOverrides o = overrides;
       if (!mode.empty()) o.backbone.memory_mode = reversible::parse_memory_mode(mode);
