@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
+#include "core/excerpt.h"
 #include "core/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -33,16 +36,41 @@ TrainingState read_training_state(const std::string& path) {
   };
   if (meta("format") != "revkit-train-state") throw InputError(path, "not a revkit training state");
   TrainingState s;
-  try {
-    s.next_epoch = std::stoll(meta("next_epoch"));
-    s.best_fitness = std::stod(meta("best_fitness"));
-    s.ema_updates = std::stoll(meta("ema_updates"));
-    s.last_opt_step = std::stoll(meta("last_opt_step"));
-    s.loss_scale = std::stod(meta("loss_scale", "65536"));
-    s.loss_scale_good_steps = std::stoll(meta("loss_scale_good_steps", "0"));
-  } catch (const std::logic_error&) {  // std::invalid_argument, std::out_of_range
-    throw InputError(path, "a counter in the training state's metadata is not a number");
-  }
+  // Whole numbers only ("12abc" is not 12), in the range a run can have written.
+  auto integer = [&](const char* key, std::optional<int64_t> least, const char* fallback = nullptr) {
+    const std::string text = meta(key, fallback);
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+      value = std::stoll(text, &used);
+    } catch (const std::logic_error&) {  // std::invalid_argument, std::out_of_range
+      used = 0;
+    }
+    if (used == 0 || used != text.size() || (least && value < *least))
+      throw InputError(path, fmt::format("the training state's '{}' is '{}', not a whole number{}", key,
+                                         printable(text, 40), least ? fmt::format(" of {} or more", *least) : ""));
+    return value;
+  };
+  auto real = [&](const char* key, bool positive, const char* fallback = nullptr) {
+    const std::string text = meta(key, fallback);
+    size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(text, &used);
+    } catch (const std::logic_error&) {
+      used = 0;
+    }
+    if (used == 0 || used != text.size() || !std::isfinite(value) || (positive && !(value > 0)))
+      throw InputError(path, fmt::format("the training state's '{}' is '{}', not a finite{} number", key,
+                                         printable(text, 40), positive ? " positive" : ""));
+    return value;
+  };
+  s.next_epoch = integer("next_epoch", 0);
+  s.best_fitness = real("best_fitness", /*positive=*/false);
+  s.ema_updates = integer("ema_updates", 0);
+  s.last_opt_step = integer("last_opt_step", std::nullopt);  // counted from next_epoch: may be negative
+  s.loss_scale = real("loss_scale", /*positive=*/true, "65536");
+  s.loss_scale_good_steps = integer("loss_scale_good_steps", 0, "0");
   s.options = nlohmann::json::parse(meta("args"), nullptr, /*allow_exceptions=*/false);
   if (s.options.is_discarded()) throw InputError(path, "the saved training options cannot be read");
   s.tensors = std::move(file.tensors);

@@ -57,6 +57,37 @@ TEST_CASE("training state: every counter, the options and the tensors round-trip
   fs::remove_all(dir);
 }
 
+TEST_CASE("training state: a counter out of range or not wholly a number is named with the file") {
+  const fs::path dir = fs::temp_directory_path() / ("revkit_ckpt_bad_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "last.state.safetensors").string();
+  const std::map<std::string, std::string> good = {{"format", "revkit-train-state"}, {"next_epoch", "3"},
+                                                   {"best_fitness", "0.5"},          {"ema_updates", "10"},
+                                                   {"last_opt_step", "-2"},          {"args", "{}"}};
+  auto read_with = [&](const std::string& key, const std::string& value) {
+    auto metadata = good;
+    metadata[key] = value;
+    write_safetensors(path, {{"model.w", at::zeros({1})}}, metadata);
+    return read_training_state(path);
+  };
+  CHECK(read_with("loss_scale", "1024").loss_scale == 1024);
+  CHECK(read_with("last_opt_step", "-7").last_opt_step == -7);
+  CHECK_THROWS_WITH_AS(read_with("next_epoch", "-3"),
+                       (path + ": the training state's 'next_epoch' is '-3', not a whole number of 0 or more").c_str(),
+                       InputError);
+  CHECK_THROWS_WITH_AS(read_with("ema_updates", "12abc"),
+                       doctest::Contains("'ema_updates' is '12abc', not a whole number of 0 or more"), InputError);
+  CHECK_THROWS_WITH_AS(read_with("next_epoch", "99999999999999999999"), doctest::Contains("not a whole number"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(read_with("last_opt_step", "x"), doctest::Contains("'last_opt_step' is 'x', not a whole number"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(read_with("best_fitness", "nan"),
+                       doctest::Contains("'best_fitness' is 'nan', not a finite number"), InputError);
+  CHECK_THROWS_WITH_AS(read_with("loss_scale", "0"),
+                       doctest::Contains("'loss_scale' is '0', not a finite positive number"), InputError);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("state file names and tensor prefixes") {
   CHECK(state_path_for("runs/x/weights/last.safetensors") == "runs/x/weights/last.state.safetensors");
   const std::map<std::string, at::Tensor> t = {{"a", at::zeros({1})}, {"b", at::ones({1})}};
