@@ -85,6 +85,16 @@ Command add_train(CLI::App& app) {
                   "augment the last N epochs without mosaic (-1: the model's default, YOLOv5 0, YOLOv8 10)")
       ->capture_default_str();
   return [o, memory_mode, resume, nproc, cmd] {
+    // A resumed run goes on with the options it was started with: one given now would be ignored without a word.
+    if (cmd->count("--resume") > 0)
+      for (const CLI::Option* option : cmd->get_options()) {
+        const std::string name = option->get_name();
+        if (option->count() > 0 && name != "--resume" && name != "--workers" && name != "--stop-after-epochs" &&
+            name != "--project" && name != "--nproc")
+          throw InputError(fmt::format("{} cannot be given with --resume: the run goes on with the options it was "
+                                       "started with (--workers, --stop-after-epochs and --nproc may change)",
+                                       name));
+      }
     if (*nproc < 1) throw InputError(fmt::format("--nproc must be at least 1, got {}", *nproc));
     if (*nproc > 1 && !std::getenv("WORLD_SIZE")) {
       // Refused before any rank is started: more ranks than cores only compete for them, and a batch they cannot

@@ -74,7 +74,16 @@ Trainer::Trainer(TrainOptions options, TrainingState resume, std::string state_p
     if (!o_.model.empty() && std::find(builtins.begin(), builtins.end(), o_.model) == builtins.end())
       o_.model = fs::absolute(o_.model).string();
   }
-  device_ = parse_device(o_.device);
+  // A resumed run's options come from its state file, not the command line: their errors name the file.
+  auto checked = [&](const std::function<void()>& check) {
+    try {
+      check();
+    } catch (const InputError& e) {
+      if (resume_path_.empty()) throw;
+      throw InputError(resume_path_, std::string("its saved options: ") + e.what());
+    }
+  };
+  checked([&] { device_ = parse_device(o_.device); });
   if (auto env = distributed_from_environment(); env && env->world_size > 1) {
     // `--device cuda` under a launcher: each process takes the GPU of its local rank, as torchrun's scripts do.
     if (o_.device == "cuda") device_ = parse_device(fmt::format("cuda:{}", env->local_rank));
@@ -85,7 +94,7 @@ Trainer::Trainer(TrainOptions options, TrainingState resume, std::string state_p
   main_rank_ = !dist_ || dist_->is_main();
   if (!main_rank_) logger()->set_level(LogLevel::Error);  // one rank speaks for all
   out_ = o_.quiet || !main_rank_ ? &null_stream() : &std::cout;
-  check_options();
+  checked([&] { check_options(); });
   setup_data();
   setup_model();
   setup_optimization();

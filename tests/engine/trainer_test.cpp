@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "engine/checkpoint.h"
 
 namespace fs = std::filesystem;
 using namespace revkit;
@@ -117,6 +118,26 @@ TEST_CASE("a run numbers its folder like Ultralytics, and bad values are errors 
   CHECK_THROWS_WITH_AS(train_detector(bad), doctest::Contains("truncated JPEG (no end-of-image marker)"), InputError);
   CHECK_FALSE(fs::exists(project / "exp3"));
   fs::remove_all(project);
+}
+
+TEST_CASE("a resumed run's bad saved options are named with its state file, not as command-line options") {
+  const fs::path dir = temp_project("saved_options");
+  fs::create_directories(dir);
+  const std::string path = (dir / "last.state.safetensors").string();
+  TrainingState state;
+  state.next_epoch = 1;
+  TrainOptions saved = small_run(dir);
+  saved.epochs = -5;
+  state.options = saved.to_json();
+  write_training_state(path, state);
+  CHECK_THROWS_WITH_AS(resume_training(path, ""),
+                       (path + ": its saved options: --epochs must be positive, got -5").c_str(), InputError);
+  saved.epochs = 3;
+  saved.device = "gpu";
+  state.options = saved.to_json();
+  write_training_state(path, state);
+  CHECK_THROWS_WITH_AS(resume_training(path, ""), doctest::Contains((path + ": its saved options: ").c_str()), InputError);
+  fs::remove_all(dir);
 }
 
 // Fitting a few images from scratch: the overfit test the training recipe must pass. yolov5n on coco8's eight
