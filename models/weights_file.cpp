@@ -52,10 +52,15 @@ void log_match(const std::string& source, const WeightsMatch& m) {
   for (const auto& n : m.mismatched) logger()->debug("{}: {}", source, n);
 }
 
-}  // namespace
+// Weights with a NaN or an infinity train, validate and detect on as if nothing were wrong, to NaN losses or no
+// boxes at all, far from the file that caused it: they are refused where they are read.
+void check_finite(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+  for (const auto& [name, t] : tensors)
+    if (at::isFloatingType(t.scalar_type()) && t.numel() > 0 && !at::isfinite(t).all().item<bool>())
+      throw InputError(path, fmt::format("tensor '{}' holds NaN or infinite values", printable(name, 120)));
+}
 
-WeightsFile read_weights_file(const std::string& path) {
-  if (!fs::is_regular_file(path)) throw InputError(path, "cannot open file");
+WeightsFile read_any_weights_file(const std::string& path) {
   WeightsFile out;
   if (!is_torch_save_file(path)) {
     Safetensors file = read_safetensors(path);
@@ -71,6 +76,15 @@ WeightsFile read_weights_file(const std::string& path) {
   if (const auto it = ckpt.info.find("yaml"); it != ckpt.info.end()) out.metadata["config"] = it->second;
   for (const char* key : {"nc", "names"})
     if (const auto it = ckpt.info.find(key); it != ckpt.info.end()) out.metadata[key] = it->second;
+  return out;
+}
+
+}  // namespace
+
+WeightsFile read_weights_file(const std::string& path) {
+  if (!fs::is_regular_file(path)) throw InputError(path, "cannot open file");
+  WeightsFile out = read_any_weights_file(path);
+  check_finite(path, out.tensors);
   return out;
 }
 

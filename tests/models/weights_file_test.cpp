@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -110,6 +112,25 @@ TEST_CASE("weights without a class count: read from the head's shape, and a shap
   CHECK_THROWS_WITH_AS(read_weights_file(std::string(REVKIT_TEST_FIXTURES) + "/pytorch/legacy.pt"),
                        doctest::Contains("legacy.pt: a pickle, not a zip archive: the legacy torch.save format"),
                        InputError);
+}
+
+TEST_CASE("weights holding a NaN or an infinity are refused where they are read, naming the tensor") {
+  const std::string path =
+      (fs::temp_directory_path() / ("revkit_nonfinite_" + std::to_string(::getpid()) + ".safetensors")).string();
+  DetectionModel model = build_model("yolov5n");
+  auto tensors = named_state(*model);
+  write_safetensors(path, tensors);
+  CHECK(read_weights_file(path).tensors.size() == tensors.size());
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    auto spoilt = tensors;
+    spoilt["model.0.bn.bias"] = spoilt["model.0.bn.bias"].clone();
+    spoilt["model.0.bn.bias"][3] = bad;
+    write_safetensors(path, spoilt);
+    CHECK_THROWS_WITH_AS(read_weights_file(path),
+                         (path + ": tensor 'model.0.bn.bias' holds NaN or infinite values").c_str(), InputError);
+    CHECK_THROWS_WITH_AS(load_detector("yolov5n", path), doctest::Contains("holds NaN or infinite values"), InputError);
+  }
+  fs::remove(path);
 }
 
 TEST_CASE("class names from metadata: a list, or Ultralytics 8's {index: name} object") {
