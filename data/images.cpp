@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -16,6 +17,13 @@ namespace revkit {
 namespace {
 
 cv::Mat read_bgr(const std::string& path) {
+  // OpenCV's warnings ("[ WARN:0@...] imread_(...): can't open/read file") would come beside revkit's own message
+  // for the same file, one per image and epoch: only its errors are let through.
+  static const bool quiet = [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
+    return true;
+  }();
+  (void)quiet;
   // OpenCV decodes a file cut short as a picture filled with grey, with a warning at most.
   if (const std::string problem = truncated_image_problem(path); !problem.empty()) throw InputError(path, problem);
   cv::Mat bgr;
