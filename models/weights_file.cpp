@@ -63,7 +63,16 @@ void check_finite(const std::string& path, const std::map<std::string, at::Tenso
 WeightsFile read_any_weights_file(const std::string& path) {
   WeightsFile out;
   if (!is_torch_save_file(path)) {
-    Safetensors file = read_safetensors(path);
+    const std::string extension = fs::path(path).extension().string();
+    Safetensors file;
+    try {
+      file = read_safetensors(path);
+    } catch (const InputError&) {
+      // Named as what its name says it is, rather than as a safetensors file with a bad header.
+      if (extension != ".pt" && extension != ".pth") throw;
+      throw InputError(path, "not a PyTorch checkpoint: torch.save writes a zip archive (or a pickle before "
+                             "PyTorch 1.6), and this file is neither");
+    }
     out.tensors = std::move(file.tensors);
     out.metadata = std::move(file.metadata);
     out.layout = "safetensors";

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "core/error.h"
@@ -131,6 +132,25 @@ TEST_CASE("weights holding a NaN or an infinity are refused where they are read,
     CHECK_THROWS_WITH_AS(load_detector("yolov5n", path), doctest::Contains("holds NaN or infinite values"), InputError);
   }
   fs::remove(path);
+}
+
+TEST_CASE("a .pt or .pth file that is no checkpoint is named as such; a safetensors file so named still loads") {
+  const fs::path dir = fs::temp_directory_path() / ("revkit_not_pt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const char* name : {"notes.pt", "notes.pth"}) {
+    std::ofstream(dir / name) << "these are not weights\n";
+    CHECK_THROWS_WITH_AS(read_weights_file((dir / name).string()),
+                         ((dir / name).string() + ": not a PyTorch checkpoint: torch.save writes a zip archive (or a "
+                                                  "pickle before PyTorch 1.6), and this file is neither")
+                             .c_str(),
+                         InputError);
+  }
+  std::ofstream(dir / "notes.safetensors") << "these are not weights\n";
+  CHECK_THROWS_WITH_AS(read_weights_file((dir / "notes.safetensors").string()), doctest::Contains("header"),
+                       InputError);
+  write_safetensors((dir / "renamed.pt").string(), {{"w", at::ones({2})}});
+  CHECK(read_weights_file((dir / "renamed.pt").string()).tensors.size() == 1);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("class names from metadata: a list, or Ultralytics 8's {index: name} object") {
