@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -312,6 +313,8 @@ void write_trace(torch::autograd::profiler::ProfilerResult& result, AtomicFile& 
 
 int bench(const BenchArgs& a) {
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
+  if (!std::isfinite(a.alpha_init))
+    throw InputError(fmt::format("--alpha-init must be a finite number, got {}", a.alpha_init));
   if (a.mode != "train" && a.mode != "infer")
     throw InputError(fmt::format("--mode must be train or infer, got '{}'", a.mode));
   const bool training = a.mode == "train";
@@ -452,7 +455,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--batch", a->batch, "batch size")->check(positive())->capture_default_str();
   auto* memory_mode =
       cmd->add_option("--memory-mode", a->memory_mode, "off, column, full or auto")->capture_default_str();
   add_column_args(*cmd, a->memory);
@@ -461,13 +464,13 @@ Command add_bench(CLI::App& app) {
       "auto mode: print every plan it weighs for this input (kept and stored columns, predicted memory and "
       "recompute), one JSON line each, instead of timing");
   cmd->add_option("--recompute-chunks", a->recompute_chunks, "recompute each level's blocks in this many pieces")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--channels-last", a->channels_last,
                   "--model: convolution weights and images channels-last (auto: unless the model has a backbone row)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
-  cmd->add_option("--steps", a->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--steps", a->steps, "timed steps")->check(positive())->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (activation memory from the CUDA caching allocator)")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (default: every core, or OMP_NUM_THREADS)")

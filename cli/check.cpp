@@ -249,9 +249,9 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--columns", a->columns, "number of columns (default: the backbone's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   cmd->add_option("--imgsz", a->imgsz, "input side")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--batch", a->batch, "batch size")->check(positive())->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
-  cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(drop_path_rate())->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
   add_column_args(*cmd, a->memory);
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();

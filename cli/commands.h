@@ -17,6 +17,10 @@ std::vector<std::string>& command_line();
 // An integer option's check: 0 or more, said in those words ("--keep-columns: must be 0 or more, got -1";
 // CLI::NonNegativeNumber names the largest double as the range's end).
 const CLI::Validator& zero_or_more();
+// An integer option's check: 1 or more, said in those words (CLI::PositiveNumber, too, names the largest double).
+const CLI::Validator& positive();
+// A drop-path rate's check: between 0 and 0.99 (CLI::Range lets NaN through).
+const CLI::Validator& drop_path_rate();
 // --memory-budget's check: MB above 0 and at most kMaxBudgetMb (NaN passes a plain positive check).
 const CLI::Validator& memory_budget_mb();
 

@@ -35,6 +35,28 @@ const CLI::Validator& zero_or_more() {
   return check;
 }
 
+const CLI::Validator& positive() {
+  static const CLI::Validator check(
+      [](std::string& text) -> std::string {
+        double value = 0.0;
+        if (!CLI::detail::lexical_cast(text, value)) return "must be a number, got '" + text + "'";
+        return value > 0 ? std::string() : "must be positive, got " + text;
+      },
+      "POSITIVE");
+  return check;
+}
+
+const CLI::Validator& drop_path_rate() {
+  static const CLI::Validator check(
+      [](std::string& text) -> std::string {
+        double rate = 0.0;
+        if (!CLI::detail::lexical_cast(text, rate)) return "must be a number, got '" + text + "'";
+        return rate >= 0 && rate <= 0.99 ? std::string() : "must be between 0 and 0.99, got " + text;
+      },
+      "[0 - 0.99]");
+  return check;
+}
+
 const CLI::Validator& memory_budget_mb() {
   static const CLI::Validator check(
       [](std::string& text) -> std::string {

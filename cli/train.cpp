@@ -45,10 +45,10 @@ Command add_train(CLI::App& app) {
       ->check(memory_budget_mb());
   cmd->add_option("--recompute-chunks", o->backbone.recompute_chunks,
                   "recompute each backbone level's blocks in this many pieces")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--drop-path", o->backbone.drop_path,
                   "the backbone's largest drop-path rate (default: the backbone's own)")
-      ->check(CLI::Range(0.0, 0.99));
+      ->check(drop_path_rate());
   cmd->add_option("--channels-last", o->channels_last,
                   "convolution weights and images channels-last (auto: unless the model has a backbone row)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
