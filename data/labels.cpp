@@ -60,7 +60,9 @@ ParsedLabels parse_yolo_labels(const std::string& text, const std::string& sourc
     for (size_t i = 0; i < tokens.size(); ++i) {
       char* end = nullptr;
       v[i] = std::strtod(tokens[i].c_str(), &end);
-      if (end == tokens[i].c_str() || *end != '\0' || !std::isfinite(v[i])) numeric = false;
+      // Decimal numbers only, as Python's float() reads them: strtod also takes hexadecimal ("0x1" is 1).
+      const bool decimal = tokens[i].find_first_not_of("0123456789+-.eE") == std::string::npos;
+      if (!decimal || end == tokens[i].c_str() || *end != '\0' || !std::isfinite(v[i])) numeric = false;
     }
     if (!numeric) {
       skip("a value is not a finite number: " + line);

@@ -45,6 +45,16 @@ TEST_CASE("YOLO labels: each bad row is skipped and named by file and line") {
   CHECK_THROWS_WITH_AS(read_yolo_labels("missing.txt"), "missing.txt: cannot open label file", InputError);
 }
 
+TEST_CASE("YOLO labels: numbers are decimal, as Python's float() reads them, not hexadecimal") {
+  auto p = parse_yolo_labels("0x1 0.5 0.5 0.2 0.2\n1 0x0.8p0 0.5 0.2 0.2\n2 5e-1 +0.5 .2 2E-1\n", "h.txt", 80);
+  REQUIRE(p.rows.size(0) == 1);
+  CHECK(p.rows[0][0].item<float>() == 2);
+  CHECK(p.rows[0][1].item<float>() == 0.5f);
+  REQUIRE(p.problems.size() == 2);
+  CHECK(p.problems[0] == "h.txt:1: a value is not a finite number: 0x1 0.5 0.5 0.2 0.2");
+  CHECK(p.problems[1].find("h.txt:2: a value is not a finite number") == 0);
+}
+
 TEST_CASE("YOLO labels: a polygon row becomes the box around its points") {
   // A triangle (0.2, 0.3), (0.6, 0.1), (0.4, 0.7): x in [0.2, 0.6], y in [0.1, 0.7].
   auto p = parse_yolo_labels("3 0.2 0.3 0.6 0.1 0.4 0.7\n1 0.5 0.5 0.2 0.2\n", "seg.txt", 80);
