@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 
 namespace revkit {
 namespace {
@@ -50,6 +51,11 @@ std::string json_excerpt(const nlohmann::json& value, size_t max_chars) {
   std::string out;
   append_excerpt(value, 0, max_chars, out);
   return out;
+}
+
+bool fits_int64(const nlohmann::json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX);
+  return value.is_number_integer();
 }
 
 std::string printable(const std::string& text, size_t max_chars) {

@@ -11,6 +11,9 @@ namespace revkit {
 // until the text is long enough, "..." where something was left out.
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 80);
 
+// Whether `value` is an integer that int64_t holds (JSON's unsigned integers go up to 2^64 - 1, and would wrap).
+bool fits_int64(const nlohmann::json& value);
+
 // `text` with every byte outside printable ASCII written as \xNN, cut to `max_chars` with "..." after.
 std::string printable(const std::string& text, size_t max_chars = 200);
 

@@ -68,7 +68,7 @@ DetectionModelImpl::Header DetectionModelImpl::read_header(const nlohmann::json&
     num_classes_ = *overrides.num_classes;
   } else {
     if (!cfg.contains("nc")) fail("nc is missing (the number of classes)");
-    if (!cfg["nc"].is_number_integer()) fail("nc must be an integer, got " + json_excerpt(cfg["nc"]));
+    if (!fits_int64(cfg["nc"])) fail("nc must be an integer, got " + json_excerpt(cfg["nc"]));
     num_classes_ = cfg["nc"].get<int64_t>();
   }
   if (num_classes_ <= 0) fail(fmt::format("nc must be positive, got {}", num_classes_));
@@ -150,7 +150,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
   const nlohmann::json from_list = row[0].is_array() ? row[0] : nlohmann::json::array({row[0]});
   if (from_list.empty()) args.fail("from is an empty list");
   for (const auto& f : from_list) {
-    if (!f.is_number_integer()) args.fail("from must be an integer or a list of integers, got " + json_excerpt(row[0]));
+    if (!fits_int64(f)) args.fail("from must be an integer or a list of integers, got " + json_excerpt(row[0]));
     const int64_t v = f.get<int64_t>();
     const int64_t p = v < 0 ? position + v : v;
     if (p < -1 || p >= position || (v < -1 && p < 0))
@@ -159,7 +159,7 @@ void DetectionModelImpl::add_row(const Header& h, size_t i, const std::string& s
     from.push_back(p);
     args.in_channels.push_back(p < 0 ? 3 : channels[p]);
   }
-  if (!row[1].is_number_integer() || row[1].get<int64_t>() < 1)
+  if (!fits_int64(row[1]) || row[1].get<int64_t>() < 1)
     args.fail("number must be a positive integer, got " + json_excerpt(row[1]));
   const int64_t n = row[1].get<int64_t>();
   // Configs repeat a module a few times; a count in the thousands would build for minutes and gigabytes.

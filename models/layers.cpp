@@ -38,7 +38,7 @@ T typed(const LayerArgs& a, size_t i, const std::optional<T>& fallback, const ch
 }  // namespace
 
 int64_t LayerArgs::integer(size_t i, std::optional<int64_t> fallback, const char* what) const {
-  return typed<int64_t>(*this, i, fallback, what, has(i) && args[i].is_number_integer(), "an integer");
+  return typed<int64_t>(*this, i, fallback, what, has(i) && fits_int64(args[i]), "an integer");
 }
 double LayerArgs::number(size_t i, std::optional<double> fallback, const char* what) const {
   return typed<double>(*this, i, fallback, what, has(i) && args[i].is_number(), "a number");
@@ -101,6 +101,7 @@ BuiltLayer build_conv(const LayerArgs& a) {
   const int64_t g = a.integer(4, 1, "groups"), d = a.integer(5, 1, "dilation");
   const bool act = a.boolean(6, true, "activation");
   if (k <= 0 || s <= 0 || g <= 0 || d <= 0) a.fail("kernel, stride, groups and dilation must be positive");
+  if (a.has(3) && p < 0) a.fail(fmt::format("padding must be 0 or more (or null: autopad), got {}", p));
   return repeated<Conv>(a, c2, fmt::format("{}, {}, {}, {}", single_input(a), c2, k, s), [=](int64_t c1) {
     return Conv(ConvOptions(c1, c2, k).stride(s).padding(p).groups(g).dilation(d).act(act));
   });
@@ -236,6 +237,7 @@ BuiltLayer build_anchor_detect(const LayerArgs& a) {
 
 // The two packages spell their heads alike: YOLOv5's rows give anchors, Ultralytics 8's do not.
 BuiltLayer build_detect(const LayerArgs& a) {
+  if (a.repeats != 1) a.fail("a detection head cannot be repeated (number must be 1)");
   return a.args.size() == 1 ? build_dfl_detect(a) : build_anchor_detect(a);
 }
 

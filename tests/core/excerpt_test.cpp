@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+
 using namespace revkit;
 
 TEST_CASE("json_excerpt: short values whole, long strings cut, nesting shown three levels deep") {
@@ -25,4 +27,13 @@ TEST_CASE("printable: bytes outside printable ASCII as \\xNN, long text cut") {
   CHECK(printable("1]}} t\xa1\n") == "1]}} t\\xa1\\x0a");
   CHECK(printable("plain text") == "plain text");
   CHECK(printable(std::string(500, 'x'), 10) == "xxxxxxxxxx...");
+}
+
+TEST_CASE("fits_int64: integers int64_t holds, not JSON's unsigned ones above it, nor other values") {
+  CHECK(fits_int64(nlohmann::json(-3)));
+  CHECK(fits_int64(nlohmann::json(uint64_t{INT64_MAX})));
+  CHECK_FALSE(fits_int64(nlohmann::json(uint64_t{INT64_MAX} + 1)));
+  CHECK_FALSE(fits_int64(nlohmann::json::parse("18446744073709551615")));
+  CHECK_FALSE(fits_int64(nlohmann::json(2.0)));
+  CHECK_FALSE(fits_int64(nlohmann::json("2")));
 }

@@ -120,6 +120,14 @@ TEST_CASE("row errors name the row, the layer type and the problem") {
   CHECK_THROWS_WITH(build(row("revcol_tiny", {1}, {3}, 1, 0)), doctest::Contains("expected 0 arguments, got 1"));
   CHECK_THROWS_WITH(build(row("revcol_tiny", {}, {3})),
                     "test.yaml: row 3 (revcol_tiny): a backbone with several outputs must be row 0");
+  // A negative padding is no autopad (only null is); an integer past int64 does not wrap; a head is not repeated.
+  CHECK_THROWS_WITH(build(row("Conv", {16, 3, 1, -5}, {3})),
+                    "test.yaml: row 3 (Conv): padding must be 0 or more (or null: autopad), got -5");
+  CHECK(build(row("Conv", {16, 3, 1, nullptr}, {3})).module != nullptr);
+  CHECK_THROWS_WITH(build(row("Conv", {uint64_t{1} << 63}, {3})),
+                    "test.yaml: row 3 (Conv): argument 0 (output channels) must be an integer, got 9223372036854775808");
+  CHECK_THROWS_WITH(build(row("Detect", {2, 3}, {8, 8, 8}, 2)),
+                    "test.yaml: row 3 (Detect): a detection head cannot be repeated (number must be 1)");
   auto detect = build(row("Detect", {2, 3}, {8, 8, 8}));  // an anchor count: YOLOv5's defaults
   CHECK(std::dynamic_pointer_cast<DetectImpl>(detect.head)->num_anchors() == 3);
 }
