@@ -254,7 +254,7 @@ Command add_check(CLI::App& app) {
   cmd->add_option("--drop-path", a->drop_path, "drop-path rate")->check(drop_path_rate())->capture_default_str();
   cmd->add_option("--alpha-init", a->alpha_init, "initial alpha")->capture_default_str();
   add_column_args(*cmd, a->memory);
-  cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "random seed")->check(seed_value())->capture_default_str();
   return [a] {
     if (!a->weights.empty()) {
       if (a->reference.empty()) throw InputError("check --weights needs --reference");

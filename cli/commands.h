@@ -21,6 +21,8 @@ const CLI::Validator& zero_or_more();
 const CLI::Validator& positive();
 // A drop-path rate's check: between 0 and 0.99 (CLI::Range lets NaN through).
 const CLI::Validator& drop_path_rate();
+// A seed's check: a whole number from 0 to 2^64 - 1 (CLI11 wraps -1 and clamps what is above).
+const CLI::Validator& seed_value();
 // --memory-budget's check: MB above 0 and at most kMaxBudgetMb (NaN passes a plain positive check).
 const CLI::Validator& memory_budget_mb();
 

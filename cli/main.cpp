@@ -2,6 +2,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <thread>
 
@@ -54,6 +55,19 @@ const CLI::Validator& drop_path_rate() {
         return rate >= 0 && rate <= 0.99 ? std::string() : "must be between 0 and 0.99, got " + text;
       },
       "[0 - 0.99]");
+  return check;
+}
+
+const CLI::Validator& seed_value() {
+  static const CLI::Validator check(
+      [](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        errno = 0;
+        if (digits) std::strtoull(text.c_str(), nullptr, 10);
+        if (digits && errno != ERANGE) return std::string();
+        return "must be a whole number from 0 to 18446744073709551615, got " + text;
+      },
+      "UINT64");
   return check;
 }
 

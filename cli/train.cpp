@@ -54,7 +54,9 @@ Command add_train(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_flag("--amp", o->amp, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA");
-  cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of weights, data order and augmentation")
+      ->check(seed_value())
+      ->capture_default_str();
   cmd->add_option("--weights", o->weights,
                   "initial weights (.safetensors or a PyTorch .pt/.pth; names and shapes that match are copied, a "
                   "backbone checkpoint goes into the backbone row)");
