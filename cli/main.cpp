@@ -1,7 +1,9 @@
 // revkit: train, validate and check reversible networks from the command line.
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <thread>
@@ -11,6 +13,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/excerpt.h"
 #include "core/build_info.h"
 #include "core/cpu_allocator.h"
 #include "core/error.h"
@@ -132,6 +135,22 @@ int main(int argc, char** argv) {
   add(revkit::cli::add_info);
   add(revkit::cli::add_list);
 
+  // The first word that is no option nor an option's value names the command: one that is none is named (CLI11
+  // would only say that a command is required).
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--plugin" || word == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (word.empty() || word[0] == '-') continue;
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), word) != names.end()) break;
+    std::cerr << fmt::format("revkit: error: unknown command '{}' (commands: {})\n", revkit::printable(word, 80),
+                             fmt::join(names, ", "));
+    return revkit::kExitBadInput;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -23,7 +23,8 @@ namespace {
 
 int parse_int_variable(const char* name, int fallback, bool required) {
   const char* v = std::getenv(name);
-  if (!v || !*v) {
+  if (v && !*v) throw InputError(fmt::format("environment variable {} is set but empty: expected a count", name));
+  if (!v) {
     if (required) throw InputError(fmt::format("environment variable {} is not set (needed with WORLD_SIZE)", name));
     return fallback;
   }
