@@ -28,36 +28,32 @@ std::vector<std::string>& command_line() {
   return args;
 }
 
-const CLI::Validator& zero_or_more() {
-  static const CLI::Validator check(
-      [](std::string& text) -> std::string {
+namespace {
+// A number option's check, said in words: "must be <requirement>, got <text>". NaN meets no requirement.
+CLI::Validator number_check(bool (*meets)(double), const std::string& requirement, const std::string& name) {
+  return CLI::Validator(
+      [meets, requirement](std::string& text) -> std::string {
         double value = 0.0;
         if (!CLI::detail::lexical_cast(text, value)) return "must be a number, got '" + text + "'";
-        return value >= 0 ? std::string() : "must be 0 or more, got " + text;
+        return meets(value) ? std::string() : "must be " + requirement + ", got " + text;
       },
-      "NONNEGATIVE");
+      name);
+}
+}  // namespace
+
+const CLI::Validator& zero_or_more() {
+  static const CLI::Validator check = number_check([](double v) { return v >= 0; }, "0 or more", "NONNEGATIVE");
   return check;
 }
 
 const CLI::Validator& positive() {
-  static const CLI::Validator check(
-      [](std::string& text) -> std::string {
-        double value = 0.0;
-        if (!CLI::detail::lexical_cast(text, value)) return "must be a number, got '" + text + "'";
-        return value > 0 ? std::string() : "must be positive, got " + text;
-      },
-      "POSITIVE");
+  static const CLI::Validator check = number_check([](double v) { return v > 0; }, "positive", "POSITIVE");
   return check;
 }
 
 const CLI::Validator& drop_path_rate() {
-  static const CLI::Validator check(
-      [](std::string& text) -> std::string {
-        double rate = 0.0;
-        if (!CLI::detail::lexical_cast(text, rate)) return "must be a number, got '" + text + "'";
-        return rate >= 0 && rate <= 0.99 ? std::string() : "must be between 0 and 0.99, got " + text;
-      },
-      "[0 - 0.99]");
+  static const CLI::Validator check =
+      number_check([](double v) { return v >= 0 && v <= 0.99; }, "between 0 and 0.99", "[0 - 0.99]");
   return check;
 }
 
