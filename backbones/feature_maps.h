@@ -20,4 +20,7 @@ void check_declared_maps(const std::string& name, const Backbone& backbone);
 void check_feature_maps(const std::string& name, const Backbone& backbone, const at::Tensor& input,
                         const std::vector<at::Tensor>& maps);
 
+// backbone.forward(input), checked as above: how every caller runs a backbone it did not build itself.
+std::vector<at::Tensor> checked_forward(const std::string& name, Backbone& backbone, const at::Tensor& input);
+
 }  // namespace revkit

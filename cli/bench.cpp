@@ -82,11 +82,7 @@ Subject make_subject(const BenchArgs& a) {
   settings.alpha_init = a.alpha_init;
   std::shared_ptr<Backbone> backbone = make_backbone(a.backbone, settings);
   check_declared_maps(a.backbone, *backbone);
-  auto forward = [backbone, name = a.backbone](const at::Tensor& x) {
-    std::vector<at::Tensor> maps = backbone->forward(x);
-    check_feature_maps(name, *backbone, x, maps);
-    return maps;
-  };
+  auto forward = [backbone, name = a.backbone](const at::Tensor& x) { return checked_forward(name, *backbone, x); };
   return {backbone, forward, backbone->size_divisor(), a.backbone};
 }
 

@@ -121,11 +121,7 @@ int check_backbone(const CheckArgs& a) {
   model->train();
   at::Tensor input = at::randn({a.batch, 3, a.imgsz, a.imgsz}, at::TensorOptions().dtype(dtype));
   check_declared_maps(a.backbone, *model);
-  auto forward = [&](const at::Tensor& x) {
-    std::vector<at::Tensor> maps = model->forward(x);
-    check_feature_maps(a.backbone, *model, x, maps);
-    return maps;
-  };
+  auto forward = [&](const at::Tensor& x) { return checked_forward(a.backbone, *model, x); };
 
   auto parts = reversible::reversible_modules(*model);
   if (parts.empty())

@@ -13,10 +13,10 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "core/excerpt.h"
 #include "core/build_info.h"
 #include "core/cpu_allocator.h"
 #include "core/error.h"
+#include "core/excerpt.h"
 #include "core/logging.h"
 #include "engine/launcher.h"
 #include "engine/train_options.h"

@@ -105,7 +105,8 @@ void DetectionModelImpl::read_scale(const nlohmann::json& cfg, const std::string
   if (cfg.contains("depth_multiple") || cfg.contains("width_multiple"))
     fail("give either scales or depth_multiple and width_multiple, not both");
   std::string scale = cfg.contains("scale") && cfg["scale"].is_string() ? cfg["scale"].get<std::string>() : "";
-  if (cfg.contains("scale") && !cfg["scale"].is_string()) fail("scale must be a name, got " + json_excerpt(cfg["scale"]));
+  if (cfg.contains("scale") && !cfg["scale"].is_string())
+    fail("scale must be a name, got " + json_excerpt(cfg["scale"]));
   if (scale.empty()) {
     scale = scales.contains("n") ? "n" : scales.begin().key();
     logger()->warn("{}: no scale chosen (name the model e.g. yolov8{} for a config yolov8.yaml); using '{}'", source,
@@ -119,7 +120,8 @@ void DetectionModelImpl::read_scale(const nlohmann::json& cfg, const std::string
   const auto& row = scales[scale];
   if (!row.is_array() || row.size() != 3 || !row[0].is_number() || !row[1].is_number() || !row[2].is_number_integer() ||
       row[0].get<double>() <= 0 || row[1].get<double>() <= 0 || row[2].get<int64_t>() <= 0)
-    fail(fmt::format("scale '{}' must be [depth, width, max_channels], all positive, got {}", scale, json_excerpt(row)));
+    fail(
+        fmt::format("scale '{}' must be [depth, width, max_channels], all positive, got {}", scale, json_excerpt(row)));
   h.depth = row[0].get<double>();
   h.width = row[1].get<double>();
   h.max_channels = row[2].get<int64_t>();

@@ -220,7 +220,8 @@ BuiltLayer build_anchor_detect(const LayerArgs& a) {
         a.fail("each anchor level must be a list of pixel pairs w, h");
       std::vector<double> v;
       for (const auto& x : level) {
-        if (!x.is_number() || x.get<double>() <= 0) a.fail("anchor sizes must be positive numbers, got " + json_excerpt(x));
+        if (!x.is_number() || x.get<double>() <= 0)
+          a.fail("anchor sizes must be positive numbers, got " + json_excerpt(x));
         v.push_back(x.get<double>());
       }
       if (!anchors.empty() && v.size() != anchors[0].size())
@@ -258,9 +259,7 @@ LayerFactory backbone_row(const std::string& name) {
     BuiltLayer built;
     built.module = backbone;
     built.forward = [backbone, name](const std::vector<at::Tensor>& in) {
-      std::vector<at::Tensor> maps = backbone->forward(in.at(0));
-      check_feature_maps(name, *backbone, in.at(0), maps);
-      return maps;
+      return checked_forward(name, *backbone, in.at(0));
     };
     built.out_channels = backbone->out_channels();
     built.backbone = true;

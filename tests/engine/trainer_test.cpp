@@ -136,7 +136,8 @@ TEST_CASE("a resumed run's bad saved options are named with its state file, not 
   saved.device = "gpu";
   state.options = saved.to_json();
   write_training_state(path, state);
-  CHECK_THROWS_WITH_AS(resume_training(path, ""), doctest::Contains((path + ": its saved options: ").c_str()), InputError);
+  CHECK_THROWS_WITH_AS(resume_training(path, ""), doctest::Contains((path + ": its saved options: ").c_str()),
+                       InputError);
   fs::remove_all(dir);
 }
 

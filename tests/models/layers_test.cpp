@@ -124,8 +124,9 @@ TEST_CASE("row errors name the row, the layer type and the problem") {
   CHECK_THROWS_WITH(build(row("Conv", {16, 3, 1, -5}, {3})),
                     "test.yaml: row 3 (Conv): padding must be 0 or more (or null: autopad), got -5");
   CHECK(build(row("Conv", {16, 3, 1, nullptr}, {3})).module != nullptr);
-  CHECK_THROWS_WITH(build(row("Conv", {uint64_t{1} << 63}, {3})),
-                    "test.yaml: row 3 (Conv): argument 0 (output channels) must be an integer, got 9223372036854775808");
+  CHECK_THROWS_WITH(
+      build(row("Conv", {uint64_t{1} << 63}, {3})),
+      "test.yaml: row 3 (Conv): argument 0 (output channels) must be an integer, got 9223372036854775808");
   CHECK_THROWS_WITH(build(row("Detect", {2, 3}, {8, 8, 8}, 2)),
                     "test.yaml: row 3 (Detect): a detection head cannot be repeated (number must be 1)");
   auto detect = build(row("Detect", {2, 3}, {8, 8, 8}));  // an anchor count: YOLOv5's defaults
