@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/fused_linear.h"
 #include "core/init.h"
 #include "reversible/chunks.h"
 #include "reversible/kept_matmuls.h"
@@ -73,7 +74,8 @@ ConvNextBlockImpl::ConvNextBlockImpl(int64_t channels, int64_t kernel_size, doub
 
 at::Tensor ConvNextBlockImpl::forward(const at::Tensor& x) {
   at::Tensor y = dwconv->forward(x).permute({0, 2, 3, 1});
-  y = linear(*pwconv2, at::gelu(linear(*pwconv1, norm->forward(y))));
+  // The widening product is never kept (reversible::linear keeps contracting ones): fused with its GELU.
+  y = linear(*pwconv2, fused_linear_gelu(norm->forward(y), pwconv1->weight, pwconv1->bias));
   // Layer scale, drop path and the residual in one pass over NHWC: x + y * (gamma * mask), the per-sample mask
   // folded into the per-channel gamma.
   const at::Tensor scale = drop_path > 0.0 && is_training() ? gamma * drop_path_scale(y, drop_path) : gamma;

@@ -10,8 +10,12 @@
 #   python:    the seed's Python RevCol-T (bench_reference.py, on the Python side of the wheel revkit was built
 #              against) against `revkit bench`, a training step at 224, batch 2, in off and column mode at --columns,
 #              the side that starts alternating from pair to pair (bench/run.sh times every mode, but in 3 rounds).
+#   fused:     REVKIT_FUSED_LINEAR=0 (at::linear, then at::gelu) against oneDNN's fused linear where no gradient
+#              is recorded (core/fused_linear.h): RevCol-T at 224, batch 2, at --columns: the inference step, and
+#              off and column training steps side by side in one process (--interleave off,column), with the
+#              least a step that recomputes every cell once can cost (1 + the forward without autograd / off).
 #
-#   bash bench/process_pairs.sh [--pairs N] [--compare "allocator cuda python"] [--columns "2 4"]
+#   bash bench/process_pairs.sh [--pairs N] [--compare "allocator cuda python fused"] [--columns "2 4"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=3
@@ -155,5 +159,61 @@ starts alternating; medians, and the medians of the per-pair ratios. Memory is t
 |---|---|---|---|---|---|---|---|
 $rows
 <!-- python_pairs:end -->
+MD
+fi
+
+if [[ " $compare " == *" fused "* ]]; then
+  # One side's processes: "<inference ms> <off ms> <column ms> <column / off> <bound>".
+  fused_sample() {
+    local n=$1
+    shift
+    local shape=(--backbone revcol_tiny --columns "$n" --imgsz 224 --batch 2 --threads 2 --json)
+    {
+      env "$@" "$revkit" bench "${shape[@]}" --mode infer --steps 7 2>/dev/null
+      env "$@" "$revkit" bench "${shape[@]}" --interleave off,column --steps 7 2>/dev/null
+    } | python3 -c "
+import json, sys
+infer, side = (json.loads(l) for l in sys.stdin)
+off, column = side['interleaved']
+print(infer['step_ms'], off['step_ms'], column['step_ms'], column['ratio'], 1 + side['forward_ratio'])"
+  }
+  rows=""
+  for n in $columns; do
+    samples=""
+    for i in $(seq "$pairs"); do
+      if [ $((i % 2)) = 1 ]; then a=$(fused_sample "$n" REVKIT_FUSED_LINEAR=0); b=$(fused_sample "$n" REVKIT_FUSED_LINEAR=1)
+      else b=$(fused_sample "$n" REVKIT_FUSED_LINEAR=1); a=$(fused_sample "$n" REVKIT_FUSED_LINEAR=0); fi
+      samples+="$a $b"$'\n'
+    done
+    rows+="$(python3 -c "
+import statistics, sys
+p = [list(map(float, l.split())) for l in sys.argv[2].splitlines() if l.strip()]
+med = statistics.median
+names = ['inference step ms', 'off step ms', 'column step ms', 'column / off, one process',
+         'recompute bound, one process']
+for k, name in enumerate(names):
+    a, b = med(r[k] for r in p), med(r[5 + k] for r in p)
+    d = 0 if k < 3 else 3
+    ratio = f'{med(r[5 + k] / r[k] for r in p):.3f}' if k < 3 else '-'
+    print(f'| {sys.argv[1]} | {name} | {a:.{d}f} | {b:.{d}f} | {ratio} |')
+" "$n" "$samples")"$'\n'
+  done
+  echo "$rows"
+  python3 bench/put_section.py fused_linear --before layout <<MD
+<!-- fused_linear:begin -->
+## oneDNN's fused linear where no gradient is recorded
+
+\`bash bench/process_pairs.sh --compare fused --pairs $pairs --columns "$columns"\` on $header: \`revkit bench
+--backbone revcol_tiny --columns N --imgsz 224 --batch 2 --threads 2\` with \`--mode infer\` and with \`--interleave
+off,column\`, 7 steps each, with \`REVKIT_FUSED_LINEAR=0\` (at::linear, then at::gelu) and without (a ConvNeXt
+block's pointwise layers as oneDNN inner products with the bias and GELU in their output pass, where no gradient is
+recorded: \`core/fused_linear.h\`), $pairs pairs of processes, the side that starts alternating; medians, and the
+medians of the per-pair ratios. The bound is 1 + a forward without autograd / an \`off\` step, measured in the same
+process: what a step that recomputes every cell once costs at least.
+
+| columns | measure | at::linear | fused | ratio |
+|---|---|---|---|---|
+$rows
+<!-- fused_linear:end -->
 MD
 fi

@@ -32,7 +32,8 @@ int64_t multiply_adds(const char* name, c10::ArrayRef<const c10::IValue> in) {
       out *= (x->size(2 + d) + 2 * padding[d] - dilation[d] * (w->size(2 + d) - 1) - 1) / stride[d] + 1;
     return out * w->size(1) * w->size(2) * w->size(3);
   }
-  if (std::strcmp(name, "aten::linear") == 0) {
+  // oneDNN's linear with a fused output operation (core/fused_linear): a linear layer's products.
+  if (std::strcmp(name, "aten::linear") == 0 || std::strcmp(name, "mkldnn::_linear_pointwise") == 0) {
     const at::Tensor *x = tensor(0), *w = tensor(1);
     return x && w ? numel(x->sizes()) * w->size(0) : 0;
   }

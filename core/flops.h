@@ -7,7 +7,7 @@
 namespace revkit {
 
 // Runs `fn` on this thread and returns 2 * (multiply-adds of every convolution and matrix product in it:
-// aten::convolution, linear, addmm, mm, bmm, matmul; one inside another counts once).
+// aten::convolution, linear, addmm, mm, bmm, matmul, and oneDNN's fused linear; one inside another counts once).
 int64_t count_flops(const std::function<void()>& fn);
 
 }  // namespace revkit

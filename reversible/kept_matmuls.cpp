@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "core/fused_linear.h"
 #include "core/memory_meter.h"
 
 namespace revkit::reversible {
@@ -74,12 +75,12 @@ bool worth_keeping(const at::Tensor& weight) { return weight.size(0) <= weight.s
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   detail::MatmulScope* scope = current_scope;
   if (scope == nullptr || (scope->record == nullptr && scope->replay == nullptr) || !worth_keeping(weight))
-    return at::linear(x, weight, bias);
+    return fused_linear(x, weight, bias);
   if (scope->replay != nullptr) return replay(*scope, x, weight, bias);
   KeptMatmuls& kept = *scope->record;
   if (scope->timed) synchronize(x.device());
   const auto start = std::chrono::steady_clock::now();
-  at::Tensor out = at::linear(x, weight, bias);
+  at::Tensor out = fused_linear(x, weight, bias);
   if (scope->timed) {
     synchronize(x.device());
     kept.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

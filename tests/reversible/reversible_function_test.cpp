@@ -294,11 +294,13 @@ TEST_CASE("kept levels with a loss on the lowest level only: the states below th
 }
 
 TEST_CASE("kept matrix products are not multiplied again: a step runs the contracting ones once, not twice") {
-  // Counts the forward products (addmm; the backward's are mm) of one training step.
+  // Counts the forward products of one training step (addmm, or oneDNN's fused linear where no gradient is
+  // recorded; the backward's are mm).
   static thread_local int64_t addmm_calls = 0;
   const auto handle = at::addThreadLocalCallback(
       at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-        if (std::string(fn.name()) == "aten::addmm") ++addmm_calls;
+        const std::string name = fn.name();
+        if (name == "aten::addmm" || name == "mkldnn::_linear_pointwise") ++addmm_calls;
         return nullptr;
       }));
   at::manual_seed(24);
