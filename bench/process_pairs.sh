@@ -10,10 +10,11 @@
 #   python:    the seed's Python RevCol-T (bench_reference.py, on the Python side of the wheel revkit was built
 #              against) against `revkit bench`, a training step at 224, batch 2, in off and column mode at --columns,
 #              the side that starts alternating from pair to pair (bench/run.sh times every mode, but in 3 rounds).
-#   fused:     REVKIT_FUSED_LINEAR=0 (at::linear, then at::gelu) against oneDNN's fused linear where no gradient
-#              is recorded (core/fused_linear.h): RevCol-T at 224, batch 2, at --columns: the inference step, and
-#              off and column training steps side by side in one process (--interleave off,column), with the
-#              least a step that recomputes every cell once can cost (1 + the forward without autograd / off).
+#   fused:     REVKIT_FUSED_LINEAR=0 (at::linear, then at::gelu) against oneDNN's products with the bias, and
+#              the GELU without autograd, fused (core/fused_linear.h): RevCol-T at 224, batch 2, at --columns: the
+#              inference step, and off and column training steps side by side in one process (--interleave
+#              off,column), with the least a step that recomputes every cell once can cost (1 + the forward
+#              without autograd / off).
 #
 #   bash bench/process_pairs.sh [--pairs N] [--compare "allocator cuda python fused"] [--columns "2 4"]
 set -euo pipefail
@@ -201,13 +202,13 @@ for k, name in enumerate(names):
   echo "$rows"
   python3 bench/put_section.py fused_linear --before layout <<MD
 <!-- fused_linear:begin -->
-## oneDNN's fused linear where no gradient is recorded
+## oneDNN's linear layers, bias and GELU fused
 
 \`bash bench/process_pairs.sh --compare fused --pairs $pairs --columns "$columns"\` on $header: \`revkit bench
 --backbone revcol_tiny --columns N --imgsz 224 --batch 2 --threads 2\` with \`--mode infer\` and with \`--interleave
 off,column\`, 7 steps each, with \`REVKIT_FUSED_LINEAR=0\` (at::linear, then at::gelu) and without (a ConvNeXt
-block's pointwise layers as oneDNN inner products with the bias and GELU in their output pass, where no gradient is
-recorded: \`core/fused_linear.h\`), $pairs pairs of processes, the side that starts alternating; medians, and the
+block's pointwise layers as oneDNN inner products with the bias added in their output pass, and the GELU too where
+no gradient is recorded: \`core/fused_linear.h\`), $pairs pairs of processes, the side that starts alternating; medians, and the
 medians of the per-pair ratios. The bound is 1 + a forward without autograd / an \`off\` step, measured in the same
 process: what a step that recomputes every cell once costs at least.
 

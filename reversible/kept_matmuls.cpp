@@ -1,7 +1,6 @@
 #include "reversible/kept_matmuls.h"
 
 #include <ATen/ATen.h>
-#include <torch/autograd.h>
 
 #include <chrono>
 
@@ -12,34 +11,6 @@ namespace revkit::reversible {
 namespace {
 
 thread_local detail::MatmulScope* current_scope = nullptr;
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// A linear layer whose output was computed in the forward pass: forward hands that output on, backward is the
-// linear layer's, with the same products in the same order as at::linear's own backward (a flattened addmm).
-struct KeptLinear : public torch::autograd::Function<KeptLinear> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const c10::optional<at::Tensor>& bias, const at::Tensor& output) {
-    ctx->save_for_backward({x, weight});
-    ctx->saved_data["bias"] = bias.has_value();
-    return output;  // an input handed on: autograd makes it a view with this node as its history
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& x = saved[0];
-    const at::Tensor& weight = saved[1];
-    const at::Tensor g = grad_outputs[0].reshape({-1, weight.size(0)});
-    variable_list result(4);
-    if (ctx->needs_input_grad(0)) result[0] = g.mm(weight).view(x.sizes());
-    // g^T x, as at::linear's backward multiplies for a weight used transposed: contiguous like the weight, so
-    // that accumulating it into .grad is a plain add.
-    if (ctx->needs_input_grad(1)) result[1] = g.t().mm(x.reshape({-1, weight.size(1)}));
-    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) result[2] = g.sum(0);
-    return result;
-  }
-};
 
 at::Tensor replay(detail::MatmulScope& scope, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const KeptMatmuls& kept = *scope.replay;
@@ -60,8 +31,7 @@ at::Tensor replay(detail::MatmulScope& scope, const at::Tensor& x, const at::Ten
   // Under autocast the forward multiplied in the cast dtype: the same casts here, differentiable, so that the
   // weights' gradients come back through them in their own dtype.
   const auto dtype = out.scalar_type();
-  return KeptLinear::apply(x.to(dtype), weight.to(dtype),
-                           bias.defined() ? c10::optional<at::Tensor>(bias.to(dtype)) : c10::nullopt, out);
+  return linear_from_output(x.to(dtype), weight.to(dtype), bias.defined() ? bias.to(dtype) : at::Tensor(), out);
 }
 
 // A product is kept when its output is no wider than its input: the multiplication it saves per byte kept is its
