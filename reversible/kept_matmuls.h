@@ -16,7 +16,7 @@ namespace revkit::reversible {
 
 // y = x W^T + b over the last dimension of x, as at::linear. Inside a cell that keeps its matrix products, the
 // forward pass keeps y and the recompute returns it again, when W has no more rows than columns; everywhere else
-// this is revkit::fused_linear (at::linear wherever autograd records).
+// this is revkit::fused_linear (oneDNN's product where it can run it, else at::linear).
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
 // The outputs one cell's reversible::linear calls produced in its forward pass, in call order.
